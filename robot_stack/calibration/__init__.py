@@ -1,0 +1,1 @@
+"""Calibration math: ChArUco intrinsics, hand-eye, workspace box (ROS-free)."""

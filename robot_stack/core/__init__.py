@@ -1,0 +1,1 @@
+"""Shared, ROS-free building blocks: specs, configs, safety, device interfaces."""

@@ -1,0 +1,1 @@
+"""Thin rclpy nodes over the core, one node per file, each with a ``main()``."""

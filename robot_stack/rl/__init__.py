@@ -1,0 +1,1 @@
+"""RLIF learning core: reward labelling, vision replay buffer, RLPD-style SAC, baselines."""

@@ -1,0 +1,1 @@
+"""MuJoCo FR3 tasks with cameras, Gymnasium registration, and the simulated operator."""
