@@ -1,1 +1,18 @@
-"""Calibration math: ChArUco intrinsics, hand-eye, workspace box (ROS-free)."""
+"""Calibration math: ChArUco intrinsics, hand-eye, workspace box (ROS-free).
+
+Modules (import the one you need; this package imports nothing heavy by itself):
+
+* ``workspace``: :class:`~robot_stack.calibration.workspace.WorkspaceBox`,
+  ``load_workspace_box(path, limits=None)`` (numpy + yaml only: for the franka safety layer),
+  ``box_from_positions``, ``save_workspace_box``.
+* ``intrinsics``: ``CameraIntrinsics``, ``load_camera_info_yaml`` / ``save_camera_info_yaml``
+  (ROS camera_calibration_parsers format), ``ViewSelector``, ``calibrate_intrinsics``,
+  ``compare_intrinsics``, ``realsense_factory_intrinsics``.
+* ``handeye``: ``solve_hand_eye``, ``check_pose_set``, ``HandEyeCollector``, ``Extrinsic``,
+  ``load_extrinsic_yaml`` / ``save_extrinsic_yaml``, ``static_transform_from_result``.
+* ``board``: ``BoardConfig``, ``BoardDetector``, ``estimate_board_pose``, ``save_board_png/pdf``.
+* ``synthetic`` / ``sim_board_scene``: fake cameras with known truth (OpenCV warp, MuJoCo).
+* ``ros_collect``: optional rclpy collectors, imported only by the CLI's live modes.
+
+CLI: ``python -m robot_stack.calibration {board,intrinsics,handeye,workspace,show,selftest}``.
+"""
