@@ -1,0 +1,631 @@
+"""Parse ROS 2 YAML launch files into a plan of processes (no ROS needed).
+
+The files stay in the documented ``ros2 launch`` YAML format and run unmodified there; this
+module implements the subset robot_stack uses:
+
+Entities (one-key mappings in the ``launch:`` list)
+  ``arg``        name, default, description, choices
+  ``let``        name, value
+  ``node``       pkg, exec, name, namespace, output, args, ros_args, respawn, respawn_delay,
+                 exec_name, on_exit (``shutdown``), env [{name, value}],
+                 param [{name, value} | {name, param: [...]} | {from: file}],
+                 remap [{from, to}]
+  ``executable`` cmd, name, output, cwd, env, respawn, respawn_delay, on_exit
+  ``include``    file, arg [{name, value}]  (YAML launch files only)
+  ``group``      scoped, forwarding, keep, children
+  ``push-ros-namespace`` / ``push_ros_namespace``  namespace
+  ``set_env`` / ``set-env``  name, value;  ``log``  message
+  every entity: ``if`` / ``unless``
+Substitutions
+  ``$(var x)``, ``$(env X [default])``, ``$(optenv X [default])``, ``$(find-pkg-share pkg)``,
+  ``$(find-pkg-prefix pkg)``, ``$(dirname)``, ``$(filename)``; nested substitutions work.
+Anything else fails with :class:`LaunchError` naming the construct and its file and line.
+
+Lookups: ``find-pkg-share``/``pkg`` search ``AMENT_PREFIX_PATH`` (``share/<pkg>``,
+``lib/<pkg>/<exec>``). For ``robot_stack`` itself the source tree (``ROBOT_STACK_ROOT``, set
+by tools/env.sh) comes first, so edited launch/config files and scripts need no rebuild.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import shlex
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+class LaunchError(ValueError):
+    """A launch file cannot be run: unsupported construct, bad value, missing argument."""
+
+
+# --------------------------------------------------------------------------------------
+# YAML with line numbers
+# --------------------------------------------------------------------------------------
+
+
+class LDict(dict):
+    """A mapping that remembers where it was in the file."""
+
+    line: int = 0
+
+
+class LList(list):
+    line: int = 0
+
+
+def _convert(node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        d = LDict()
+        d.line = node.start_mark.line + 1
+        for k, v in node.value:
+            d[_convert(k)] = _convert(v)
+        return d
+    if isinstance(node, yaml.SequenceNode):
+        lst = LList(_convert(v) for v in node.value)
+        lst.line = node.start_mark.line + 1
+        return lst
+    return yaml.SafeLoader.construct_object(_SCALAR_LOADER, node, deep=True)
+
+
+_SCALAR_LOADER = yaml.SafeLoader("")
+
+
+def load_yaml_with_lines(path: pathlib.Path) -> Any:
+    try:
+        node = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        raise LaunchError(f"{path}: not valid YAML: {e}") from e
+    return None if node is None else _convert(node)
+
+
+# --------------------------------------------------------------------------------------
+# Package lookup
+# --------------------------------------------------------------------------------------
+
+
+def _prefixes() -> list[pathlib.Path]:
+    return [pathlib.Path(p) for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+
+
+def _source_root(pkg: str) -> pathlib.Path | None:
+    root = os.environ.get("ROBOT_STACK_ROOT")
+    if pkg == "robot_stack" and root and (pathlib.Path(root) / "package.xml").is_file():
+        return pathlib.Path(root)
+    return None
+
+
+def find_pkg_share(pkg: str) -> pathlib.Path:
+    src = _source_root(pkg)
+    if src is not None:
+        return src
+    for prefix in _prefixes():
+        if (prefix / "share" / "ament_index" / "resource_index" / "packages" / pkg).exists():
+            return prefix / "share" / pkg
+    raise LaunchError(f"package '{pkg}' not found on AMENT_PREFIX_PATH (source tools/env.sh, or the package's install/setup.bash)")
+
+
+def find_pkg_prefix(pkg: str) -> pathlib.Path:
+    for prefix in _prefixes():
+        if (prefix / "share" / "ament_index" / "resource_index" / "packages" / pkg).exists():
+            return prefix
+    raise LaunchError(f"package '{pkg}' not found on AMENT_PREFIX_PATH")
+
+
+def find_executable(pkg: str, exe: str) -> list[str]:
+    """Command prefix that runs ``exe`` of ``pkg`` (Python scripts run with this interpreter)."""
+    candidates = []
+    src = _source_root(pkg)
+    if src is not None:
+        candidates.append(src / "scripts" / exe)
+    candidates += [prefix / "lib" / pkg / exe for prefix in _prefixes()]
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            with open(c, "rb") as f:
+                first = f.readline()
+            # Run Python scripts with this interpreter: the venv's, whatever the shebang says.
+            return [sys.executable, str(c)] if first.startswith(b"#!") and b"python" in first else [str(c)]
+    looked = ", ".join(str(c) for c in candidates) or "(AMENT_PREFIX_PATH is empty)"
+    raise LaunchError(f"executable '{exe}' of package '{pkg}' not found; looked at: {looked}")
+
+
+# --------------------------------------------------------------------------------------
+# Substitutions
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Scope:
+    """Launch configurations and ROS namespace visible to an entity."""
+
+    configs: dict[str, str]
+    namespace: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    def child(self) -> "Scope":
+        return Scope(dict(self.configs), self.namespace, dict(self.env))
+
+
+class _Ctx:
+    def __init__(self, file: pathlib.Path, line: int):
+        self.file, self.line = file, line
+
+    def err(self, msg: str) -> LaunchError:
+        return LaunchError(f"{self.file}:{self.line}: {msg}")
+
+
+def _find_close(text: str, start: int) -> int:
+    depth, i = 0, start
+    while i < len(text):
+        if text.startswith("$(", i):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def substitute(text: str, scope: Scope, ctx: _Ctx) -> str:
+    """Resolve ``$(...)`` substitutions in ``text``."""
+    out, i = [], 0
+    while True:
+        j = text.find("$(", i)
+        if j < 0:
+            out.append(text[i:])
+            return "".join(out)
+        out.append(text[i:j])
+        k = _find_close(text, j)
+        if k < 0:
+            raise ctx.err(f"unclosed substitution in {text!r}")
+        inner = substitute(text[j + 2:k], scope, ctx)
+        out.append(_eval_substitution(inner, scope, ctx))
+        i = k + 1
+
+
+def _eval_substitution(inner: str, scope: Scope, ctx: _Ctx) -> str:
+    try:
+        parts = shlex.split(inner)
+    except ValueError as e:
+        raise ctx.err(f"cannot split substitution $({inner}): {e}") from e
+    if not parts:
+        raise ctx.err("empty substitution $()")
+    kind, args = parts[0], parts[1:]
+    if kind == "var":
+        if len(args) != 1:
+            raise ctx.err(f"$(var ...) takes one name, got $({inner})")
+        if args[0] not in scope.configs:
+            raise ctx.err(f"launch configuration '{args[0]}' is not set (declare it with an 'arg' or 'let' first)")
+        return scope.configs[args[0]]
+    if kind in ("env", "optenv"):
+        if not 1 <= len(args) <= 2:
+            raise ctx.err(f"$({kind} NAME [default]) expected, got $({inner})")
+        value = scope.env.get(args[0], os.environ.get(args[0]))
+        if value is not None:
+            return value
+        if len(args) == 2 or kind == "optenv":
+            return args[1] if len(args) == 2 else ""
+        raise ctx.err(f"environment variable '{args[0]}' is not set and $(env) has no default")
+    if kind == "find-pkg-share":
+        if len(args) != 1:
+            raise ctx.err(f"$(find-pkg-share PKG) expected, got $({inner})")
+        try:
+            return str(find_pkg_share(args[0]))
+        except LaunchError as e:
+            raise ctx.err(str(e)) from e
+    if kind == "find-pkg-prefix":
+        try:
+            return str(find_pkg_prefix(args[0]))
+        except LaunchError as e:
+            raise ctx.err(str(e)) from e
+    if kind == "dirname":
+        return str(ctx.file.parent)
+    if kind == "filename":
+        return str(ctx.file)
+    raise ctx.err(f"substitution $({kind} ...) is not supported by robot_stack's launch runner "
+                  "(supported: var, env, optenv, find-pkg-share, find-pkg-prefix, dirname, filename)")
+
+
+def _truthy(value: str, ctx: _Ctx, what: str) -> bool:
+    v = value.strip().lower()
+    if v in ("true", "1"):
+        return True
+    if v in ("false", "0"):
+        return False
+    raise ctx.err(f"'{what}' must be true/false/1/0, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------
+# The plan
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ArgDecl:
+    name: str
+    default: str | None
+    description: str
+    choices: list[str] | None
+    file: pathlib.Path
+    line: int
+
+
+@dataclass
+class ProcessSpec:
+    """One process to run."""
+
+    name: str
+    cmd: list[str]
+    env: dict[str, str]
+    cwd: str | None = None
+    output: str = "log"
+    respawn: bool = False
+    respawn_delay_s: float = 0.0
+    shutdown_on_exit: bool = False
+    where: str = ""
+    """file:line of the entity (for messages)."""
+    is_node: bool = True
+
+
+@dataclass
+class LaunchPlan:
+    processes: list[ProcessSpec] = field(default_factory=list)
+    args: list[ArgDecl] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    temp_files: list[str] = field(default_factory=list)
+    configs: dict[str, str] = field(default_factory=dict)
+
+    def cleanup(self) -> None:
+        for f in self.temp_files:
+            try:
+                os.unlink(f)
+            except FileNotFoundError:
+                pass
+
+
+# --------------------------------------------------------------------------------------
+# Parser
+# --------------------------------------------------------------------------------------
+
+_COMMON = {"if", "unless"}
+_NODE_KEYS = _COMMON | {"pkg", "exec", "name", "namespace", "output", "args", "ros_args", "respawn", "respawn_delay",
+                        "exec_name", "on_exit", "env", "param", "remap"}
+_EXEC_KEYS = _COMMON | {"cmd", "name", "output", "cwd", "env", "respawn", "respawn_delay", "on_exit"}
+
+
+def _join_ns(base: str, ns: str) -> str:
+    if ns.startswith("/"):
+        full = ns
+    else:
+        full = (base.rstrip("/") + "/" + ns) if ns else base
+    full = "/" + "/".join(p for p in full.split("/") if p)
+    return "" if full == "/" else full
+
+
+class _Parser:
+    def __init__(self, cli_args: dict[str, str]):
+        self.cli_args = cli_args
+        self.plan = LaunchPlan()
+        self._anon = 0
+
+    # -- helpers -----------------------------------------------------------------------
+    def _str(self, value: Any, scope: Scope, ctx: _Ctx, what: str) -> str:
+        if isinstance(value, (dict, list)):
+            raise ctx.err(f"'{what}' must be a scalar, got {type(value).__name__}")
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return substitute(str(value), scope, ctx)
+
+    def _check_keys(self, kind: str, body: Any, allowed: set[str], ctx: _Ctx) -> None:
+        if not isinstance(body, dict):
+            raise ctx.err(f"'{kind}' must be a mapping of attributes, got {type(body).__name__}")
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise ctx.err(f"'{kind}' attribute '{unknown[0]}' is not supported by robot_stack's launch runner "
+                          f"(supported: {', '.join(sorted(allowed))})")
+
+    def _enabled(self, body: dict, scope: Scope, ctx: _Ctx) -> bool:
+        if "if" in body and not _truthy(self._str(body["if"], scope, ctx, "if"), ctx, "if"):
+            return False
+        if "unless" in body and _truthy(self._str(body["unless"], scope, ctx, "unless"), ctx, "unless"):
+            return False
+        return True
+
+    # -- entities ------------------------------------------------------------------------
+    def parse_file(self, path: pathlib.Path, scope: Scope) -> None:
+        path = path.resolve()
+        data = load_yaml_with_lines(path)
+        ctx = _Ctx(path, getattr(data, "line", 1))
+        if not isinstance(data, dict) or "launch" not in data:
+            raise ctx.err("a YAML launch file is a mapping with one key 'launch' holding a list of entities")
+        extra = sorted(set(data) - {"launch"})
+        if extra:
+            raise ctx.err(f"unexpected top-level key '{extra[0]}' (only 'launch' is allowed)")
+        self.parse_entities(data["launch"] or [], path, scope)
+
+    def parse_entities(self, entities: Any, path: pathlib.Path, scope: Scope) -> None:
+        if not isinstance(entities, list):
+            raise _Ctx(path, getattr(entities, "line", 0)).err("expected a list of entities")
+        for ent in entities:
+            ctx = _Ctx(path, getattr(ent, "line", getattr(entities, "line", 0)))
+            if not isinstance(ent, dict) or len(ent) != 1:
+                raise ctx.err(f"each entity is a one-key mapping like '- node: {{...}}', got {ent!r}")
+            (kind, body), = ent.items()
+            handler = getattr(self, "_e_" + str(kind).replace("-", "_"), None)
+            if handler is None:
+                raise ctx.err(f"launch entity '{kind}' is not supported by robot_stack's launch runner "
+                              "(supported: arg, let, node, executable, include, group, push-ros-namespace, set_env, log)")
+            handler(body, scope, ctx)
+
+    def _e_arg(self, body, scope: Scope, ctx: _Ctx) -> None:
+        self._check_keys("arg", body, {"name", "default", "description", "choices"}, ctx)
+        if "name" not in body:
+            raise ctx.err("'arg' needs a 'name'")
+        name = str(body["name"])
+        default = self._str(body["default"], scope, ctx, "default") if "default" in body else None
+        choices = [str(c) for c in body["choices"]] if "choices" in body else None
+        decl = ArgDecl(name, default, str(body.get("description", "")), choices, ctx.file, ctx.line)
+        self.plan.args.append(decl)
+        if name in self.cli_args:
+            value = self.cli_args[name]
+        elif name in scope.configs:
+            value = scope.configs[name]  # set by an include's arg or an outer let
+        elif default is not None:
+            value = default
+        else:
+            desc = f" ({decl.description})" if decl.description else ""
+            raise ctx.err(f"launch argument '{name}' is required{desc}: pass {name}:=VALUE")
+        if choices is not None and value not in choices:
+            raise ctx.err(f"launch argument '{name}' must be one of {choices}, got '{value}'")
+        scope.configs[name] = value
+
+    def _e_let(self, body, scope: Scope, ctx: _Ctx) -> None:
+        self._check_keys("let", body, _COMMON | {"name", "value"}, ctx)
+        if not self._enabled(body, scope, ctx):
+            return
+        scope.configs[str(body["name"])] = self._str(body.get("value", ""), scope, ctx, "value")
+
+    def _e_log(self, body, scope: Scope, ctx: _Ctx) -> None:
+        self._check_keys("log", body, _COMMON | {"message", "level"}, ctx)
+        if self._enabled(body, scope, ctx):
+            self.plan.messages.append(self._str(body.get("message", ""), scope, ctx, "message"))
+
+    def _e_set_env(self, body, scope: Scope, ctx: _Ctx) -> None:
+        self._check_keys("set_env", body, _COMMON | {"name", "value"}, ctx)
+        if self._enabled(body, scope, ctx):
+            scope.env[str(body["name"])] = self._str(body.get("value", ""), scope, ctx, "value")
+
+    def _e_push_ros_namespace(self, body, scope: Scope, ctx: _Ctx) -> None:
+        self._check_keys("push-ros-namespace", body, _COMMON | {"namespace"}, ctx)
+        if self._enabled(body, scope, ctx):
+            scope.namespace = _join_ns(scope.namespace, self._str(body.get("namespace", ""), scope, ctx, "namespace"))
+
+    def _e_group(self, body, scope: Scope, ctx: _Ctx) -> None:
+        if isinstance(body, list):  # shorthand seen in some docs: '- group: [entities]'
+            body = {"children": body}
+        self._check_keys("group", body, _COMMON | {"scoped", "forwarding", "keep", "children"}, ctx)
+        if not self._enabled(body, scope, ctx):
+            return
+        scoped = _truthy(self._str(body.get("scoped", True), scope, ctx, "scoped"), ctx, "scoped")
+        forwarding = _truthy(self._str(body.get("forwarding", True), scope, ctx, "forwarding"), ctx, "forwarding")
+        if scoped:
+            inner = scope.child()
+            if not forwarding:
+                inner.configs = {}
+            for k in body.get("keep", []) or []:
+                inner.configs[str(k["name"])] = self._str(k.get("value", ""), scope, ctx, "keep value")
+        else:
+            inner = scope
+        self.parse_entities(body.get("children", []) or [], ctx.file, inner)
+
+    def _e_include(self, body, scope: Scope, ctx: _Ctx) -> None:
+        self._check_keys("include", body, _COMMON | {"file", "arg"}, ctx)
+        if not self._enabled(body, scope, ctx):
+            return
+        file = pathlib.Path(self._str(body["file"], scope, ctx, "file"))
+        if not file.is_absolute():
+            file = ctx.file.parent / file
+        if not file.name.endswith((".yaml", ".yml")):
+            raise ctx.err(f"include of '{file.name}': only YAML launch files can be included by robot_stack's runner")
+        if not file.is_file():
+            raise ctx.err(f"included launch file '{file}' does not exist")
+        inner = scope.child()  # includes are scoped: their configurations do not leak out
+        for a in body.get("arg", []) or []:
+            inner.configs[str(a["name"])] = self._str(a.get("value", ""), scope, ctx, "arg value")
+        self.parse_file(file, inner)
+
+    # -- processes ---------------------------------------------------------------------
+    def _env_list(self, body, scope: Scope, ctx: _Ctx) -> dict[str, str]:
+        env = dict(scope.env)
+        for e in body.get("env", []) or []:
+            env[str(e["name"])] = self._str(e.get("value", ""), scope, ctx, "env value")
+        return env
+
+    def _common_process(self, body, scope, ctx) -> dict[str, Any]:
+        out = {}
+        output = self._str(body.get("output", "log"), scope, ctx, "output")
+        if output not in ("screen", "log", "both"):
+            raise ctx.err(f"'output' must be screen, log or both, got '{output}'")
+        out["output"] = output
+        out["respawn"] = _truthy(self._str(body.get("respawn", False), scope, ctx, "respawn"), ctx, "respawn")
+        out["respawn_delay_s"] = float(self._str(body.get("respawn_delay", 0.0), scope, ctx, "respawn_delay"))
+        on_exit = self._str(body.get("on_exit", ""), scope, ctx, "on_exit")
+        if on_exit not in ("", "shutdown"):
+            raise ctx.err(f"'on_exit' supports only 'shutdown', got '{on_exit}'")
+        out["shutdown_on_exit"] = on_exit == "shutdown"
+        return out
+
+    def _param_entries(self, params, scope: Scope, ctx: _Ctx, prefix: str = "") -> list[tuple[str, Any]]:
+        """Flatten a node's param list into ('file', path) and ('value', {name: value}) items."""
+        items: list[tuple[str, Any]] = []
+        for p in params or []:
+            if not isinstance(p, dict):
+                raise ctx.err(f"each 'param' item is a mapping ({{name, value}} or {{from: file}}), got {p!r}")
+            if "from" in p:
+                if prefix:
+                    raise ctx.err("'param: {from: file}' cannot be nested in a parameter group")
+                path = pathlib.Path(self._str(p["from"], scope, ctx, "from"))
+                if not path.is_absolute():
+                    path = ctx.file.parent / path
+                if not path.is_file():
+                    raise ctx.err(f"parameter file '{path}' does not exist")
+                items.append(("file", str(path)))
+                continue
+            if "name" not in p:
+                raise ctx.err(f"'param' item needs 'name' or 'from', got keys {sorted(p)}")
+            name = prefix + self._str(p["name"], scope, ctx, "param name")
+            if "param" in p:
+                items += self._param_entries(p["param"], scope, ctx, name + ".")
+            elif "value" in p:
+                items.append(("value", {name: self._param_value(p["value"], scope, ctx)}))
+            else:
+                raise ctx.err(f"parameter '{name}' needs a 'value'")
+        return items
+
+    def _param_value(self, value: Any, scope: Scope, ctx: _Ctx) -> Any:
+        if isinstance(value, list):
+            return [self._param_value(v, scope, ctx) for v in value]
+        if isinstance(value, str):
+            text = substitute(value, scope, ctx)
+            # Like launch_ros: a string is read as YAML, so "2" -> 2 and "[1, 2]" -> a list;
+            # quote it in YAML ("'2'") to keep a string.
+            try:
+                parsed = yaml.safe_load(text) if text.strip() else text
+            except yaml.YAMLError:
+                return text
+            return parsed if isinstance(parsed, (bool, int, float, str, list)) else text
+        return value
+
+    def _e_node(self, body, scope: Scope, ctx: _Ctx) -> None:
+        self._check_keys("node", body, _NODE_KEYS, ctx)
+        if not self._enabled(body, scope, ctx):
+            return
+        for req in ("pkg", "exec"):
+            if req not in body:
+                raise ctx.err(f"'node' needs '{req}'")
+        pkg = self._str(body["pkg"], scope, ctx, "pkg")
+        exe = self._str(body["exec"], scope, ctx, "exec")
+        try:
+            cmd = find_executable(pkg, exe)
+        except LaunchError as e:
+            raise ctx.err(str(e)) from e
+        if "args" in body:
+            cmd += shlex.split(self._str(body["args"], scope, ctx, "args"))
+        ros: list[str] = []
+        node_name = self._str(body["name"], scope, ctx, "name") if "name" in body else ""
+        if node_name:
+            ros += ["-r", f"__node:={node_name}"]
+        ns = _join_ns(scope.namespace, self._str(body.get("namespace", ""), scope, ctx, "namespace"))
+        if ns:
+            ros += ["-r", f"__ns:={ns}"]
+        for kind, item in self._param_entries(body.get("param"), scope, ctx):
+            if kind == "file":
+                ros += ["--params-file", item]
+            else:
+                ros += ["--params-file", self._inline_params_file(item)]
+        for r in body.get("remap", []) or []:
+            if not isinstance(r, dict) or set(r) != {"from", "to"}:
+                raise ctx.err(f"each 'remap' item needs exactly 'from' and 'to', got {r!r}")
+            ros += ["-r", f"{self._str(r['from'], scope, ctx, 'from')}:={self._str(r['to'], scope, ctx, 'to')}"]
+        if "ros_args" in body:
+            ros += shlex.split(self._str(body["ros_args"], scope, ctx, "ros_args"))
+        if ros:
+            cmd += ["--ros-args", *ros]
+        label = self._str(body.get("exec_name", ""), scope, ctx, "exec_name") or node_name or exe
+        self.plan.processes.append(ProcessSpec(
+            name=self._unique(label), cmd=cmd, env=self._env_list(body, scope, ctx),
+            where=f"{ctx.file}:{ctx.line}", **self._common_process(body, scope, ctx),
+        ))
+
+    def _e_executable(self, body, scope: Scope, ctx: _Ctx) -> None:
+        self._check_keys("executable", body, _EXEC_KEYS, ctx)
+        if not self._enabled(body, scope, ctx):
+            return
+        if "cmd" not in body:
+            raise ctx.err("'executable' needs 'cmd'")
+        cmd = shlex.split(self._str(body["cmd"], scope, ctx, "cmd"))
+        if not cmd:
+            raise ctx.err("'executable' has an empty 'cmd'")
+        if cmd[0] in ("python", "python3"):
+            cmd[0] = sys.executable  # the interpreter of this environment, not whatever is on PATH
+        name = self._str(body.get("name", ""), scope, ctx, "name") or pathlib.Path(cmd[0]).name
+        cwd = self._str(body["cwd"], scope, ctx, "cwd") if "cwd" in body else None
+        self.plan.processes.append(ProcessSpec(
+            name=self._unique(name), cmd=cmd, env=self._env_list(body, scope, ctx), cwd=cwd,
+            where=f"{ctx.file}:{ctx.line}", is_node=False, **self._common_process(body, scope, ctx),
+        ))
+
+    def _unique(self, name: str) -> str:
+        taken = {p.name for p in self.plan.processes}
+        if name not in taken:
+            return name
+        i = 2
+        while f"{name}-{i}" in taken:
+            i += 1
+        return f"{name}-{i}"
+
+    def _inline_params_file(self, params: dict[str, Any]) -> str:
+        fd, path = tempfile.mkstemp(prefix="robot_stack_launch_params_", suffix=".yaml")
+        with os.fdopen(fd, "w") as f:
+            # The file goes to one node only, so the wildcard matches exactly that node.
+            yaml.safe_dump({"/**": {"ros__parameters": params}}, f)
+        self.plan.temp_files.append(path)
+        return path
+
+
+def parse_cli_args(items: list[str]) -> dict[str, str]:
+    """``name:=value`` items -> dict; LaunchError for anything else."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition(":=")
+        if not sep or not name:
+            raise LaunchError(f"launch arguments look like name:=value, got '{item}'")
+        out[name] = value
+    return out
+
+
+def load_launch(path: str | os.PathLike, cli_args: dict[str, str] | None = None, *, check_unknown_args: bool = True) -> LaunchPlan:
+    """Parse ``path`` with ``cli_args`` into a :class:`LaunchPlan` (nothing is started).
+
+    The caller must call ``plan.cleanup()`` (the runner does) to remove temporary
+    parameter files.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise LaunchError(f"launch file '{path}' does not exist")
+    if not path.name.endswith((".yaml", ".yml")):
+        raise LaunchError(f"'{path.name}': robot_stack's runner reads YAML launch files only (*.launch.yaml)")
+    cli_args = dict(cli_args or {})
+    parser = _Parser(cli_args)
+    scope = Scope(configs={})
+    try:
+        parser.parse_file(path, scope)
+    except LaunchError:
+        parser.plan.cleanup()
+        raise
+    declared = {a.name for a in parser.plan.args}
+    unknown = sorted(set(cli_args) - declared)
+    if check_unknown_args and unknown:
+        parser.plan.cleanup()
+        raise LaunchError(f"unknown launch argument '{unknown[0]}' for {path}; declared: {', '.join(sorted(declared)) or 'none'}")
+    parser.plan.configs = scope.configs
+    return parser.plan
+
+
+def declared_args(path: str | os.PathLike) -> list[ArgDecl]:
+    """The ``arg`` entities of a launch file (top level only; for --show-args)."""
+    path = pathlib.Path(path)
+    data = load_yaml_with_lines(path)
+    out = []
+    for ent in (data or {}).get("launch", []) or []:
+        if isinstance(ent, dict) and "arg" in ent and isinstance(ent["arg"], dict):
+            a = ent["arg"]
+            out.append(ArgDecl(str(a.get("name")), None if "default" not in a else str(a["default"]),
+                               str(a.get("description", "")), a.get("choices"), path, getattr(a, "line", 0)))
+    return out

@@ -1,0 +1,250 @@
+"""Run a :class:`~robot_stack.launch.description.LaunchPlan`: one child process per node.
+
+Behaviour (what ``ros2 launch`` does, plus one stricter rule):
+
+* Each node/executable runs as its own process (its own process group), with the
+  environment inherited intact (the ROS wheels' ``LD_LIBRARY_PATH`` bootstrap relies on it).
+* Output lines are prefixed ``[name]``. ``output: screen``/``both`` show stdout and stderr;
+  ``log`` (the default) shows stderr and writes stdout to ``$ROS_LOG_DIR`` (or
+  ``~/.ros/log``) ``/launch-<time>/<name>.log``.
+* Ctrl-C / SIGTERM to the runner: SIGINT to every child, SIGTERM after ``sigint_timeout_s``,
+  SIGKILL after a further ``sigterm_timeout_s``; a second Ctrl-C skips to the next step.
+  A stop requested this way exits 0.
+* **Required nodes**: the YAML format has no ``required`` attribute, so the rule is: a
+  process that exits with a non-zero status (and has no ``respawn``) fails the launch: the
+  others are stopped as above and the runner exits 1, naming the process, its status and
+  where it is declared. A process that exits 0 just ends. ``on_exit: shutdown`` (standard
+  launch attribute) stops the whole launch when that process ends, whatever its status
+  (exit 0 if it ended with 0).
+* When every process has ended with status 0, the runner exits 0.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import pathlib
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import IO
+
+from robot_stack.launch.description import LaunchPlan, ProcessSpec
+
+_POLL_S = 0.1  # event-loop wake-up period: signal flags are checked this often
+
+
+@dataclass
+class _Child:
+    spec: ProcessSpec
+    proc: subprocess.Popen
+    readers: list[threading.Thread]
+    log_file: IO[str] | None
+    returncode: int | None = None
+
+
+class LaunchRunner:
+    """Starts the plan's processes and supervises them until the launch ends."""
+
+    def __init__(self, plan: LaunchPlan, *, sigint_timeout_s: float = 5.0, sigterm_timeout_s: float = 5.0,
+                 out: IO[str] | None = None, log_dir: str | os.PathLike | None = None) -> None:
+        self.plan = plan
+        self.sigint_timeout_s = sigint_timeout_s
+        self.sigterm_timeout_s = sigterm_timeout_s
+        self.out = out or sys.stdout
+        base = pathlib.Path(log_dir or os.environ.get("ROS_LOG_DIR") or pathlib.Path.home() / ".ros" / "log")
+        self.log_dir = base / f"launch-{_dt.datetime.now().strftime('%Y-%m-%d-%H-%M-%S')}-{os.getpid()}"
+        self._out_lock = threading.Lock()
+        self._out_broken = False
+        self._events: queue.Queue[_Child] = queue.Queue()
+        self._children: dict[str, _Child] = {}
+        self._signals = 0  # Ctrl-C/SIGTERM count; set by the signal handler, read by the loop
+        self._respawn_at: dict[str, float] = {}
+
+    # -- output --------------------------------------------------------------------------
+    def _write(self, text: str) -> None:
+        with self._out_lock:
+            if self._out_broken:
+                return
+            try:
+                self.out.write(text)
+                self.out.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                # Whoever read our output went away (closed pipe): keep supervising silently;
+                # dying here would orphan the children.
+                self._out_broken = True
+
+    def say(self, text: str) -> None:
+        self._write(f"[launch] {text}\n")
+
+    def _pump(self, child_name: str, stream: IO[bytes], show: bool, log_file: IO[str] | None) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\n")
+            if log_file is not None:
+                log_file.write(line + "\n")
+                log_file.flush()
+            if show:
+                self._write(f"[{child_name}] {line}\n")
+        stream.close()
+
+    # -- processes -------------------------------------------------------------------------
+    def _start(self, spec: ProcessSpec) -> None:
+        env = os.environ.copy()  # intact: LD_LIBRARY_PATH and the wheels' bootstrap flag stay
+        env.update(spec.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")  # lines reach the prefixer as they are printed
+        env.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
+        log_file = None
+        if spec.output in ("log", "both"):
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log_file = open(self.log_dir / f"{spec.name}.log", "a")
+        try:
+            proc = subprocess.Popen(
+                spec.cmd, env=env, cwd=spec.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, start_new_session=True,  # own group: we forward signals once
+            )
+        except OSError as e:
+            if log_file is not None:
+                log_file.close()
+            raise RuntimeError(f"cannot start '{spec.name}' ({spec.where}): {e}") from e
+        show_stdout = spec.output in ("screen", "both")
+        readers = [
+            threading.Thread(target=self._pump, args=(spec.name, proc.stdout, show_stdout, log_file), daemon=True),
+            threading.Thread(target=self._pump, args=(spec.name, proc.stderr, True, log_file), daemon=True),
+        ]
+        for t in readers:
+            t.start()
+        child = _Child(spec, proc, readers, log_file)
+        self._children[spec.name] = child
+        threading.Thread(target=self._wait, args=(child,), daemon=True).start()
+        self.say(f"started '{spec.name}' (pid {proc.pid})")
+
+    def _wait(self, child: _Child) -> None:
+        child.returncode = child.proc.wait()
+        for t in child.readers:
+            t.join(timeout=2.0)
+        if child.log_file is not None:
+            child.log_file.close()
+        self._events.put(child)
+
+    def _alive(self) -> list[_Child]:
+        return [c for c in self._children.values() if c.returncode is None]
+
+    def _signal_all(self, sig: int) -> None:
+        for c in self._alive():
+            try:
+                os.killpg(c.proc.pid, sig)
+            except ProcessLookupError:
+                pass  # exited in the meantime
+
+    # -- signals ---------------------------------------------------------------------------
+    def _on_signal(self, signum, frame) -> None:
+        self._signals += 1  # only a flag: the loop acts on it (no locks in a signal handler)
+
+    # -- main loop -------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until the launch ends; return the exit status (see module docstring)."""
+        for m in self.plan.messages:
+            self.say(m)
+        if not self.plan.processes:
+            self.say("nothing to launch")
+            self.plan.cleanup()
+            return 0
+        in_main = threading.current_thread() is threading.main_thread()
+        old = {}
+        if in_main:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                old[s] = signal.signal(s, self._on_signal)
+        try:
+            try:
+                return self._supervise()
+            except BaseException:
+                # Whatever went wrong in the runner itself, never leave children behind.
+                self._shutdown(1, "runner error")
+                raise
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            self.plan.cleanup()
+
+    def _supervise(self) -> int:
+        status = 0
+        try:
+            for spec in self.plan.processes:
+                self._start(spec)
+        except RuntimeError as e:
+            self.say(str(e))
+            status = 1
+            return self._shutdown(status, "a process could not start")
+        seen_signals = 0
+        while True:
+            if self._signals > seen_signals:
+                return self._shutdown(0, "stop requested (signal)")
+            try:
+                child = self._events.get(timeout=_POLL_S)
+            except queue.Empty:
+                child = None
+            now = time.monotonic()
+            for name, at in list(self._respawn_at.items()):
+                if now >= at:
+                    del self._respawn_at[name]
+                    self._start(self._children[name].spec)
+            if child is None:
+                if not self._alive() and not self._respawn_at:
+                    return status
+                continue
+            rc = child.returncode
+            spec = child.spec
+            self.say(f"'{spec.name}' exited with {_describe_rc(rc)}")
+            if spec.shutdown_on_exit:
+                return self._shutdown(0 if rc == 0 else 1, f"'{spec.name}' has on_exit: shutdown")
+            if spec.respawn:
+                self.say(f"respawning '{spec.name}' in {spec.respawn_delay_s:g} s")
+                self._respawn_at[spec.name] = now + spec.respawn_delay_s
+                continue
+            if rc != 0:
+                self.say(f"'{spec.name}' ({spec.where}) failed: stopping the launch. A process that exits "
+                         "with a non-zero status fails the whole launch (robot_stack runner rule)")
+                return self._shutdown(1, f"'{spec.name}' failed")
+            if not self._alive() and not self._respawn_at:
+                return status
+
+    def _shutdown(self, status: int, reason: str) -> int:
+        self._respawn_at.clear()
+        if not self._alive():
+            return status
+        self.say(f"shutting down ({reason}): SIGINT to {', '.join(c.spec.name for c in self._alive())}")
+        stages = [(signal.SIGINT, self.sigint_timeout_s), (signal.SIGTERM, self.sigterm_timeout_s), (signal.SIGKILL, 5.0)]
+        for i, (sig, timeout) in enumerate(stages):
+            if i > 0:
+                self.say(f"sending {sig.name} to {', '.join(c.spec.name for c in self._alive())}")
+            self._signal_all(sig)
+            signals_at_start = self._signals
+            deadline = time.monotonic() + timeout
+            while self._alive() and time.monotonic() < deadline:
+                if self._signals > signals_at_start:
+                    break  # another Ctrl-C: escalate now
+                try:
+                    child = self._events.get(timeout=_POLL_S)
+                except queue.Empty:
+                    continue
+                self.say(f"'{child.spec.name}' exited with {_describe_rc(child.returncode)}")
+            if not self._alive():
+                break
+        # Drain exit events so every child's readers finished and its log file is closed.
+        while not self._events.empty():
+            self._events.get_nowait()
+        return status
+
+
+def _describe_rc(rc: int | None) -> str:
+    if rc is None:
+        return "unknown status"
+    if rc < 0:
+        try:
+            return f"signal {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"signal {-rc}"
+    return f"status {rc}"

@@ -1,0 +1,255 @@
+"""One helper between a dataclass config and a node's declared ROS parameters.
+
+:func:`declare_config` declares one typed, read-only, documented parameter per dataclass
+field (description = the field's docstring, via :func:`robot_stack.core.config.field_docs`),
+reads the values given at start-up (``--params-file``, ``-p name:=value``,
+``parameter_overrides``) and returns the config object. It fails at start-up with a
+:class:`~robot_stack.core.config.ConfigError` that names the parameter when a value has the
+wrong type, when a parameter is given that the config does not have (a typo), or when the
+config's own ``validate()`` rejects a value.
+
+Type mapping: ``bool``/``int``/``float``/``str`` -> the ROS scalar types; ``tuple[float, ...]``
+and fixed-length float tuples -> double array (likewise int/str/bool arrays); ``X | None``
+-> the type of X, unset meaning None; nested dataclasses -> ``outer.inner`` names. An
+integer is accepted where a float is expected (``rate_hz: 200`` in YAML is not a typo).
+
+:func:`parameter_overrides` turns a config or a plain dict into the list that
+``Node(..., parameter_overrides=...)`` takes, for tests and for in-process nodes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from typing import Any, Callable, TypeVar
+
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from robot_stack.core.config import ConfigError, field_docs, from_dict, to_dict
+
+T = TypeVar("T")
+
+# Parameters every rclpy node may receive that are not part of any config.
+_ALWAYS_KNOWN_PREFIXES = ("use_sim_time", "qos_overrides.", "start_type_description_service")
+
+_SCALAR = {
+    bool: Parameter.Type.BOOL,
+    int: Parameter.Type.INTEGER,
+    float: Parameter.Type.DOUBLE,
+    str: Parameter.Type.STRING,
+}
+_ARRAY = {
+    bool: Parameter.Type.BOOL_ARRAY,
+    int: Parameter.Type.INTEGER_ARRAY,
+    float: Parameter.Type.DOUBLE_ARRAY,
+    str: Parameter.Type.STRING_ARRAY,
+}
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+        raise ConfigError(f"union type {tp} cannot be a ROS parameter (only 'X | None')")
+    return tp, False
+
+
+def ros_type(tp: Any) -> Parameter.Type:
+    """ROS parameter type for a dataclass field type."""
+    tp, _ = _strip_optional(tp)
+    if tp in _SCALAR:
+        return _SCALAR[tp]
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        items = {a for a in typing.get_args(tp) if a is not Ellipsis}
+        if len(items) == 1 and next(iter(items)) in _ARRAY:
+            return _ARRAY[next(iter(items))]
+    raise ConfigError(f"field type {tp} has no ROS parameter type")
+
+
+def _flat_fields(cls: type, prefix: str = "") -> list[tuple[str, Any, Any, str]]:
+    """(parameter name, type, default, description) for every leaf field of ``cls``."""
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        tp = hints[f.name]
+        name = prefix + f.name
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = dataclasses.MISSING
+        if dataclasses.is_dataclass(tp):
+            out.extend(_flat_fields(tp, name + "."))
+            continue
+        out.append((name, tp, default, docs.get(f.name, "")))
+    return out
+
+
+def _coerce_override(node: Node, name: str, ptype: Parameter.Type) -> None:
+    """Let integers stand for floats in overrides (YAML ``200`` for a double parameter)."""
+    # rclpy keeps start-up overrides in this dict until the parameter is declared; it has no
+    # public API to adjust one, and without this `rate_hz: 200` would fail as a type error.
+    overrides = node._parameter_overrides  # noqa: SLF001
+    p = overrides.get(name)
+    if p is None:
+        return
+    if ptype == Parameter.Type.DOUBLE and p.type_ == Parameter.Type.INTEGER:
+        overrides[name] = Parameter(name, Parameter.Type.DOUBLE, float(p.value))
+    elif ptype == Parameter.Type.DOUBLE_ARRAY and p.type_ == Parameter.Type.INTEGER_ARRAY:
+        overrides[name] = Parameter(name, Parameter.Type.DOUBLE_ARRAY, [float(v) for v in p.value])
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        d = out
+        for p in parts[:-1]:
+            d = d.setdefault(p, {})
+        d[parts[-1]] = value
+    return out
+
+
+def declare_config(node: Node, cls: type[T], *, prefix: str = "", extra_known: tuple[str, ...] = ()) -> T:
+    """Declare ``cls``'s fields as parameters of ``node`` and return the config they give.
+
+    Raises ConfigError naming the parameter for a wrong type, an unknown parameter given at
+    start-up (with a "did you mean" hint), or a value the config's ``validate()`` rejects.
+    ``extra_known`` lists further parameter names the node declares itself.
+    """
+    where = f"node '{node.get_fully_qualified_name()}'"
+    values: dict[str, Any] = {}
+    declared = []
+    for name, tp, default, doc in _flat_fields(cls, prefix):
+        ptype = ros_type(tp)
+        inner, optional = _strip_optional(tp)
+        type_doc = f" [{ptype.name.lower()}{', optional' if optional else ''}]"
+        descriptor = ParameterDescriptor(description=(doc + type_doc).strip(), read_only=True)
+        _coerce_override(node, name, ptype)
+        empty = default is None or default is dataclasses.MISSING or (isinstance(default, (tuple, list)) and not default)
+        try:
+            if empty:
+                # No value to infer the type from: declare by type; unset -> dataclass default.
+                param = node.declare_parameter(name, ptype, descriptor)
+            else:
+                value = list(default) if isinstance(default, tuple) else default
+                if ptype == Parameter.Type.DOUBLE_ARRAY:
+                    value = [float(v) for v in value]
+                elif ptype == Parameter.Type.DOUBLE:
+                    value = float(value)
+                param = node.declare_parameter(name, Parameter(name, ptype, value).value, descriptor)
+        except InvalidParameterTypeException as e:
+            given = node._parameter_overrides.get(name)  # noqa: SLF001 (see _coerce_override)
+            got = f"{given.value!r} ({given.type_.name.lower()})" if given is not None else "?"
+            raise ConfigError(
+                f"{where}: parameter '{name}' must be {ptype.name.lower()}, got {got}; fix its value "
+                f"in the params file or the -p override ({doc or 'no description'})"
+            ) from e
+        except InvalidParameterValueException as e:
+            raise ConfigError(f"{where}: parameter '{name}': {e}") from e
+        declared.append(name)
+        value = param.value
+        if value is None:
+            if default is dataclasses.MISSING:
+                raise ConfigError(f"{where}: required parameter '{name}' is not set ({doc})")
+            continue  # unset optional / empty array: keep the dataclass default
+        if ptype in _ARRAY.values():
+            value = list(value)
+        values[name[len(prefix):]] = value
+
+    known = set(declared) | set(extra_known)
+    for given in sorted(node._parameter_overrides):  # noqa: SLF001 (see _coerce_override)
+        if given in known or given.startswith(_ALWAYS_KNOWN_PREFIXES):
+            continue
+        if prefix and not given.startswith(prefix):
+            continue
+        close = difflib.get_close_matches(given, sorted(known), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(
+            f"{where}: unknown parameter '{given}'{hint}; known parameters: {', '.join(sorted(declared))}"
+        )
+    return from_dict(cls, _nest(values), where=f"{where} parameters")
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def parameter_overrides(config: Any, *, prefix: str = "", skip_none: bool = True) -> list[Parameter]:
+    """``Node(parameter_overrides=...)`` list for a config object or a (nested) dict."""
+    data = to_dict(config) if dataclasses.is_dataclass(config) else dict(config)
+    params = []
+    for name, value in _flatten(data, prefix).items():
+        if value is None and skip_none:
+            continue
+        if isinstance(value, tuple):
+            value = list(value)
+        if isinstance(value, list) and not value:
+            continue  # an empty list has no ROS type; the default stands
+        params.append(Parameter(name, value=value))
+    return params
+
+
+def params_yaml(node_name: str, config: Any) -> dict[str, Any]:
+    """``{node_name: {ros__parameters: {...}}}`` for a config (ROS 2 params file layout)."""
+    data = to_dict(config) if dataclasses.is_dataclass(config) else dict(config)
+    data = {k: v for k, v in _flatten(data).items() if v is not None and v != []}
+    return {node_name: {"ros__parameters": _nest(data)}}
+
+
+def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
+    """The body of a node's ``main()``: init, build, spin until Ctrl-C/SIGTERM, clean up.
+
+    A :class:`ConfigError` at start-up (bad parameter) is printed as one line and gives exit
+    status 2, so a launch shows the parameter's name instead of a traceback.
+    """
+    import sys
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = make_node()
+        rclpy.spin(node)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # Ctrl-C / SIGTERM: a normal stop (or the node shut itself down, see below)
+    except Exception:
+        # A node that shut its context down before spin() began makes spin() fail on the
+        # dead context; its own error message (below) is the one that matters then.
+        if getattr(node, "fatal_error", None) is None:
+            raise
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if callable(close):
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    # A node that found a fatal problem after start-up (set node.fatal_error, then shut the
+    # context down) exits like a start-up error.
+    fatal = getattr(node, "fatal_error", None)
+    if fatal:
+        print(f"error: {fatal}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,72 @@
+"""Named QoS profiles: the one place that says how each kind of stream is delivered.
+
+Every publisher and subscriber in robot_stack takes its profile from here, so the two ends
+of a topic always match (a RELIABLE subscriber on a BEST_EFFORT publisher receives nothing).
+
+=========  ===========  ===============  =====  ==================================================
+name       reliability  durability       depth  use
+=========  ===========  ===============  =====  ==================================================
+SENSOR     best effort  volatile         5      camera images, CameraInfo, raw device streams
+                                                (Joy/Twist): a late frame is worth less than the
+                                                next one, so nothing is retransmitted.
+STEPS      reliable     volatile         1000   actor -> learner transitions (StepRecord): every
+                                                step is training data; the deep queue absorbs
+                                                learner stalls (about 100 s at 10 Hz).
+POLICY     reliable     transient local  1      "latest policy" announcements (PolicyWeights): a
+                                                learner or actor that joins late gets the newest
+                                                weights at once, and only the newest.
+COMMAND    reliable     volatile         10     commands (OperatorCommand, robot velocity
+                                                commands): small queue, so a stalled reader sees
+                                                fresh commands instead of a backlog.
+EPISODES   reliable     transient local  100    episode summaries: a late joiner (logger, UI)
+                                                gets the recent history.
+STATE      best effort  volatile         10     robot state at control rate: the newest sample
+                                                matters, a lost one is replaced within a period.
+=========  ===========  ===============  =====  ==================================================
+
+All profiles keep the last ``depth`` samples (KEEP_LAST).
+"""
+from __future__ import annotations
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+
+def _profile(reliability: ReliabilityPolicy, durability: DurabilityPolicy, depth: int) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability, durability=durability)
+
+
+SENSOR = _profile(ReliabilityPolicy.BEST_EFFORT, DurabilityPolicy.VOLATILE, 5)
+"""Camera images and raw device streams: best effort, keep last 5."""
+
+STEPS = _profile(ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE, 1000)
+"""Transitions actor -> learner: reliable, keep last 1000."""
+
+POLICY = _profile(ReliabilityPolicy.RELIABLE, DurabilityPolicy.TRANSIENT_LOCAL, 1)
+"""Latest policy weights: reliable, transient local, depth 1 (late joiners get the newest)."""
+
+COMMAND = _profile(ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE, 10)
+"""Operator and robot commands: reliable, keep last 10."""
+
+EPISODES = _profile(ReliabilityPolicy.RELIABLE, DurabilityPolicy.TRANSIENT_LOCAL, 100)
+"""Episode summaries: reliable, transient local, keep last 100."""
+
+STATE = _profile(ReliabilityPolicy.BEST_EFFORT, DurabilityPolicy.VOLATILE, 10)
+"""Robot state at control rate: best effort, keep last 10."""
+
+PROFILES: dict[str, QoSProfile] = {
+    "SENSOR": SENSOR,
+    "STEPS": STEPS,
+    "POLICY": POLICY,
+    "COMMAND": COMMAND,
+    "EPISODES": EPISODES,
+    "STATE": STATE,
+}
+"""All named profiles by name (for tools and tests)."""
+
+
+def by_name(name: str) -> QoSProfile:
+    """Profile for a name such as ``"SENSOR"`` (case-insensitive); ValueError names the choices."""
+    try:
+        return PROFILES[name.upper()]
+    except KeyError:
+        raise ValueError(f"unknown QoS profile '{name}'; known: {', '.join(PROFILES)}") from None

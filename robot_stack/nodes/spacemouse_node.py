@@ -1,0 +1,177 @@
+"""SpaceMouse node: device readings -> operator commands (intervention state + EE twist).
+
+Publishes
+  ``/robot_stack/operator`` (robot_stack/OperatorCommand, qos.COMMAND): at ``publish_rate_hz``
+      and at once when the intervention starts/ends or a button event happens.
+      ``header.stamp`` is the time of the device read the command is based on (ROS clock),
+      so takeover latency can be measured end to end.
+  ``/robot_stack/spacemouse/joy`` (sensor_msgs/Joy, qos.SENSOR): raw axes and buttons.
+  ``/robot_stack/spacemouse/twist`` (geometry_msgs/TwistStamped, qos.SENSOR): the device
+      deflection as a base-frame twist (deadzone applied), whether or not intervening.
+
+The device is polled at ``read_rate_hz`` by a timer. When it is absent, not permitted, or
+unplugged, the node publishes ``intervening=false`` with a zero twist (the robot holds
+still), logs what to do, and retries every ``reconnect_period_s``.
+
+Parameters: every field of :class:`SpaceMouseNodeConfig` (see config/spacemouse.yaml).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from geometry_msgs.msg import TwistStamped
+from rclpy.node import Node
+from rclpy.time import Time
+from sensor_msgs.msg import Joy
+
+from robot_stack.core.config import ConfigError
+from robot_stack.core.spacemouse import (
+    FakeHidDevice,
+    InterventionDetector,
+    InterventionUpdate,
+    SpaceMouseConfig,
+    SpaceMouseError,
+    make_spacemouse,
+)
+from robot_stack.core.teleop import OperatorCommand as OperatorCommandData
+from robot_stack.core.teleop import SpaceMouseReading
+from robot_stack.msg import OperatorCommand
+from robot_stack.nodes import qos
+from robot_stack.nodes.params import declare_config, run_node
+
+OPERATOR_TOPIC = "/robot_stack/operator"
+JOY_TOPIC = "/robot_stack/spacemouse/joy"
+TWIST_TOPIC = "/robot_stack/spacemouse/twist"
+
+
+@dataclass(frozen=True)
+class SpaceMouseNodeConfig(SpaceMouseConfig):
+    """SpaceMouse node parameters: the device config plus publishing."""
+
+    publish_rate_hz: float = 50.0
+    """Rate of periodic OperatorCommand/Joy/Twist messages in Hz (state changes go out at once)."""
+    frame_id: str = "base"
+    """Frame of the commanded twist (the robot base frame)."""
+    reconnect_period_s: float = 1.0
+    """Seconds between attempts to (re)open a missing device."""
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0 < self.publish_rate_hz <= self.read_rate_hz:
+            raise ValueError(f"publish_rate_hz must be in (0, read_rate_hz={self.read_rate_hz}], got {self.publish_rate_hz}")
+        if self.reconnect_period_s <= 0:
+            raise ValueError(f"reconnect_period_s must be > 0, got {self.reconnect_period_s}")
+
+
+class SpaceMouseNode(Node):
+    """Thin node over :mod:`robot_stack.core.spacemouse`."""
+
+    def __init__(self, *, source: Any = None, hid_device: FakeHidDevice | None = None, **node_kwargs: Any) -> None:
+        """``source`` feeds the sim backend, ``hid_device`` the fake one (in-process use, tests)."""
+        super().__init__(node_kwargs.pop("node_name", "spacemouse"), **node_kwargs)
+        self.config = declare_config(self, SpaceMouseNodeConfig)
+        self.device = make_spacemouse(self.config, source=source, hid_device=hid_device)
+        self.detector = InterventionDetector(self.config.intervention, self.config.mapping)
+        self.pub_operator = self.create_publisher(OperatorCommand, OPERATOR_TOPIC, qos.COMMAND)
+        self.pub_joy = self.create_publisher(Joy, JOY_TOPIC, qos.SENSOR)
+        self.pub_twist = self.create_publisher(TwistStamped, TWIST_TOPIC, qos.SENSOR)
+        self._publish_every = max(1, round(self.config.read_rate_hz / self.config.publish_rate_hz))
+        self._tick_count = 0
+        self._next_connect_t = 0.0
+        self._last_error = ""
+        self.timer = self.create_timer(1.0 / self.config.read_rate_hz, self._tick)
+        self.get_logger().info(
+            f"SpaceMouse backend '{self.config.backend}', reading at {self.config.read_rate_hz:g} Hz, "
+            f"publishing {OPERATOR_TOPIC} at {self.config.publish_rate_hz:g} Hz"
+        )
+
+    # -- time -----------------------------------------------------------------------
+    def _stamp(self, t_monotonic: float):
+        """ROS time of a monotonic-clock instant (readings carry monotonic time)."""
+        now_ns = self.get_clock().now().nanoseconds
+        age_ns = int((time.monotonic() - t_monotonic) * 1e9)
+        return Time(nanoseconds=max(0, now_ns - age_ns)).to_msg()
+
+    # -- device ---------------------------------------------------------------------
+    def _report_error(self, message: str) -> None:
+        if message != self._last_error:  # log each distinct problem once, not 200 times a second
+            self.get_logger().error(message)
+            self._last_error = message
+
+    def _ensure_connected(self, now: float) -> bool:
+        if self.device.connected:
+            return True
+        if now < self._next_connect_t:
+            return False
+        self._next_connect_t = now + self.config.reconnect_period_s
+        try:
+            self.device.connect()
+        except (SpaceMouseError, ConfigError) as e:
+            self._report_error(f"SpaceMouse unavailable: {e}")
+            return False
+        self.get_logger().info("SpaceMouse connected")
+        self._last_error = ""
+        return True
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self._tick_count += 1
+        periodic = self._tick_count % self._publish_every == 0
+        if not self._ensure_connected(now):
+            upd = self.detector.disconnect(now)
+            if periodic or upd.changed:
+                self._publish(upd, None)
+            return
+        try:
+            reading = self.device.read()
+        except SpaceMouseError as e:
+            self._report_error(f"{e}; intervention ended, robot holds still")
+            self._next_connect_t = now + self.config.reconnect_period_s
+            self._publish(self.detector.disconnect(now), None)
+            return
+        upd = self.detector.update(reading)
+        if periodic or upd.changed:
+            self._publish(upd, reading)
+
+    # -- messages -------------------------------------------------------------------
+    def _publish(self, upd: InterventionUpdate, reading: SpaceMouseReading | None) -> None:
+        cmd: OperatorCommandData = upd.command
+        stamp = self._stamp(cmd.t)
+        msg = OperatorCommand()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self.config.frame_id
+        msg.intervening = bool(cmd.intervening)
+        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in cmd.lin_m_s)
+        msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in cmd.ang_rad_s)
+        msg.axes = [float(v) for v in cmd.axes]
+        msg.gripper = int(cmd.gripper)
+        msg.episode_mark = int(cmd.episode_mark)
+        self.pub_operator.publish(msg)
+        if reading is None:
+            return
+        joy = Joy()
+        joy.header.stamp = stamp
+        joy.header.frame_id = "spacemouse"
+        joy.axes = [float(v) for v in reading.axes]
+        joy.buttons = [int(b) for b in reading.buttons]
+        self.pub_joy.publish(joy)
+        lin, ang = self.detector.device_twist(reading)
+        tw = TwistStamped()
+        tw.header.stamp = stamp
+        tw.header.frame_id = self.config.frame_id
+        tw.twist.linear.x, tw.twist.linear.y, tw.twist.linear.z = (float(v) for v in lin)
+        tw.twist.angular.x, tw.twist.angular.y, tw.twist.angular.z = (float(v) for v in ang)
+        self.pub_twist.publish(tw)
+
+    def close(self) -> None:
+        self.device.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SpaceMouseNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,186 @@
+"""SpaceMouse core: pyspacemouse decoding of byte-level reports, intervention detection."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from robot_stack.core.config import ConfigError, from_dict
+from robot_stack.core.spacemouse import (
+    FakeHidDevice,
+    FakeHidSpaceMouse,
+    InterventionConfig,
+    InterventionDetector,
+    SimSpaceMouse,
+    SpaceMouseConfig,
+    SpaceMouseDisconnected,
+    SpaceMouseError,
+    encode_reports,
+    load_report_script,
+    make_spacemouse,
+)
+from robot_stack.core.teleop import GRIPPER_CLOSE, GRIPPER_KEEP, GRIPPER_OPEN, MARK_FAILURE, MARK_NONE, MARK_SUCCESS, SpaceMouseReading, TeleopMapping
+
+
+class Clock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture
+def device():
+    clock = Clock()
+    hid = FakeHidDevice(clock=clock)
+    sm = FakeHidSpaceMouse(hid, clock=clock)
+    sm.connect()
+    yield sm, hid, clock
+    sm.close()
+
+
+def test_pyspacemouse_decodes_hand_written_compact_reports(device):
+    sm, hid, _ = device
+    # SpaceMouse Compact report 1 = x, y, z as little-endian int16, full scale 350.
+    # x = +350 (0x015e) -> +1 right; HID y = -175 (0xff51) -> +0.5 (y away from the operator).
+    hid.push(bytes([1, 0x5E, 0x01, 0x51, 0xFF, 0x00, 0x00]))
+    hid.push(bytes([3, 0b10, 0, 0, 0, 0, 0]))  # report 3: right button
+    r = sm.read()
+    assert r.axes[0] == pytest.approx(1.0)
+    assert r.axes[1] == pytest.approx(0.5)
+    assert r.axes[2] == pytest.approx(0.0)
+    assert r.buttons == (0, 1)
+    assert hid.is_open and hid.nonblocking
+
+
+def test_encoded_reports_round_trip_through_pyspacemouse(device):
+    sm, hid, _ = device
+    axes = np.array([0.3, -0.6, 0.9, 0.2, -0.4, 0.7])
+    for rep in encode_reports(axes, (1, 0)):
+        hid.push(rep)
+    r = sm.read()
+    np.testing.assert_allclose(r.axes, axes, atol=1 / 350)
+    assert r.buttons == (1, 0)
+
+
+def test_unplug_raises_disconnected_and_drops_device(device):
+    sm, hid, _ = device
+    hid.unplug()
+    with pytest.raises(SpaceMouseDisconnected, match="re-plug"):
+        sm.read()
+    assert not sm.connected
+
+
+def test_open_failure_explains_udev_rule():
+    sm = FakeHidSpaceMouse(FakeHidDevice(fail_open=True))
+    with pytest.raises(SpaceMouseError, match="udev"):
+        sm.connect()
+
+
+def test_real_backend_without_device_says_what_to_do():
+    sm = make_spacemouse(SpaceMouseConfig(backend="real"))
+    assert not sm.connected  # constructor does no I/O
+    with pytest.raises(SpaceMouseError, match="Plug the device in"):
+        sm.connect()
+
+
+def _reading(t, axes=(0, 0, 0, 0, 0, 0), buttons=(0, 0)):
+    return SpaceMouseReading(t=t, axes=np.asarray(axes, dtype=float), buttons=buttons)
+
+
+def test_intervention_engages_with_twist_and_holds_after_release():
+    cfg = InterventionConfig(deadzone=0.05, engage_threshold=0.15, release_threshold=0.08, hold_s=0.5)
+    mapping = TeleopMapping(max_lin_speed_m_s=0.2)
+    det = InterventionDetector(cfg, mapping)
+    u = det.update(_reading(0.0, (0.1, 0, 0, 0, 0, 0)))
+    assert not u.command.intervening and not u.changed  # below the engage threshold
+    assert np.all(u.command.lin_m_s == 0)
+    u = det.update(_reading(0.01, (0.525, 0, 0, 0, 0, 0)))
+    assert u.command.intervening and u.changed
+    # deadzone rescaled: (0.525 - 0.05) / 0.95 = 0.5 of full speed
+    np.testing.assert_allclose(u.command.lin_m_s, [0.1, 0, 0])
+    u = det.update(_reading(0.02, (0.1, 0, 0, 0, 0, 0)))  # in the hysteresis band: still active
+    assert u.command.intervening and not u.changed
+    u = det.update(_reading(0.03))  # released
+    assert u.command.intervening and np.all(u.command.lin_m_s == 0)
+    u = det.update(_reading(0.02 + 0.49))
+    assert u.command.intervening
+    u = det.update(_reading(0.02 + 0.5))
+    assert not u.command.intervening and u.changed
+
+
+def test_gripper_buttons_while_intervening_and_marks_otherwise():
+    det = InterventionDetector(InterventionConfig(hold_s=0.5))
+    u = det.update(_reading(0.0, buttons=(0, 1)))
+    assert u.command.episode_mark == MARK_SUCCESS and u.changed and not u.command.intervening
+    u = det.update(_reading(0.01, buttons=(0, 1)))
+    assert u.command.episode_mark == MARK_NONE  # one-shot on the press
+    u = det.update(_reading(0.02, buttons=(1, 0)))
+    assert u.command.episode_mark == MARK_FAILURE
+    det.update(_reading(0.03, axes=(0, 0, 0.5, 0, 0, 0)))
+    u = det.update(_reading(0.04, axes=(0, 0, 0.5, 0, 0, 0), buttons=(1, 0)))
+    assert u.command.intervening and u.command.gripper == GRIPPER_CLOSE and u.command.episode_mark == MARK_NONE
+    u = det.update(_reading(0.9, buttons=(0, 1)))  # a held gripper button keeps the intervention alive
+    assert u.command.intervening and u.command.gripper == GRIPPER_OPEN
+    u = det.update(_reading(0.95))
+    assert u.command.gripper == GRIPPER_KEEP and u.changed
+
+
+def test_disconnect_ends_intervention_with_zero_command():
+    det = InterventionDetector()
+    assert det.update(_reading(0.0, (0.8, 0, 0, 0, 0, 0))).command.intervening
+    u = det.disconnect(0.1)
+    assert not u.command.intervening and u.changed
+    assert np.all(u.command.lin_m_s == 0) and np.all(u.command.ang_rad_s == 0)
+
+
+def test_bad_intervention_config_is_rejected_with_reason():
+    with pytest.raises(ConfigError, match="release_threshold"):
+        from_dict(SpaceMouseConfig, {"intervention": {"release_threshold": 0.5, "engage_threshold": 0.2}})
+    with pytest.raises(ConfigError, match="backend"):
+        from_dict(SpaceMouseConfig, {"backend": "bluetooth"})
+
+
+def test_replay_script_drives_the_fake_backend(tmp_path):
+    script = tmp_path / "reports.yaml"
+    script.write_text(
+        "device: SpaceMouseCompact\n"
+        "reports:\n"
+        "  - {at_s: 0.0, axes: [0, 0.5, 0, 0, 0, 0]}\n"
+        "  - {at_s: 1.0, hex: '01 00 00 00 00 00 00'}\n"
+        "  - {at_s: 2.0, unplug: true}\n"
+    )
+    name, entries = load_report_script(script)
+    assert name == "SpaceMouseCompact" and entries[-1] == (2.0, None)
+    clock = Clock()
+    sm = make_spacemouse(SpaceMouseConfig(backend="fake", fake_reports_file=str(script)), clock=clock)
+    sm.connect()
+    assert sm.read().axes[1] == pytest.approx(0.5, abs=1 / 350)
+    clock.t += 1.0
+    assert sm.read().axes[1] == 0.0
+    clock.t += 1.0
+    with pytest.raises(SpaceMouseDisconnected):
+        sm.read()
+
+
+def test_bad_replay_script_names_the_entry(tmp_path):
+    script = tmp_path / "bad.yaml"
+    script.write_text("reports:\n  - {at_s: 0.0, axes: [1, 2]}\n")
+    with pytest.raises(ConfigError, match=r"reports\[0\].*6 values"):
+        load_report_script(script)
+
+
+def test_sim_backend_reads_provider_and_treats_none_as_hands_off():
+    readings = [None, _reading(5.0, (0, 0, 0.4, 0, 0, 0))]
+
+    class Source:
+        def read(self):
+            return readings.pop(0)
+
+    sm = SimSpaceMouse(Source(), clock=lambda: 1.0)
+    sm.connect()
+    r = sm.read()
+    assert r.t == 1.0 and np.all(r.axes == 0)
+    assert sm.read().axes[2] == 0.4
+    with pytest.raises(ConfigError, match="needs a source"):
+        make_spacemouse(SpaceMouseConfig(backend="sim"))

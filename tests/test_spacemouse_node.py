@@ -1,0 +1,167 @@
+"""SpaceMouse node over real DDS on loopback: parameters, topics/QoS, intervention end to end."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+rclpy = pytest.importorskip("rclpy")
+from geometry_msgs.msg import TwistStamped  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Joy  # noqa: E402
+
+from robot_stack.core.config import ConfigError  # noqa: E402
+from robot_stack.core.spacemouse import FakeHidDevice, encode_reports  # noqa: E402
+from robot_stack.msg import OperatorCommand  # noqa: E402
+from robot_stack.nodes import qos  # noqa: E402
+from robot_stack.nodes.spacemouse_node import JOY_TOPIC, OPERATOR_TOPIC, TWIST_TOPIC, SpaceMouseNode  # noqa: E402
+
+HOLD_S = 0.3
+
+
+def _node(ctx, hid=None, **params):
+    overrides = [Parameter(k, value=v) for k, v in {"backend": "fake", **params}.items()]
+    return SpaceMouseNode(context=ctx, hid_device=hid or FakeHidDevice(), parameter_overrides=overrides)
+
+
+def test_mistyped_parameter_fails_with_its_name(ros_context):
+    with pytest.raises(ConfigError, match="read_rate_hz.*double"):
+        _node(ros_context, read_rate_hz="fast")
+
+
+def test_misspelled_parameter_fails_with_suggestion(ros_context):
+    with pytest.raises(ConfigError, match="unknown parameter 'intervention.hold_sec'.*did you mean 'intervention.hold_s'"):
+        _node(ros_context, **{"intervention.hold_sec": 0.5})
+
+
+def test_invalid_value_fails_with_reason(ros_context):
+    with pytest.raises(ConfigError, match="publish_rate_hz"):
+        _node(ros_context, read_rate_hz=100.0, publish_rate_hz=500.0)
+
+
+def test_parameters_are_documented_and_integers_accepted_for_floats(ros_context):
+    node = _node(ros_context, read_rate_hz=100, **{"mapping.max_lin_speed_m_s": 0.2})
+    try:
+        assert node.config.read_rate_hz == 100.0 and node.config.mapping.max_lin_speed_m_s == 0.2
+        desc = node.describe_parameter("intervention.hold_s")
+        assert "after the operator lets go" in desc.description
+        assert desc.read_only
+    finally:
+        node.destroy_node()
+
+
+def test_topics_and_qos_as_documented(ros_context):
+    node = _node(ros_context)
+    try:
+        for topic, profile in ((OPERATOR_TOPIC, qos.COMMAND), (JOY_TOPIC, qos.SENSOR), (TWIST_TOPIC, qos.SENSOR)):
+            (info,) = node.get_publishers_info_by_topic(topic)
+            assert info.qos_profile.reliability == profile.reliability
+            assert info.qos_profile.durability == DurabilityPolicy.VOLATILE
+        assert qos.COMMAND.reliability == ReliabilityPolicy.RELIABLE
+    finally:
+        node.destroy_node()
+
+
+def test_intervention_end_to_end_press_release_hold_unplug(ros_context, spin, collector):
+    hid = FakeHidDevice()
+    node = _node(
+        ros_context, hid, read_rate_hz=200.0, publish_rate_hz=50.0,
+        **{"intervention.hold_s": HOLD_S, "mapping.max_lin_speed_m_s": 0.1},
+    )
+    listener = Node("listener", context=ros_context)
+    ops = collector(listener, OperatorCommand, OPERATOR_TOPIC, qos.COMMAND)
+    joy = collector(listener, Joy, JOY_TOPIC, qos.SENSOR)
+    twist = collector(listener, TwistStamped, TWIST_TOPIC, qos.SENSOR)
+    spin(node, listener)
+    try:
+        ops.wait_for(3, timeout_s=10.0)  # idle: periodic, not intervening
+        assert not any(m.intervening for m in ops.messages)
+
+        # Press: push the cap right (x = +0.5 of full scale) -> intervening with vx = 0.05 * 0.95-ish.
+        for rep in encode_reports([0.5, 0, 0, 0, 0, 0]):
+            hid.push(rep)
+        t_press = time.monotonic()
+        (on,) = ops.wait_for(1, where=lambda m: m.intervening)[:1]
+        expected_vx = 0.1 * (0.5 - 0.05) / 0.95
+        assert on.twist.linear.x == pytest.approx(expected_vx, abs=1e-3)
+        assert on.twist.linear.y == pytest.approx(0.0) and on.twist.linear.z == pytest.approx(0.0)
+        assert on.axes[0] == pytest.approx(0.5, abs=1 / 350)
+        assert on.header.frame_id == "base"
+        # The stamp is the device read time on the ROS clock: close to now, not in the future.
+        now_ns = node.get_clock().now().nanoseconds
+        stamp_ns = on.header.stamp.sec * 10**9 + on.header.stamp.nanosec
+        assert 0 <= now_ns - stamp_ns < 2 * 10**9
+        joy.wait_for(1, where=lambda m: abs(m.axes[0] - 0.5) < 0.01)
+        twist.wait_for(1, where=lambda m: m.twist.linear.x > 0.04)
+
+        # Release: zero report -> stays intervening (zero twist) for the hold time, then off.
+        n_before = len(ops.messages)
+        for rep in encode_reports([0, 0, 0, 0, 0, 0]):
+            hid.push(rep)
+        t_release = time.monotonic()
+        held = ops.wait_for(3, timeout_s=5.0, start=n_before)
+        zero_holding = [m for m in held if m.intervening and m.twist.linear.x == 0.0]
+        assert zero_holding, "expected zero-twist intervening messages during the hold time"
+        ops.wait_for(1, timeout_s=5.0, start=n_before, where=lambda m: not m.intervening)
+        t_off = time.monotonic()
+        assert t_off - t_release >= HOLD_S * 0.9
+        assert t_press < t_release
+
+        # Unplug mid-intervention: intervening false with zero twist, published at once.
+        for rep in encode_reports([0, 0, -0.8, 0, 0, 0]):
+            hid.push(rep)
+        n_on = len(ops.messages)
+        ops.wait_for(1, start=n_on, where=lambda m: m.intervening and m.twist.linear.z < 0)
+        n_unplug = len(ops.messages)
+        hid.unplug()
+        (off,) = ops.wait_for(1, start=n_unplug, where=lambda m: not m.intervening)[:1]
+        assert off.twist.linear.z == 0.0 and off.twist.linear.x == 0.0 and not np.any(np.asarray(off.axes))
+        # ...and keeps publishing hold-still commands while the device is gone.
+        n_gone = len(ops.messages)
+        later = ops.wait_for(3, timeout_s=5.0, start=n_gone)
+        assert all(not m.intervening for m in later)
+    finally:
+        node.close()
+        node.destroy_node()
+        listener.destroy_node()
+
+
+def test_absent_device_publishes_hold_still_commands(ros_context, spin, collector):
+    node = _node(ros_context, FakeHidDevice(fail_open=True), reconnect_period_s=0.2)
+    listener = Node("listener", context=ros_context)
+    ops = collector(listener, OperatorCommand, OPERATOR_TOPIC, qos.COMMAND)
+    spin(node, listener)
+    try:
+        msgs = ops.wait_for(5, timeout_s=10.0)
+        assert all(not m.intervening and m.twist.linear.x == 0.0 and m.twist.linear.z == 0.0 for m in msgs)
+        assert not node.device.connected and "udev" in node._last_error
+    finally:
+        node.close()
+        node.destroy_node()
+        listener.destroy_node()
+
+
+def test_sim_backend_takes_a_plugged_in_operator_source(ros_context, spin, collector):
+    from robot_stack.core.teleop import SpaceMouseReading
+
+    class Operator:  # what the simulated operator implements (SimOperatorSource)
+        def read(self):
+            return SpaceMouseReading(t=time.monotonic(), axes=np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0]))
+
+    node = SpaceMouseNode(context=ros_context, source=Operator(),
+                          parameter_overrides=[Parameter("backend", value="sim")])
+    listener = Node("listener", context=ros_context)
+    ops = collector(listener, OperatorCommand, OPERATOR_TOPIC, qos.COMMAND)
+    spin(node, listener)
+    try:
+        (m,) = ops.wait_for(1, where=lambda m: m.intervening)[:1]
+        assert m.twist.linear.z == pytest.approx(node.config.mapping.max_lin_speed_m_s)
+    finally:
+        node.close()
+        node.destroy_node()
+        listener.destroy_node()
