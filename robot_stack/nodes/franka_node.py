@@ -1,0 +1,426 @@
+"""Franka node: streams safe EE velocities to the arm and publishes its state.
+
+Every command passes through :class:`robot_stack.core.safety.SafetyFilter` (workspace box,
+speed and acceleration limits, watchdog, NaN/out-of-range rejection). A control timer in
+its own callback group runs at ``control_rate_hz``: read the robot state, run the safety
+filter on the latest command, send the resulting twist, publish state.
+
+Subscribes (all ``qos.COMMAND``: reliable, volatile, depth 10)
+  ``/robot_stack/franka/cmd_twist`` (geometry_msgs/TwistStamped): EE velocity in the robot
+      base frame (``header.frame_id`` empty or ``base_frame``), m/s and rad/s. Must arrive
+      faster than ``safety.watchdog_timeout_s``; otherwise the arm ramps to a stop.
+  ``/robot_stack/franka/gripper_cmd`` (std_msgs/Float32): target finger width in m
+      (0..0.08). A width <= ``gripper_grasp_below_m`` grasps with ``robot.gripper_force_n``.
+  ``/robot_stack/franka/home`` (std_msgs/Empty): move to the configured home pose, offset
+      uniformly by up to ``home_randomize_xyz_m`` per axis (clamped into the workspace box).
+  ``/robot_stack/franka/home_to`` (geometry_msgs/PoseStamped): move to this pose (base frame).
+      Homing suspends velocity streaming (state keeps being published); completion is reported
+      on the status topic (``home_done`` / ``home_failed``). std_srvs is not available as a
+      wheel here, hence topics instead of a service.
+
+Publishes
+  ``/robot_stack/franka/joint_states`` (sensor_msgs/JointState, ``qos.STATE``): fr3_joint1..7,
+      rad and rad/s.
+  ``/robot_stack/ee_pose`` (geometry_msgs/PoseStamped, ``qos.STATE``): EE (TCP) pose in the base frame.
+  ``/robot_stack/franka/ee_twist`` (geometry_msgs/TwistStamped, ``qos.STATE``): measured EE twist.
+  ``/robot_stack/franka/gripper_width`` (std_msgs/Float32, ``qos.STATE``): finger width, m.
+  ``/robot_stack/franka/status`` (std_msgs/String, ``qos.EPISODES``: reliable, transient local,
+      so a late joiner sees recent events): one JSON object per event:
+      ``{"event", "detail", "t", "mode", "counters"}``. Events: ``ready``, ``watchdog_stop``,
+      ``rejected_nan``, ``rejected_shape``, ``rejected_out_of_range``, ``rejected_frame``,
+      ``box_clamp``, ``box_outside``, ``error``, ``recovering``, ``recovered``,
+      ``recovery_gave_up``, ``home_started``, ``home_done``, ``home_failed``, ``home_busy``,
+      ``gripper_rejected``, ``shutdown``. ``mode`` is ``streaming``, ``homing`` or ``gave_up``.
+
+State is published every ``state_publish_every``-th control tick. On shutdown or an
+exception the node stops the arm (zero velocity, ramped by the robot); the franky backend
+additionally holds each velocity only ``robot.segment_hold_s``, so a killed process cannot
+leave the arm moving.
+
+Parameters: every field of :class:`FrankaNodeConfig` (nested ``robot.*``, ``safety.*``);
+see config/franka.yaml.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Empty, Float32, String
+
+from robot_stack.core.franka import (
+    FR3_JOINT_NAMES,
+    FrankaConfig,
+    RobotConnectionError,
+    RobotError,
+    RobotState,
+    make_robot,
+    matrix_to_quat_xyzw,
+    pose_matrix,
+    sample_home_pose,
+)
+from robot_stack.core.config import ConfigError
+from robot_stack.core.safety import (
+    EVENT_RECOVERING,
+    EVENT_RECOVERY_GAVE_UP,
+    RecoveryPolicy,
+    SafetyConfig,
+    SafetyFilter,
+    resolve_workspace,
+)
+from robot_stack.nodes import qos
+from robot_stack.nodes.params import declare_config
+
+CMD_TWIST_TOPIC = "/robot_stack/franka/cmd_twist"
+GRIPPER_CMD_TOPIC = "/robot_stack/franka/gripper_cmd"
+HOME_TOPIC = "/robot_stack/franka/home"
+HOME_TO_TOPIC = "/robot_stack/franka/home_to"
+JOINT_STATES_TOPIC = "/robot_stack/franka/joint_states"
+EE_POSE_TOPIC = "/robot_stack/ee_pose"
+EE_TWIST_TOPIC = "/robot_stack/franka/ee_twist"
+GRIPPER_WIDTH_TOPIC = "/robot_stack/franka/gripper_width"
+STATUS_TOPIC = "/robot_stack/franka/status"
+STATUS_QOS = qos.EPISODES
+
+
+@dataclass(frozen=True)
+class FrankaNodeConfig:
+    """Franka node parameters."""
+
+    robot: FrankaConfig = field(default_factory=FrankaConfig)
+    """Robot backend and connection (robot.* parameters)."""
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    """Safety limits (safety.* parameters)."""
+    control_rate_hz: float = 100.0
+    """Rate of the velocity streaming loop, Hz."""
+    state_publish_every: int = 2
+    """Publish the robot state every N-th control tick (100 Hz / 2 = 50 Hz)."""
+    base_frame: str = "base"
+    """Robot base frame id: commands must be in it; published poses/twists are in it."""
+    home_xyz_m: tuple[float, float, float] = (0.5, 0.0, 0.35)
+    """Home EE position in the base frame, m."""
+    home_quat_xyzw: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+    """Home EE orientation (x, y, z, w); the default points the gripper down."""
+    home_randomize_xyz_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Half-width of the uniform random offset added to the home position per axis, m."""
+    home_seed: int = 0
+    """Seed of the home randomization (reproducible episode starts)."""
+    home_timeout_s: float = 15.0
+    """A home move that takes longer is stopped and reported as home_failed, s."""
+    gripper_grasp_below_m: float = 0.005
+    """Gripper width commands at or below this (m) grasp with force instead of moving to a width."""
+
+    def validate(self) -> None:
+        if not (math.isfinite(self.control_rate_hz) and 1.0 <= self.control_rate_hz <= 1000.0):
+            raise ValueError(f"control_rate_hz must be in [1, 1000], got {self.control_rate_hz}")
+        if self.robot.segment_hold_s < 2.0 / self.control_rate_hz:
+            raise ValueError(
+                f"robot.segment_hold_s ({self.robot.segment_hold_s}) must be at least two control periods "
+                f"({2.0 / self.control_rate_hz:.3f} s), or the robot stops between commands")
+        if self.state_publish_every < 1:
+            raise ValueError(f"state_publish_every must be >= 1, got {self.state_publish_every}")
+        if not self.base_frame:
+            raise ValueError("base_frame must not be empty")
+        q = np.asarray(self.home_quat_xyzw, float)
+        if not (np.all(np.isfinite(q)) and abs(np.linalg.norm(q) - 1.0) < 1e-3):
+            raise ValueError(f"home_quat_xyzw must be a unit quaternion (x, y, z, w), got {self.home_quat_xyzw}")
+        if not self.safety.workspace_file:  # a box from a file is checked once it is loaded
+            _check_home_in_box(self.home_xyz_m, self.safety)
+        if any(r < 0 for r in self.home_randomize_xyz_m):
+            raise ValueError(f"home_randomize_xyz_m must be >= 0, got {self.home_randomize_xyz_m}")
+        if self.home_timeout_s <= 0:
+            raise ValueError(f"home_timeout_s must be > 0, got {self.home_timeout_s}")
+
+
+def _check_home_in_box(home_xyz_m, safety: SafetyConfig) -> None:
+    if not safety.box.contains(home_xyz_m):
+        raise ValueError(f"home_xyz_m {tuple(home_xyz_m)} lies outside the workspace box "
+                         f"{safety.workspace_min_xyz_m}..{safety.workspace_max_xyz_m}")
+
+
+class FrankaNode(Node):
+    """Thin node: ROS I/O around FrankaRobot + SafetyFilter."""
+
+    def __init__(self, robot=None, **node_kwargs):
+        super().__init__("franka", **node_kwargs)
+        cfg = declare_config(self, FrankaNodeConfig)
+        try:
+            safety_cfg = resolve_workspace(cfg.safety)
+            _check_home_in_box(cfg.home_xyz_m, safety_cfg)
+        except ValueError as e:
+            raise ConfigError(f"parameter 'safety.workspace_file': {e}") from e
+        if safety_cfg.workspace_frame != cfg.base_frame:
+            raise ConfigError(
+                f"workspace box is in frame '{safety_cfg.workspace_frame}' but base_frame is '{cfg.base_frame}': "
+                f"set base_frame (or safety.workspace_frame) to the robot base frame the box was recorded in")
+        self.config: FrankaNodeConfig = dataclasses.replace(cfg, safety=safety_cfg)
+        cfg = self.config
+        self.robot = robot if robot is not None else make_robot(
+            cfg.robot, cfg.safety.collision_torque_threshold_nm, cfg.safety.collision_force_threshold_n)
+        self.safety = SafetyFilter(cfg.safety)
+        self.recovery = RecoveryPolicy.from_config(cfg.safety)
+        self._rng = np.random.default_rng(cfg.home_seed)
+        self._T_home = pose_matrix(cfg.home_xyz_m, cfg.home_quat_xyzw)
+        self._cmd_lock = threading.Lock()    # safety filter: command callbacks vs control tick
+        self._robot_lock = threading.Lock()  # robot: control tick vs home worker
+        self._mode = "streaming"
+        self._tick = 0
+        self._sent_zero = False
+        self._home_thread: threading.Thread | None = None
+        self._closed = False
+
+        self.robot.connect()
+
+        self._status_pub = self.create_publisher(String, STATUS_TOPIC, STATUS_QOS)
+        self._joint_pub = self.create_publisher(JointState, JOINT_STATES_TOPIC, qos.STATE)
+        self._pose_pub = self.create_publisher(PoseStamped, EE_POSE_TOPIC, qos.STATE)
+        self._twist_pub = self.create_publisher(TwistStamped, EE_TWIST_TOPIC, qos.STATE)
+        self._gripper_pub = self.create_publisher(Float32, GRIPPER_WIDTH_TOPIC, qos.STATE)
+        cmd_group = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(TwistStamped, CMD_TWIST_TOPIC, self._on_cmd_twist, qos.COMMAND, callback_group=cmd_group)
+        self.create_subscription(Float32, GRIPPER_CMD_TOPIC, self._on_gripper_cmd, qos.COMMAND, callback_group=cmd_group)
+        self.create_subscription(Empty, HOME_TOPIC, self._on_home, qos.COMMAND, callback_group=cmd_group)
+        self.create_subscription(PoseStamped, HOME_TO_TOPIC, self._on_home_to, qos.COMMAND, callback_group=cmd_group)
+        # The control loop has its own group so command callbacks never delay it.
+        self._timer = self.create_timer(1.0 / cfg.control_rate_hz, self._control_tick,
+                                        callback_group=MutuallyExclusiveCallbackGroup())
+        self._status("ready", f"backend={cfg.robot.backend} ip={cfg.robot.robot_ip} rate={cfg.control_rate_hz} Hz")
+
+    # -- status -------------------------------------------------------------------------------
+    def _status(self, event: str, detail: str = "") -> None:
+        msg = String()
+        msg.data = json.dumps({
+            "event": event, "detail": detail, "t": time.time(), "mode": self._mode,
+            "counters": dict(self.safety.counters),
+        })
+        text = f"{event}: {detail}" if detail else event
+        # rclpy binds a severity to each call site, hence two separate calls.
+        if event in ("ready", "home_started", "home_done", "recovered", "shutdown"):
+            self.get_logger().info(text)
+        else:
+            self.get_logger().warning(text)
+        self._status_pub.publish(msg)
+
+    # -- commands -------------------------------------------------------------------------------
+    def _on_cmd_twist(self, msg: TwistStamped) -> None:
+        if msg.header.frame_id not in ("", self.config.base_frame):
+            with self._cmd_lock:
+                self.safety.clear()
+                self.safety.counters["rejected_frame"] += 1
+            self._status("rejected_frame", f"twist in frame '{msg.header.frame_id}', expected '{self.config.base_frame}'")
+            return
+        lin = (msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z)
+        ang = (msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z)
+        with self._cmd_lock:
+            verdict = self.safety.submit(lin, ang, time.monotonic())
+        if not verdict.accepted:
+            self._status(verdict.reason, verdict.detail)
+
+    def _on_gripper_cmd(self, msg: Float32) -> None:
+        width = float(msg.data)
+        if not math.isfinite(width) or width < 0.0:
+            self._status("gripper_rejected", f"width {width!r} is not a finite number >= 0 m")
+            return
+        try:
+            if width <= self.config.gripper_grasp_below_m:
+                self.robot.gripper_grasp()
+            else:
+                self.robot.gripper_move(width)
+        except RobotError as e:
+            self._status("gripper_rejected", str(e))
+
+    def _on_home(self, _msg: Empty) -> None:
+        T = sample_home_pose(self._T_home, self.config.home_randomize_xyz_m, self._rng)
+        T[:3, 3] = self.config.safety.box.clip(T[:3, 3])
+        self._start_home(T)
+
+    def _on_home_to(self, msg: PoseStamped) -> None:
+        if msg.header.frame_id not in ("", self.config.base_frame):
+            self._status("home_failed", f"pose in frame '{msg.header.frame_id}', expected '{self.config.base_frame}'")
+            return
+        p, o = msg.pose.position, msg.pose.orientation
+        xyz, quat = np.array([p.x, p.y, p.z]), np.array([o.x, o.y, o.z, o.w])
+        if not (np.all(np.isfinite(xyz)) and np.all(np.isfinite(quat)) and np.linalg.norm(quat) > 0.5):
+            self._status("home_failed", f"invalid pose {xyz.tolist()} {quat.tolist()}")
+            return
+        if not self.config.safety.box.contains(xyz):
+            self._status("home_failed", f"target {np.round(xyz, 3).tolist()} is outside the workspace box")
+            return
+        self._start_home(pose_matrix(xyz, quat))
+
+    def _start_home(self, T_base_ee: np.ndarray) -> None:
+        if self._mode != "streaming":
+            self._status("home_busy", f"cannot home while {self._mode}")
+            return
+        self._mode = "homing"
+        self._status("home_started", f"target xyz={np.round(T_base_ee[:3, 3], 4).tolist()}")
+        # A home move blocks for seconds: a worker thread, so callbacks and state keep flowing.
+        self._home_thread = threading.Thread(target=self._home_worker, args=(T_base_ee,), daemon=True)
+        self._home_thread.start()
+
+    def _home_worker(self, T_base_ee: np.ndarray) -> None:
+        ok, detail = False, ""
+        with self._robot_lock:
+            with self._cmd_lock:
+                self.safety.reset()
+            try:
+                ok = self.robot.move_home(T_base_ee, self.config.home_timeout_s)
+                detail = "reached" if ok else f"not reached within {self.config.home_timeout_s} s"
+            except (RobotError, RobotConnectionError) as e:
+                detail = str(e)
+            with self._cmd_lock:
+                self.safety.reset()  # commands sent during homing are stale now
+            self._sent_zero = True
+        self._mode = "streaming"
+        xyz = np.round(T_base_ee[:3, 3], 4).tolist()
+        self._status("home_done" if ok else "home_failed", f"target xyz={xyz} {detail}")
+
+    # -- control loop ---------------------------------------------------------------------------
+    def _control_tick(self) -> None:
+        if self._closed or self._mode == "gave_up":
+            return
+        if not self._robot_lock.acquire(blocking=False):
+            # Homing owns the robot's motion; keep the state flowing (reads are thread-safe).
+            self._tick += 1
+            if self._tick % self.config.state_publish_every == 0:
+                try:
+                    self._publish_state(self.robot.read_state())
+                except (RobotError, RobotConnectionError) as e:
+                    self.get_logger().warning(f"state read during homing failed: {e}")
+            return
+        try:
+            try:
+                state = self.robot.read_state()
+            except (RobotError, RobotConnectionError) as e:
+                self._status("error", f"state read failed: {e}")
+                return
+            now = time.monotonic()
+            with self._cmd_lock:
+                out = self.safety.update(now, state.p_base_ee)
+            for event in out.events:
+                self._status(event, f"ee at {np.round(state.p_base_ee, 4).tolist()}")
+            if state.has_error:
+                self._handle_error(RobotError("robot reports a reflex/error state"), now)
+            elif not (out.is_zero and self._sent_zero):
+                # Repeated zeros are skipped: the last one already brings the arm to rest.
+                try:
+                    self.robot.send_twist(out.lin_m_s, out.ang_rad_s)
+                    self._sent_zero = out.is_zero
+                except RobotError as e:
+                    self._handle_error(e, now)
+                except RobotConnectionError as e:
+                    self._status("error", f"connection lost: {e}")
+            self._tick += 1
+            if self._tick % self.config.state_publish_every == 0:
+                self._publish_state(state)
+        finally:
+            self._robot_lock.release()
+
+    def _handle_error(self, error: Exception, now: float) -> None:
+        self._status("error", str(error))
+        with self._cmd_lock:
+            self.safety.reset()  # after a reflex the arm is at rest: ramp up from zero again
+        self._sent_zero = True
+        if not self.recovery.allow(now):
+            self._mode = "gave_up"
+            self._status(EVENT_RECOVERY_GAVE_UP, f"more than {self.recovery.max_attempts} errors within "
+                         f"{self.recovery.window_s} s; restart the node after checking the robot")
+            return
+        self._status(EVENT_RECOVERING, f"attempt {len(self.recovery.attempts)} of {self.recovery.max_attempts}")
+        try:
+            ok = self.robot.recover()
+        except (RobotError, RobotConnectionError) as e:
+            ok, error = False, e
+        self._status("recovered" if ok else "error", "" if ok else f"recovery failed: {error}")
+
+    def _publish_state(self, s: RobotState) -> None:
+        stamp = self.get_clock().now().to_msg()
+        frame = self.config.base_frame
+        js = JointState()
+        js.header.stamp = stamp
+        js.name = list(FR3_JOINT_NAMES)
+        js.position = s.q_rad.tolist()
+        js.velocity = s.dq_rad_s.tolist()
+        self._joint_pub.publish(js)
+
+        pose = PoseStamped()
+        pose.header.stamp = stamp
+        pose.header.frame_id = frame
+        p, q = s.T_base_ee[:3, 3], matrix_to_quat_xyzw(s.T_base_ee[:3, :3])
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in p)
+        (pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z,
+         pose.pose.orientation.w) = (float(v) for v in q)
+        self._pose_pub.publish(pose)
+
+        tw = TwistStamped()
+        tw.header.stamp = stamp
+        tw.header.frame_id = frame
+        tw.twist.linear.x, tw.twist.linear.y, tw.twist.linear.z = (float(v) for v in s.ee_lin_m_s)
+        tw.twist.angular.x, tw.twist.angular.y, tw.twist.angular.z = (float(v) for v in s.ee_ang_rad_s)
+        self._twist_pub.publish(tw)
+
+        if math.isfinite(s.gripper_width_m):
+            self._gripper_pub.publish(Float32(data=float(s.gripper_width_m)))
+
+    # -- shutdown -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the arm and release the robot (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._timer.cancel()
+        if self._home_thread is not None:
+            self._home_thread.join(timeout=self.config.home_timeout_s)
+        with self._robot_lock:
+            try:
+                self.robot.close()
+            except (RobotError, RobotConnectionError) as e:
+                self.get_logger().error(f"robot close failed: {e}")
+        if self.context.ok():  # at interpreter exit the context may already be gone
+            self._status("shutdown", "robot stopped and released")
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point: spin FrankaNode with a multi-threaded executor until Ctrl-C/SIGTERM."""
+    import sys
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    from robot_stack.core.config import ConfigError
+
+    rclpy.init(args=args)
+    node = None
+    executor = MultiThreadedExecutor(num_threads=2)
+    try:
+        node = FrankaNode()
+        executor.add_node(node)
+        executor.spin()
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except RobotConnectionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        # Whatever happened (including an exception in a callback), stop the arm first.
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        executor.shutdown()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,265 @@
+"""Franka node over real DDS (loopback): parameters validated, state published, moves under
+TwistStamped, watchdog stop, NaN rejection, home, gripper, recovery limit, clean shutdown.
+The fake backend runs in-process; the last test drives franky-sim through the franky backend."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+pytestmark = pytest.mark.ros
+
+from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Empty, Float32, String  # noqa: E402
+
+from robot_stack.core.config import ConfigError  # noqa: E402
+from robot_stack.core.franka import FakeRobot, FrankaConfig  # noqa: E402
+from robot_stack.nodes import qos  # noqa: E402
+from robot_stack.nodes.franka_node import (  # noqa: E402
+    CMD_TWIST_TOPIC,
+    EE_POSE_TOPIC,
+    EE_TWIST_TOPIC,
+    GRIPPER_CMD_TOPIC,
+    GRIPPER_WIDTH_TOPIC,
+    HOME_TO_TOPIC,
+    HOME_TOPIC,
+    JOINT_STATES_TOPIC,
+    STATUS_QOS,
+    STATUS_TOPIC,
+    FrankaNode,
+)
+from robot_stack.nodes.params import parameter_overrides  # noqa: E402
+
+
+def make_node(ctx, robot=None, **params):
+    params.setdefault("robot.backend", "fake")
+    return FrankaNode(robot=robot, context=ctx, parameter_overrides=parameter_overrides(params))
+
+
+def events(status_collector, start=0):
+    return [json.loads(m.data)["event"] for m in status_collector.messages[start:]]
+
+
+class TwistStreamer:
+    """Publishes a TwistStamped at ``rate_hz`` from a thread until stopped."""
+
+    def __init__(self, node: Node, lin, frame="base", rate_hz=50.0):
+        self.pub = node.create_publisher(TwistStamped, CMD_TWIST_TOPIC, qos.COMMAND)
+        self.lin, self.frame, self.period = lin, frame, 1.0 / rate_hz
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            msg = TwistStamped()
+            msg.header.frame_id = self.frame
+            msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in self.lin)
+            self.pub.publish(msg)
+            self._stop.wait(self.period)  # publishing rate, not synchronization
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"control_rate_hz": "fast"}, "control_rate_hz"),
+    ({"safety.max_lin_speed": 0.1}, "did you mean 'safety.max_lin_speed_m_s'"),
+    ({"safety.max_lin_speed_m_s": -1.0}, "max_lin_speed_m_s"),
+    ({"robot.backend": "ros1"}, "backend"),
+    ({"home_xyz_m": [2.0, 0.0, 0.3]}, "home_xyz_m"),
+    ({"safety.workspace_file": "/nonexistent/workspace.yaml"}, "workspace_file"),
+    ({"safety.workspace_frame": "world"}, "frame 'world'"),
+])
+def test_bad_parameters_fail_at_startup_with_their_name(ros_context, params, match):
+    with pytest.raises(ConfigError, match=match):
+        make_node(ros_context, **params)
+
+
+def test_shipped_params_file_loads(ros_context, tmp_path):
+    """config/franka.yaml is accepted as is (backend switched to fake: no robot here)."""
+    import pathlib
+
+    import yaml
+
+    from robot_stack.core.config import from_dict
+    from robot_stack.nodes.franka_node import FrankaNodeConfig
+
+    data = yaml.safe_load((pathlib.Path(__file__).parents[1] / "config" / "franka.yaml").read_text())
+    params = data["franka"]["ros__parameters"]
+    cfg = from_dict(FrankaNodeConfig, params)
+    assert cfg.robot.backend == "franky"
+    params["robot"]["backend"] = "fake"
+    node = FrankaNode(context=ros_context, parameter_overrides=parameter_overrides(params))
+    try:
+        assert node.config.control_rate_hz == cfg.control_rate_hz
+    finally:
+        node.close()
+        node.destroy_node()
+
+
+def test_publishes_state_moves_and_watchdog_stops(ros_context, spin, collector):
+    node = make_node(ros_context, **{"safety.watchdog_timeout_s": 0.2})
+    probe = Node("probe", context=ros_context)
+    status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
+    joints = collector(probe, JointState, JOINT_STATES_TOPIC, qos.STATE)
+    poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
+    twists = collector(probe, TwistStamped, EE_TWIST_TOPIC, qos.STATE)
+    widths = collector(probe, Float32, GRIPPER_WIDTH_TOPIC, qos.STATE)
+    spin(node, probe)
+    try:
+        status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
+        js = joints.wait_for(3)[-1]
+        assert list(js.name) == [f"fr3_joint{i}" for i in range(1, 8)] and len(js.position) == 7
+        p0 = poses.wait_for(3)[-1]
+        assert p0.header.frame_id == "base"
+        widths.wait_for(1)
+        x0 = p0.pose.position.x
+
+        n_before = len(poses.messages)
+        with TwistStreamer(probe, (0.05, 0.0, 0.0)):
+            poses.wait_for(1, timeout_s=5.0, start=n_before,
+                           where=lambda m: m.pose.position.x > x0 + 0.03)
+        # stream cut: watchdog event, then the arm comes to rest
+        n_status = len(status.messages)
+        status.wait_for(1, timeout_s=3.0, start=n_status, where=lambda m: json.loads(m.data)["event"] == "watchdog_stop")
+        n_tw = len(twists.messages)
+        twists.wait_for(1, timeout_s=3.0, start=n_tw,
+                        where=lambda m: abs(m.twist.linear.x) < 1e-4)
+        x_rest = poses.messages[-1].pose.position.x
+        n_pose = len(poses.messages)
+        poses.wait_for(10, timeout_s=3.0, start=n_pose)
+        assert abs(poses.messages[-1].pose.position.x - x_rest) < 1e-3
+    finally:
+        node.close()
+        assert not node.robot.connected  # close() stopped and released the robot
+
+
+def test_nan_frame_home_and_gripper(ros_context, spin, collector):
+    node = make_node(ros_context, home_xyz_m=[0.45, 0.1, 0.3], home_randomize_xyz_m=[0.0, 0.0, 0.0])
+    probe = Node("probe", context=ros_context)
+    status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
+    poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
+    widths = collector(probe, Float32, GRIPPER_WIDTH_TOPIC, qos.STATE)
+    spin(node, probe)
+    try:
+        status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
+        with TwistStreamer(probe, (float("nan"), 0.0, 0.0), rate_hz=10.0):
+            status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "rejected_nan")
+        with TwistStreamer(probe, (0.01, 0.0, 0.0), frame="camera", rate_hz=10.0):
+            status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "rejected_frame")
+
+        home = probe.create_publisher(Empty, HOME_TOPIC, qos.COMMAND)
+        home.publish(Empty())
+        done = status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] in ("home_done", "home_failed"))
+        assert json.loads(done[0].data)["event"] == "home_done"
+        n = len(poses.messages)
+        p = poses.wait_for(1, timeout_s=3.0, start=n)[0].pose.position
+        assert np.allclose([p.x, p.y, p.z], [0.45, 0.1, 0.3], atol=1e-3)
+
+        home_to = probe.create_publisher(PoseStamped, HOME_TO_TOPIC, qos.COMMAND)
+        target = PoseStamped()
+        target.header.frame_id = "base"
+        target.pose.position.x, target.pose.position.y, target.pose.position.z = 2.0, 0.0, 0.3  # outside the box
+        target.pose.orientation.x = 1.0
+        home_to.publish(target)
+        failed = status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "home_failed")
+        assert "outside" in json.loads(failed[0].data)["detail"]
+
+        grip = probe.create_publisher(Float32, GRIPPER_CMD_TOPIC, qos.COMMAND)
+        grip.publish(Float32(data=0.03))
+        widths.wait_for(1, timeout_s=5.0, where=lambda m: abs(m.data - 0.03) < 1e-6)
+        grip.publish(Float32(data=0.0))  # at/below gripper_grasp_below_m: grasp
+        widths.wait_for(1, timeout_s=5.0, where=lambda m: m.data == 0.0)
+    finally:
+        node.close()
+
+
+def test_recovery_retry_limit_then_gives_up(ros_context, spin, collector):
+    robot = FakeRobot(FrankaConfig())
+    node = make_node(ros_context, robot=robot, **{"safety.max_recovery_attempts": 2})
+    probe = Node("probe", context=ros_context)
+    status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
+    spin(node, probe)
+    try:
+        status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
+        robot.inject_error(100)  # every command fails from now on
+        with TwistStreamer(probe, (0.02, 0.0, 0.0)):
+            status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "recovery_gave_up")
+        ev = events(status)
+        assert ev.count("recovering") == 2 and robot.recover_calls == 2
+        assert ev.count("error") == 3
+        last = json.loads(status.messages[-1].data)
+        assert last["mode"] == "gave_up"
+        n_sent = len(robot.sent)
+        time.sleep(0.3)  # give the control loop time to (wrongly) command the robot again
+        assert len(robot.sent) == n_sent
+    finally:
+        node.close()
+
+
+def test_franky_backend_node_moves_franky_sim(ros_context, spin, collector):
+    """The node with the franky backend against franky-sim: the real code path minus the robot."""
+    pytest.importorskip("franky")
+    from robot_stack.sim.franky_world import WorldProcess
+
+    host = "127.0.0.43"
+    with WorldProcess(host, task="none"):
+        node = make_node(ros_context, **{"robot.backend": "franky", "robot.robot_ip": host})
+        probe = Node("probe", context=ros_context)
+        status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
+        poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
+        spin(node, probe)
+        try:
+            status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
+            z0 = poses.wait_for(3, timeout_s=10.0)[-1].pose.position.z
+            n = len(poses.messages)
+            with TwistStreamer(probe, (0.0, 0.0, -0.05)):
+                poses.wait_for(1, timeout_s=10.0, start=n, where=lambda m: m.pose.position.z < z0 - 0.02)
+            status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "watchdog_stop")
+            home = probe.create_publisher(Empty, HOME_TOPIC, qos.COMMAND)
+            home.publish(Empty())
+            done = status.wait_for(1, timeout_s=30.0, where=lambda m: json.loads(m.data)["event"] in ("home_done", "home_failed"))
+            assert json.loads(done[0].data)["event"] == "home_done", done[0].data
+        finally:
+            node.close()
+
+
+def test_exception_in_control_loop_stops_the_robot(ros_context):
+    """A bug in a callback ends spin(); main()'s cleanup path then stops and releases the arm."""
+    from rclpy.executors import MultiThreadedExecutor
+
+    robot = FakeRobot(FrankaConfig())
+    node = make_node(ros_context, robot=robot)
+    executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
+    executor.add_node(node)
+    ticks = [0]
+    original = node.safety.update
+
+    def failing_update(*args, **kwargs):
+        ticks[0] += 1
+        if ticks[0] > 30:
+            raise RuntimeError("injected bug")
+        node.safety.submit([0.05, 0.0, 0.0], [0.0, 0.0, 0.0], time.monotonic())  # arm moving when it breaks
+        return original(*args, **kwargs)
+
+    node.safety.update = failing_update
+    try:
+        with pytest.raises(RuntimeError, match="injected bug"):
+            executor.spin()
+        assert robot.lin[0] > 0.01  # it was moving
+    finally:
+        node.close()  # what main() does in its finally block
+        executor.shutdown()
+    assert not robot.connected
+    assert not np.any(robot.cmd.lin)  # last command to the robot: stop
