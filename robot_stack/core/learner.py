@@ -1,0 +1,359 @@
+"""The learner's logic without ROS: labelling, replay, a training thread, checkpoints, stats.
+
+:class:`LearnerCore` owns the learning objects of :mod:`robot_stack.rl` and wires them for a
+learner fed one step record at a time (the learner node calls it from its callbacks):
+
+* ``add_step(step)``: the streaming RLIF labeller (:class:`~robot_stack.rl.labelling.StreamingLabeller`)
+  turns records into labelled transitions; every transition goes to the *online* replay
+  buffer, operator transitions also to the *intervention* buffer (RLPD samples the two
+  50/50, ``sac.offline_fraction``). Both buffers are persistent append-only logs in
+  ``run_dir`` (crash-safe: a step is on disk when ``add_step`` returns).
+* A training thread (``start()``/``close()``) calls ``agent.update`` (``sac.utd_ratio``
+  critic steps each) once per received transition after ``min_transitions`` -- the
+  update-to-data ratio -- waiting on a condition variable when it is ahead of the data.
+  When the CPU cannot keep up it trains continuously and reports the backlog.
+* Every ``publish_every_updates`` updates (and once at start) it exports the actor
+  networks and hands a :class:`~robot_stack.nodes.convert.PolicyWeightsData`-like tuple to
+  ``on_weights`` (the node publishes it). Versions increase monotonically, across restarts.
+* Every ``checkpoint_every_s`` (and at ``close()``) it writes ``run_dir/checkpoint.pt``
+  (agent state + learner counters, atomically) and ``policies_dir/latest.pt`` (plus
+  ``best.pt`` when the rolling success rate is a new best; ``policies_dir`` defaults to
+  ``run_dir/policies``). A new LearnerCore on the same
+  ``run_dir`` resumes from the checkpoint and the replay logs.
+* ``stats()``: env steps, transitions, updates, updates/s, backlog, losses, rolling success
+  rate and intervention rate (from the records' flags), policy version.
+
+Thread safety: the buffers are guarded by one lock (``add_step`` from a callback thread,
+sampling in the training thread); the agent is touched only by the training thread after
+``start()``.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import pathlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from robot_stack.core.actor import EpisodeStats, parse_spec_json
+from robot_stack.core.spec import PolicySpec
+from robot_stack.rl.agent import SACConfig
+from robot_stack.rl.labelling import LabellingConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LearnerConfig:
+    """Learner behaviour (the learner node maps these one-to-one to ROS parameters)."""
+
+    run_dir: str = "runs/learner"
+    """Directory of the checkpoint, replay logs, exported policies (policies/latest.pt,
+    best.pt) and TensorBoard scalars (tb/); an existing checkpoint there is resumed."""
+    policies_dir: str = ""
+    """Where the exported policies latest.pt and best.pt go ('' = run_dir/policies; e.g.
+    policies/<run> to keep them with the other exports)."""
+    spec_json: str = ""
+    """Policy spec JSON (a PolicySpec, or an export's spec_json whose network replaces
+    sac.network); required unless run_dir holds a checkpoint."""
+    spec_file: str = ""
+    """File holding the spec JSON (same content as spec_json)."""
+    sac: SACConfig = field(default_factory=SACConfig)
+    """RLPD SAC hyperparameters (sac.utd_ratio, sac.batch_size, sac.network.*, ...)."""
+    labelling: LabellingConfig = field(default_factory=LabellingConfig)
+    """RLIF reward labelling (labelling.intervention_penalty, ...)."""
+    buffer_capacity: int = 100_000
+    """Slots of each replay buffer kept in memory (the logs keep the full history)."""
+    buffer_sync: str = "flush"
+    """When a step counts as stored: 'flush' (survives a killed process) or 'fsync' (survives power loss)."""
+    min_transitions: int = 64
+    """Transitions in the replay buffer before training starts."""
+    publish_every_updates: int = 20
+    """Publish the policy weights every this many updates."""
+    checkpoint_every_s: float = 60.0
+    """Write checkpoint and exported policy every this many seconds (and at shutdown), s."""
+    warm_start_policy_file: str = ""
+    """Exported policy to initialize encoders and actor from (fresh runs only)."""
+    torch_threads: int = 1
+    """torch intra-op threads for training."""
+    tensorboard: bool = True
+    """Write TensorBoard scalars to run_dir/tb."""
+    stats_window: int = 20
+    """Episodes in the rolling success/intervention rate."""
+
+    def validate(self) -> None:
+        if self.spec_json and self.spec_file:
+            raise ValueError("give spec_json or spec_file, not both")
+        if self.buffer_sync not in ("flush", "fsync"):
+            raise ValueError(f"buffer_sync must be 'flush' or 'fsync', got '{self.buffer_sync}'")
+        for name in ("buffer_capacity", "min_transitions", "publish_every_updates", "torch_threads", "stats_window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if not self.checkpoint_every_s > 0:
+            raise ValueError(f"checkpoint_every_s={self.checkpoint_every_s} must be > 0")
+        self.sac.validate()
+        self.labelling.validate()
+
+
+@dataclass
+class ExportedWeights:
+    """A policy export ready to publish (fields of msg/PolicyWeights)."""
+
+    version: int
+    learner_step: int
+    env_steps: int
+    spec_json: str
+    data: bytes
+
+
+def load_spec_text(spec_json: str, spec_file: str) -> str:
+    if spec_file:
+        return pathlib.Path(spec_file).expanduser().read_text()
+    return spec_json
+
+
+class LearnerCore:
+    """ROS-free learner: see the module docstring."""
+
+    CHECKPOINT = "checkpoint.pt"
+    ONLINE_LOG = "replay_online.log"
+    INTERVENTION_LOG = "replay_intervention.log"
+
+    def __init__(self, config: LearnerConfig, on_weights: Callable[[ExportedWeights], None] | None = None):
+        config.validate()
+        self.config = config
+        self.on_weights = on_weights or (lambda w: None)
+        self.run_dir = pathlib.Path(config.run_dir).expanduser()
+        self.policies_dir = pathlib.Path(config.policies_dir).expanduser() if config.policies_dir else self.run_dir / "policies"
+        self.agent = None
+        self.spec: PolicySpec | None = None
+        self.online = self.intervention = None
+        self.labeller = None
+        self._buf_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.counters: collections.Counter = collections.Counter()
+        self.version = 0
+        self.updates = 0
+        self.transitions = 0
+        self.env_steps = 0
+        self.best_success_rate = -1.0
+        self.episode_stats = EpisodeStats(config.stats_window)
+        self._ep_steps = 0
+        self._ep_interventions = 0
+        self.last_metrics: dict[str, float] = {}
+        self._rate_mark = (time.monotonic(), 0)
+        self.updates_per_s = 0.0
+        self._tb = None
+        self._last_ckpt = time.monotonic()
+
+    # ------------------------------------------------------------------ lifecycle
+    def open(self) -> "LearnerCore":
+        """Build or resume the agent and open the replay logs (I/O happens here, not in __init__)."""
+        import torch
+
+        from robot_stack.core import config as cfgmod
+        from robot_stack.rl.agent import SACAgent
+        from robot_stack.rl.labelling import StreamingLabeller
+        from robot_stack.rl.replay_buffer import VisionReplayBuffer
+
+        cfg = self.config
+        torch.set_num_threads(cfg.torch_threads)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt_path = self.run_dir / self.CHECKPOINT
+        text = load_spec_text(cfg.spec_json, cfg.spec_file)
+        given = parse_spec_json(text) if text else None
+        if ckpt_path.exists():
+            blob = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            state = blob["agent"]
+            spec = PolicySpec.from_json(state["spec_json"])
+            if given is not None and given[0] != spec:
+                raise ValueError(f"{ckpt_path} was trained for another policy spec than the one given; "
+                                 "use another run_dir or drop spec_json/spec_file")
+            sac = cfgmod.from_dict(SACConfig, state["config"])
+            self.agent = SACAgent(spec, sac)
+            self.agent.load_state_dict(state)
+            meta = blob["learner"]
+            self.version = int(meta["version"])
+            self.updates = int(meta["updates"])
+            self.transitions = int(meta["transitions"])
+            self.env_steps = int(meta["env_steps"])
+            self.best_success_rate = float(meta.get("best_success_rate", -1.0))
+            log.info("resumed %s: policy version %d, %d updates, %d transitions", ckpt_path, self.version,
+                     self.updates, self.transitions)
+        else:
+            if given is None:
+                raise ValueError("no policy spec: set spec_json or spec_file (or point run_dir at a checkpoint)")
+            spec, network = given
+            sac = cfg.sac
+            if network is not None:
+                from robot_stack.rl.networks import NetworkConfig
+
+                sac = dataclasses.replace(sac, network=cfgmod.from_dict(NetworkConfig, network, where="network"))
+            self.agent = SACAgent(spec, sac)
+            if cfg.warm_start_policy_file:
+                from robot_stack.rl.policy_io import policy_state_from_bytes, read_policy_file
+
+                _, data, _ = read_policy_file(cfg.warm_start_policy_file)
+                self.agent.load_policy_weights(policy_state_from_bytes(data))
+                log.info("warm start from %s", cfg.warm_start_policy_file)
+        self.spec = spec
+        self.online = VisionReplayBuffer(spec, cfg.buffer_capacity, self.run_dir / self.ONLINE_LOG, cfg.buffer_sync).open()
+        self.intervention = VisionReplayBuffer(spec, cfg.buffer_capacity, self.run_dir / self.INTERVENTION_LOG,
+                                               cfg.buffer_sync).open()
+        # Transitions restored from the logs count as received data (the resumed update budget).
+        self.transitions = max(self.transitions, self.online.num_added)
+        self.labeller = StreamingLabeller(cfg.labelling)
+        self._rate_mark = (time.monotonic(), self.updates)
+        if cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir / "tb"))
+        return self
+
+    def start(self) -> None:
+        """Publish the current weights and start the training thread."""
+        self._publish()
+        self._thread = threading.Thread(target=self._train_loop, name="learner-train", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop training, write the final checkpoint, close the logs."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=60.0)
+            self._thread = None
+        if self.agent is not None:
+            self.checkpoint()
+        for b in (self.online, self.intervention):
+            if b is not None:
+                b.close()
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+    # ------------------------------------------------------------------ data
+    def add_step(self, step) -> int:
+        """Label one step record (a :class:`robot_stack.rl.labelling.Step`) and store the
+        transitions it completes; returns how many were stored."""
+        self.env_steps += 0 if step.is_last else 1
+        self._track_episode(step)
+        transitions = self.labeller.push(step)
+        with self._buf_lock:
+            for t in transitions:
+                self.online.add(t)
+                if t.intervention:
+                    self.intervention.add(t)
+        if transitions:
+            with self._cond:
+                self.transitions += len(transitions)
+                self._cond.notify_all()
+        return len(transitions)
+
+    def _track_episode(self, step) -> None:
+        if step.is_first:
+            self._ep_steps = self._ep_interventions = 0
+        if step.is_last:
+            self.episode_stats.add(step.success, self._ep_steps, self._ep_interventions)
+            self.counters["episodes"] += 1
+            self._ep_steps = self._ep_interventions = 0
+            return
+        self._ep_steps += 1
+        self._ep_interventions += int(step.intervention)
+
+    # ------------------------------------------------------------------ training
+    def _budget(self) -> int:
+        """Updates allowed by the data so far (one update call per transition)."""
+        return max(0, self.transitions - self.config.min_transitions + 1) if len(self.online) >= self.config.min_transitions else 0
+
+    def _train_loop(self) -> None:
+        rng = np.random.default_rng(self.config.sac.seed + self.updates)
+        try:
+            while not self._stop.is_set():
+                with self._cond:
+                    ready = self._cond.wait_for(lambda: self._stop.is_set() or self.updates < self._budget(), timeout=1.0)
+                if self._stop.is_set():
+                    break
+                if ready:
+                    self._train_once(rng)
+                if time.monotonic() - self._last_ckpt >= self.config.checkpoint_every_s:
+                    self.checkpoint()
+        except Exception:  # noqa: BLE001 -- log the cause; the node keeps serving the last policy
+            log.exception("training thread stopped by an error")
+            self.counters["train_errors"] += 1
+
+    def _train_once(self, rng: np.random.Generator) -> None:
+        from robot_stack.rl.replay_buffer import sample_mixed
+
+        sac = self.agent.cfg
+        with self._buf_lock:
+            batch = sample_mixed(self.online, self.intervention, sac.batch_size * sac.utd_ratio, rng,
+                                 sac.offline_fraction)
+        self.last_metrics = self.agent.update(batch)
+        self.updates += 1
+        if self.updates % self.config.publish_every_updates == 0:
+            self._publish()
+
+    def _publish(self) -> None:
+        from robot_stack.rl.policy_io import export_policy_bytes
+
+        spec_json, data = export_policy_bytes(self.agent)
+        self.version += 1
+        self.on_weights(ExportedWeights(self.version, int(self.agent.step), self.env_steps, spec_json, data))
+
+    def checkpoint(self) -> None:
+        """Write the checkpoint (agent + counters) and policies/latest.pt (best.pt on a new best)."""
+        from robot_stack.rl.agent import save_atomic
+        from robot_stack.rl.policy_io import save_policy_file
+
+        self._last_ckpt = time.monotonic()
+        meta = {"version": self.version, "updates": self.updates, "transitions": self.transitions,
+                "env_steps": self.env_steps, "best_success_rate": self.best_success_rate}
+        save_atomic({"agent": self.agent.state_dict(), "learner": meta}, self.run_dir / self.CHECKPOINT)
+        save_policy_file(self.agent, self.policies_dir / "latest.pt", meta)
+        sr = self.episode_stats.success_rate
+        if len(self.episode_stats) and sr > self.best_success_rate:
+            self.best_success_rate = sr
+            save_policy_file(self.agent, self.policies_dir / "best.pt", {**meta, "success_rate": sr})
+        self.counters["checkpoints"] += 1
+
+    # ------------------------------------------------------------------ stats
+    def stats(self) -> dict:
+        """Progress for logs and the stats topic (also written to TensorBoard)."""
+        now = time.monotonic()
+        t0, u0 = self._rate_mark
+        if now - t0 > 0.5:
+            self.updates_per_s = (self.updates - u0) / (now - t0)
+            self._rate_mark = (now, self.updates)
+        out = {
+            "env_steps": self.env_steps,
+            "transitions": self.transitions,
+            "buffer": len(self.online) if self.online is not None else 0,
+            "intervention_buffer": len(self.intervention) if self.intervention is not None else 0,
+            "updates": self.updates,
+            "updates_per_s": round(self.updates_per_s, 3),
+            "update_backlog": max(0, self._budget() - self.updates),
+            "policy_version": self.version,
+            "episodes": self.counters["episodes"],
+            "success_rate": self.episode_stats.success_rate,
+            "intervention_rate": self.episode_stats.intervention_rate,
+            "dropped_steps": self.labeller.dropped_steps if self.labeller else 0,
+            **{k: v for k, v in self.counters.items() if k != "episodes"},
+            **{k: float(v) for k, v in self.last_metrics.items()},
+        }
+        if self._tb is not None:
+            for k, v in out.items():
+                if isinstance(v, (int, float)):
+                    self._tb.add_scalar(f"learner/{k}", v, self.updates)
+        return out
+
+
+__all__ = ["ExportedWeights", "LearnerConfig", "LearnerCore"]

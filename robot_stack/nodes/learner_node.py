@@ -1,0 +1,158 @@
+"""Learner node: labels the actor's steps (RLIF), trains RLPD-SAC, publishes policy weights.
+
+A thin ROS shell over :class:`robot_stack.core.learner.LearnerCore` (read its docstring for
+labelling, the replay buffers, the update-to-data rule, checkpoints and resume). Gradient
+steps run in the core's own training thread, never in a callback.
+
+Subscribes
+  ``/robot_stack/steps`` (robot_stack/StepRecord, ``qos.STEPS``: reliable, depth 1000): one
+      record per actor control step. Each record is validated against the policy spec
+      (cameras, image sizes, proprio layout, action size, finite action within [-1, 1]); a
+      bad record is dropped and logged (counted as ``rejected_steps``), which the labeller
+      treats as a gap (the unpaired step is dropped, never joined across the gap).
+
+Publishes
+  ``/robot_stack/policy`` (robot_stack/PolicyWeights, ``qos.POLICY``: reliable + transient
+      local, depth 1): the actor networks (format ``torch_state_dict``, ``spec_json`` with
+      the policy spec and network config, SHA-256), once at start (a resumed run's weights,
+      or the initial random ones) and every ``publish_every_updates`` updates. ``version``
+      increases monotonically, also across restarts; a late-joining actor gets the latest.
+  ``/robot_stack/learner/stats`` (std_msgs/String, ``qos.EPISODES``): every ``stats_every_s``
+      one JSON object: env_steps, transitions, buffer, intervention_buffer, updates,
+      updates_per_s, update_backlog, policy_version, episodes, success_rate,
+      intervention_rate (rolling over ``stats_window`` episodes), dropped/rejected steps and
+      the latest losses (critic_loss, actor_loss, alpha, entropy, ...). The same figures go
+      to the log and to TensorBoard (``run_dir/tb``).
+
+Files under ``run_dir``: ``checkpoint.pt`` (agent + counters), ``replay_online.log`` and
+``replay_intervention.log`` (crash-safe append-only replay logs), ``policies/latest.pt``
+and ``policies/best.pt`` (exports an actor can load with ``policy_file``; elsewhere with
+``policies_dir``), ``tb/``.
+Restarting the node on the same ``run_dir`` resumes training where it stopped.
+
+Parameters: every field of :class:`LearnerNodeConfig` (nested ``sac.*``, ``sac.network.*``,
+``labelling.*``); see config/learner.yaml.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from std_msgs.msg import String
+
+from robot_stack.core.config import ConfigError
+from robot_stack.core.learner import ExportedWeights, LearnerConfig, LearnerCore
+from robot_stack.msg import PolicyWeights, StepRecord
+from robot_stack.nodes import convert, qos
+from robot_stack.nodes.params import declare_config
+
+STEPS_TOPIC = "/robot_stack/steps"
+POLICY_TOPIC = "/robot_stack/policy"
+STATS_TOPIC = "/robot_stack/learner/stats"
+
+
+@dataclass
+class LearnerNodeConfig(LearnerConfig):
+    """Learner node parameters: the LearnerCore fields plus the node's own."""
+
+    stats_every_s: float = 5.0
+    """Period of the stats topic, log line and TensorBoard scalars, in s."""
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.stats_every_s > 0:
+            raise ValueError(f"stats_every_s={self.stats_every_s} must be > 0")
+
+
+class LearnerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("learner", **kwargs)
+        self.config: LearnerNodeConfig = declare_config(self, LearnerNodeConfig)
+        self.policy_pub = self.create_publisher(PolicyWeights, POLICY_TOPIC, qos.POLICY)
+        self.stats_pub = self.create_publisher(String, STATS_TOPIC, qos.EPISODES)
+        self.rejected_steps = 0
+        self._warn_lock = threading.Lock()
+        self.core = LearnerCore(self.config, on_weights=self._publish_weights)
+        try:
+            self.core.open()
+        except (ValueError, OSError) as e:
+            raise ConfigError(f"learner cannot start: {e}") from None
+        self._steps_group = MutuallyExclusiveCallbackGroup()
+        self._stats_group = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(StepRecord, STEPS_TOPIC, self._on_step, qos.STEPS, callback_group=self._steps_group)
+        self.create_timer(self.config.stats_every_s, self._on_stats, callback_group=self._stats_group)
+        self.core.start()
+        spec = self.core.spec
+        self.get_logger().info(
+            f"learner in {self.core.run_dir}: cameras {list(spec.camera_names)}, proprio {len(spec.proprio_names)}, "
+            f"action {list(spec.action.names)}; policy version {self.core.version}, "
+            f"{len(self.core.online)} transitions in the buffer, {self.core.updates} updates so far")
+
+    def _publish_weights(self, w: ExportedWeights) -> None:
+        # Called from the training thread (and once from __init__); rclpy publish is thread-safe.
+        msg = convert.weights_to_msg(convert.PolicyWeightsData(
+            version=w.version, learner_step=w.learner_step, env_steps=w.env_steps, spec_json=w.spec_json,
+            data=w.data, stamp_s=self.get_clock().now().nanoseconds * 1e-9))
+        self.policy_pub.publish(msg)
+
+    def _on_step(self, msg: StepRecord) -> None:
+        try:
+            step = convert.step_from_msg(msg, self.core.spec)
+        except ValueError as e:
+            self.rejected_steps += 1
+            self.core.counters["rejected_steps"] += 1
+            self.get_logger().warning(f"dropping step record: {e}", throttle_duration_sec=2.0)
+            return
+        try:
+            self.core.add_step(step)
+        except OSError as e:  # e.g. disk full: the step is lost, the learner keeps serving
+            self.core.counters["unstored_steps"] += 1
+            self.get_logger().error(f"cannot store step record in {self.core.run_dir}: {e}",
+                                    throttle_duration_sec=5.0)
+
+    def _on_stats(self) -> None:
+        stats = self.core.stats()
+        text = json.dumps(stats, sort_keys=True)
+        self.stats_pub.publish(String(data=text))
+        self.get_logger().info(
+            f"steps {stats['env_steps']} | updates {stats['updates']} ({stats['updates_per_s']:.2f}/s, "
+            f"backlog {stats['update_backlog']}) | v{stats['policy_version']} | episodes {stats['episodes']} "
+            f"success {stats['success_rate']:.2f} intervention {stats['intervention_rate']:.2f}"
+            + (f" | critic {stats['critic_loss']:.4f} actor {stats['actor_loss']:.4f}" if "critic_loss" in stats else ""))
+
+    def close(self) -> None:
+        """Stop training and write the final checkpoint."""
+        self.core.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    import sys
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = LearnerNode()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        executor.spin()
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

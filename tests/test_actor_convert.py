@@ -1,0 +1,93 @@
+"""robot_stack.nodes.convert: messages <-> core types, validation of what comes in."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+from robot_stack.core.actor import ActorStep, EpisodeSummaryData  # noqa: E402
+from robot_stack.core.spec import ActionSpec, CameraSpec, PolicySpec  # noqa: E402
+from robot_stack.core.teleop import MARK_SUCCESS, OperatorCommand  # noqa: E402
+from robot_stack.nodes import convert  # noqa: E402
+
+SPEC = PolicySpec(cameras=(CameraSpec("wrist", 8, 8),), proprio_names=("tcp_x_m",), action=ActionSpec())
+
+
+def actor_step(**kw):
+    rng = np.random.default_rng(0)
+    base = dict(episode_id=3, step_index=1, stamp_s=12.5, camera_names=("wrist",),
+                images=[rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)], image_stamps_s=[12.25],
+                proprio_names=("tcp_x_m",), proprio=np.array([0.4], np.float32),
+                action=np.array([0.1, -0.2, 0.3], np.float32), policy_action=np.array([0.5, 0, 0], np.float32),
+                intervention=True, image_frame_ids=["wrist_cam_optical"], policy_version=7)
+    base.update(kw)
+    return ActorStep(**base)
+
+
+def test_step_roundtrip_keeps_everything():
+    s = actor_step()
+    msg = convert.step_to_msg(s, "base")
+    assert msg.images[0].header.frame_id == "wrist_cam_optical"
+    assert convert.stamp_to_s(msg.images[0].header.stamp) == pytest.approx(12.25)
+    out = convert.step_from_msg(msg, SPEC)
+    np.testing.assert_array_equal(out.obs["wrist"], s.images[0])
+    np.testing.assert_allclose(out.action, s.action)
+    np.testing.assert_allclose(out.policy_action, s.policy_action)
+    assert out.intervention and out.policy_version == 7 and out.step_index == 1 and out.action is not None
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda m: setattr(m, "action", [float("nan"), 0.0, 0.0]), "not finite"),
+    (lambda m: setattr(m, "action", [2.0, 0.0, 0.0]), r"within \[-1, 1\]"),
+    (lambda m: setattr(m, "proprio", [0.1, 0.2]), "proprio_names"),
+    (lambda m: setattr(m.images[0], "encoding", "yuv422"), "encoding"),
+    (lambda m: setattr(m.images[0], "data", bytes(10)), "bytes"),
+    (lambda m: setattr(m, "camera_names", ["front"]), "cameras"),
+])
+def test_bad_step_records_are_rejected_with_reason(mutate, match):
+    msg = convert.step_to_msg(actor_step())
+    mutate(msg)
+    with pytest.raises(ValueError, match=match):
+        convert.step_from_msg(msg, SPEC)
+
+
+def test_image_encodings_and_row_padding():
+    rgb = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    msg = convert.image_to_msg(rgb, 1.0)
+    assert convert.image_from_msg(msg).base is not None  # a view, not a copy
+    np.testing.assert_array_equal(convert.image_from_msg(msg), rgb)
+    bgr = convert.image_to_msg(np.ascontiguousarray(rgb[:, :, ::-1]), 1.0, encoding="bgr8")
+    np.testing.assert_array_equal(convert.image_from_msg(bgr), rgb)
+    padded = convert.image_to_msg(rgb, 1.0)
+    padded.step = 16
+    padded.data = np.concatenate([rgb.reshape(4, 15), np.zeros((4, 1), np.uint8)], axis=1).tobytes()
+    np.testing.assert_array_equal(convert.image_from_msg(padded), rgb)
+
+
+def test_weights_sha_is_checked():
+    w = convert.PolicyWeightsData(version=2, learner_step=5, env_steps=9, spec_json="{}", data=b"\x01\x02")
+    msg = convert.weights_to_msg(w)
+    assert msg.sha256 == hashlib.sha256(b"\x01\x02").hexdigest()
+    assert convert.weights_from_msg(msg).data == b"\x01\x02"
+    msg.data = b"\x01\x03"
+    with pytest.raises(ValueError, match="SHA-256 mismatch"):
+        convert.weights_from_msg(msg)
+
+
+def test_summary_and_operator_roundtrip():
+    s = EpisodeSummaryData(stamp_s=3.0, episode_id=4, steps=10, intervention_steps=2, interventions=1,
+                           intervention_rate=0.2, success=True, truncated=False, window=3, success_rate=0.5,
+                           intervention_rate_window=0.1, policy_version=6, evaluation=False)
+    back = convert.summary_from_msg(convert.summary_to_msg(s))
+    assert back.episode_id == 4 and back.success and back.intervention_rate == pytest.approx(0.2)
+    c = OperatorCommand(t=5.0, intervening=True, lin_m_s=np.array([0.01, 0.02, 0.03]), gripper=1,
+                        episode_mark=MARK_SUCCESS)
+    b = convert.operator_from_msg(convert.operator_to_msg(c))
+    np.testing.assert_allclose(b.lin_m_s, c.lin_m_s)
+    assert b.intervening and b.gripper == 1 and b.episode_mark == MARK_SUCCESS
+    bad = convert.operator_to_msg(c)
+    bad.twist.linear.x = float("inf")
+    with pytest.raises(ValueError, match="not finite"):
+        convert.operator_from_msg(bad)
