@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, runtime_checkable
@@ -285,6 +286,25 @@ def _clip_norm(x: np.ndarray, max_norm: float) -> np.ndarray:
 
 
 # -- franky backend ------------------------------------------------------------------------------
+def _thread_scheduling() -> tuple[int, int] | None:
+    """(policy, priority) of the calling thread, or None where the OS has no such call."""
+    try:
+        return os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+    except (AttributeError, OSError):
+        return None
+
+
+def _restore_thread_scheduling(saved: tuple[int, int] | None) -> None:
+    if saved is None or _thread_scheduling() == saved:
+        return
+    try:
+        os.sched_setscheduler(0, saved[0], os.sched_param(saved[1]))
+    except OSError as e:
+        logger.warning("could not restore the thread's scheduling policy after connecting: %s", e)
+    else:
+        logger.info("restored the calling thread's scheduling policy (franky had raised it to real time)")
+
+
 class FrankyRobot:
     """Franka arm (and hand) through franky; also drives franky-sim unchanged."""
 
@@ -305,6 +325,7 @@ class FrankyRobot:
 
         self._franky = franky
         rt = {"ignore": franky.RealtimeConfig.Ignore, "enforce": franky.RealtimeConfig.Enforce}[self.config.realtime_config]
+        sched = _thread_scheduling()
         try:
             self._robot = franky.Robot(self.config.robot_ip, relative_dynamics_factor=self.config.relative_dynamics_factor,
                                        realtime_config=rt)
@@ -312,15 +333,28 @@ class FrankyRobot:
             raise RobotConnectionError(
                 f"cannot connect to the robot at {self.config.robot_ip}: {e} (is the robot/franky-sim "
                 f"running on that address, FCI enabled, and the brakes open?)") from e
-        if self._robot.has_errors:
-            logger.warning("robot reports errors at connect: running automatic error recovery")
-            self._robot.recover_from_errors()
-        # Contact/force thresholds: the robot's own collision reflex stops it above these.
-        self._robot.set_collision_behavior(self.collision_torque_threshold_nm, self.collision_force_threshold_n)
+        finally:
+            # franky.Robot() raises the *calling* thread to SCHED_FIFO 99 when permitted (even with
+            # RealtimeConfig.Ignore). That thread is Python (a ROS executor, and every thread it
+            # starts later inherits it): a busy Python thread at that priority starves the whole
+            # machine, the simulator included. libfranka's control loop thread sets its own
+            # real-time priority, so the caller goes back to what it had.
+            _restore_thread_scheduling(sched)
+        try:
+            if self._robot.has_errors:
+                logger.warning("robot reports errors at connect: running automatic error recovery")
+                self._robot.recover_from_errors()
+            # Contact/force thresholds: the robot's own collision reflex stops it above these.
+            self._robot.set_collision_behavior(self.collision_torque_threshold_nm, self.collision_force_threshold_n)
+        except (RuntimeError, franky.Exception) as e:  # a half-started server: "Net Exception"
+            self._robot = None
+            raise RobotConnectionError(f"robot at {self.config.robot_ip} accepted the connection but failed "
+                                       f"right after it: {e} (still starting up? retry)") from e
         if self.config.gripper_enabled:
             try:
                 self._gripper = franky.Gripper(self.config.robot_ip)
-            except (franky.NetworkException, franky.GripperException) as e:
+            except (RuntimeError, franky.Exception, franky.GripperException) as e:  # incl. a bare "Net Exception"
+                self._robot = None
                 raise RobotConnectionError(f"cannot connect to the gripper at {self.config.robot_ip}: {e} "
                                            f"(set gripper_enabled: false if there is no Franka Hand)") from e
         logger.info("connected to robot at %s", self.config.robot_ip)

@@ -3,7 +3,14 @@
 Every command passes through :class:`robot_stack.core.safety.SafetyFilter` (workspace box,
 speed and acceleration limits, watchdog, NaN/out-of-range rejection). A control timer in
 its own callback group runs at ``control_rate_hz``: read the robot state, run the safety
-filter on the latest command, send the resulting twist, publish state.
+filter on the latest command, send the resulting twist, publish state. With
+``send_on_command`` (default) a new velocity command is also sent at once by a sender
+thread that the command callback wakes (the callback itself stays short: a callback that
+blocks makes rclpy's MultiThreadedExecutor spin on the still-ready entities of its busy
+group), through the same safety filter and send path as the timer (one code path,
+serialized by a lock), with the EE position of the last control tick for the box check;
+so a command reaches the robot without waiting up to one control period (operator
+takeover latency). The timer keeps re-sending, ramping and watching at ``control_rate_hz``.
 
 Subscribes (all ``qos.COMMAND``: reliable, volatile, depth 10)
   ``/robot_stack/franka/cmd_twist`` (geometry_msgs/TwistStamped): EE velocity in the robot
@@ -31,6 +38,13 @@ Publishes
       ``box_clamp``, ``box_outside``, ``error``, ``recovering``, ``recovered``,
       ``recovery_gave_up``, ``home_started``, ``home_done``, ``home_failed``, ``home_busy``,
       ``gripper_rejected``, ``shutdown``. ``mode`` is ``streaming``, ``homing`` or ``gave_up``.
+  ``/robot_stack/franka/debug/sent`` (std_msgs/String, ``qos.STEPS``: reliable and deep, every
+      event is a measurement sample), only with ``debug_latency: true``: one JSON object
+      ``{"stamp_s", "sent_s", "trigger"}`` per velocity command, published right after that
+      command's first twist went to the robot: ``stamp_s`` is the command's header stamp,
+      ``sent_s`` the node clock (ROS time) just after ``send_twist`` returned, ``trigger``
+      ``command`` (sent from the subscription) or ``tick`` (sent by the control timer).
+      Used by benchmarks/latency.py; off by default (it costs a JSON encode per command).
 
 State is published every ``state_publish_every``-th control tick. On shutdown or an
 exception the node stops the arm (zero velocity, ramped by the robot); the franky backend
@@ -88,6 +102,7 @@ EE_POSE_TOPIC = "/robot_stack/ee_pose"
 EE_TWIST_TOPIC = "/robot_stack/franka/ee_twist"
 GRIPPER_WIDTH_TOPIC = "/robot_stack/franka/gripper_width"
 STATUS_TOPIC = "/robot_stack/franka/status"
+DEBUG_SENT_TOPIC = "/robot_stack/franka/debug/sent"
 STATUS_QOS = qos.EPISODES
 
 
@@ -117,6 +132,15 @@ class FrankaNodeConfig:
     """A home move that takes longer is stopped and reported as home_failed, s."""
     gripper_grasp_below_m: float = 0.005
     """Gripper width commands at or below this (m) grasp with force instead of moving to a width."""
+    send_on_command: bool = True
+    """Send each new velocity command to the robot at once (through the safety filter) instead
+    of only on the next control tick: cuts up to one control period of command latency."""
+    debug_latency: bool = False
+    """Publish a 'sent' event per velocity command on /robot_stack/franka/debug/sent (latency
+    measurement; see the module docstring)."""
+    connect_timeout_s: float = 0.0
+    """Keep retrying a refused connection for this long, s (0: fail at once). The sim session
+    sets it so this node may start before the sim world serves."""
 
     def validate(self) -> None:
         if not (math.isfinite(self.control_rate_hz) and 1.0 <= self.control_rate_hz <= 1000.0):
@@ -174,16 +198,19 @@ class FrankaNode(Node):
         self._mode = "streaming"
         self._tick = 0
         self._sent_zero = False
+        self._last_state: RobotState | None = None  # of the last control tick (box check between ticks)
+        self._pending_stamp_s: float | None = None  # debug_latency: stamp of the command not yet sent
         self._home_thread: threading.Thread | None = None
         self._closed = False
 
-        self.robot.connect()
+        self._connect(cfg.connect_timeout_s)
 
         self._status_pub = self.create_publisher(String, STATUS_TOPIC, STATUS_QOS)
         self._joint_pub = self.create_publisher(JointState, JOINT_STATES_TOPIC, qos.STATE)
         self._pose_pub = self.create_publisher(PoseStamped, EE_POSE_TOPIC, qos.STATE)
         self._twist_pub = self.create_publisher(TwistStamped, EE_TWIST_TOPIC, qos.STATE)
         self._gripper_pub = self.create_publisher(Float32, GRIPPER_WIDTH_TOPIC, qos.STATE)
+        self._debug_pub = self.create_publisher(String, DEBUG_SENT_TOPIC, qos.STEPS) if cfg.debug_latency else None
         cmd_group = MutuallyExclusiveCallbackGroup()
         self.create_subscription(TwistStamped, CMD_TWIST_TOPIC, self._on_cmd_twist, qos.COMMAND, callback_group=cmd_group)
         self.create_subscription(Float32, GRIPPER_CMD_TOPIC, self._on_gripper_cmd, qos.COMMAND, callback_group=cmd_group)
@@ -192,7 +219,24 @@ class FrankaNode(Node):
         # The control loop has its own group so command callbacks never delay it.
         self._timer = self.create_timer(1.0 / cfg.control_rate_hz, self._control_tick,
                                         callback_group=MutuallyExclusiveCallbackGroup())
+        self._send_request = threading.Event()
+        self._sender: threading.Thread | None = None
+        if cfg.send_on_command:
+            self._sender = threading.Thread(target=self._sender_loop, name="franka-send", daemon=True)
+            self._sender.start()
         self._status("ready", f"backend={cfg.robot.backend} ip={cfg.robot.robot_ip} rate={cfg.control_rate_hz} Hz")
+
+    def _connect(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.robot.connect()
+                return
+            except RobotConnectionError as e:
+                if time.monotonic() >= deadline:
+                    raise
+                self.get_logger().info(f"robot not reachable yet ({e}); retrying until connect_timeout_s")
+                time.sleep(1.0)  # pacing of retries, not synchronization
 
     # -- status -------------------------------------------------------------------------------
     def _status(self, event: str, detail: str = "") -> None:
@@ -221,8 +265,36 @@ class FrankaNode(Node):
         ang = (msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z)
         with self._cmd_lock:
             verdict = self.safety.submit(lin, ang, time.monotonic())
+            if verdict.accepted and self._debug_pub is not None:
+                self._pending_stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         if not verdict.accepted:
             self._status(verdict.reason, verdict.detail)
+        if self._sender is not None:
+            self._send_request.set()
+
+    def _sender_loop(self) -> None:
+        """send_on_command: send each new command as soon as it was submitted."""
+        while True:
+            self._send_request.wait()  # woken by a command callback or by close()
+            self._send_request.clear()
+            if self._closed:
+                return
+            self._send_now()
+
+    def _send_now(self) -> None:
+        """Send the (filtered) latest command at once, between control ticks."""
+        if self._closed or self._mode != "streaming":
+            return
+        # Wait for a running control tick (well under a period); never for a home move.
+        if not self._robot_lock.acquire(timeout=1.0 / self.config.control_rate_hz):
+            return  # the next control tick sends it
+        try:
+            state = self._last_state
+            if state is None or state.has_error or self._mode != "streaming":
+                return  # no state yet, or an error the control tick is handling
+            self._stream(time.monotonic(), state, "command")
+        finally:
+            self._robot_lock.release()
 
     def _on_gripper_cmd(self, msg: Float32) -> None:
         width = float(msg.data)
@@ -287,7 +359,9 @@ class FrankaNode(Node):
     def _control_tick(self) -> None:
         if self._closed or self._mode == "gave_up":
             return
-        if not self._robot_lock.acquire(blocking=False):
+        # A command being sent right now holds the lock for well under a period: wait for it.
+        # A home move holds it for seconds: do not.
+        if self._mode == "homing" or not self._robot_lock.acquire(timeout=1.0 / self.config.control_rate_hz):
             # Homing owns the robot's motion; keep the state flowing (reads are thread-safe).
             self._tick += 1
             if self._tick % self.config.state_publish_every == 0:
@@ -302,27 +376,49 @@ class FrankaNode(Node):
             except (RobotError, RobotConnectionError) as e:
                 self._status("error", f"state read failed: {e}")
                 return
+            self._last_state = state
             now = time.monotonic()
-            with self._cmd_lock:
-                out = self.safety.update(now, state.p_base_ee)
-            for event in out.events:
-                self._status(event, f"ee at {np.round(state.p_base_ee, 4).tolist()}")
             if state.has_error:
+                with self._cmd_lock:
+                    out = self.safety.update(now, state.p_base_ee)
+                for event in out.events:
+                    self._status(event, f"ee at {np.round(state.p_base_ee, 4).tolist()}")
                 self._handle_error(RobotError("robot reports a reflex/error state"), now)
-            elif not (out.is_zero and self._sent_zero):
-                # Repeated zeros are skipped: the last one already brings the arm to rest.
-                try:
-                    self.robot.send_twist(out.lin_m_s, out.ang_rad_s)
-                    self._sent_zero = out.is_zero
-                except RobotError as e:
-                    self._handle_error(e, now)
-                except RobotConnectionError as e:
-                    self._status("error", f"connection lost: {e}")
+            else:
+                self._stream(now, state, "tick")
             self._tick += 1
             if self._tick % self.config.state_publish_every == 0:
                 self._publish_state(state)
         finally:
             self._robot_lock.release()
+
+    def _stream(self, now: float, state: RobotState, trigger: str) -> None:
+        """Safety filter -> robot: the one send path of the control tick and of send_on_command.
+        Called with ``_robot_lock`` held."""
+        with self._cmd_lock:
+            out = self.safety.update(now, state.p_base_ee)
+            pending, self._pending_stamp_s = self._pending_stamp_s, None
+        for event in out.events:
+            self._status(event, f"ee at {np.round(state.p_base_ee, 4).tolist()}")
+        if out.is_zero and self._sent_zero:
+            # Repeated zeros are skipped: the last one already brings the arm to rest.
+            return
+        try:
+            self.robot.send_twist(out.lin_m_s, out.ang_rad_s)
+            self._sent_zero = out.is_zero
+        except RobotError as e:
+            self._handle_error(e, now)
+            return
+        except RobotConnectionError as e:
+            self._status("error", f"connection lost: {e}")
+            return
+        self._report_sent(pending, trigger)
+
+    def _report_sent(self, stamp_s: float | None, trigger: str) -> None:
+        if stamp_s is None or self._debug_pub is None:
+            return
+        sent_s = self.get_clock().now().nanoseconds * 1e-9
+        self._debug_pub.publish(String(data=json.dumps({"stamp_s": stamp_s, "sent_s": sent_s, "trigger": trigger})))
 
     def _handle_error(self, error: Exception, now: float) -> None:
         self._status("error", str(error))
@@ -377,6 +473,9 @@ class FrankaNode(Node):
             return
         self._closed = True
         self._timer.cancel()
+        if self._sender is not None:
+            self._send_request.set()
+            self._sender.join(timeout=2.0)
         if self._home_thread is not None:
             self._home_thread.join(timeout=self.config.home_timeout_s)
         with self._robot_lock:

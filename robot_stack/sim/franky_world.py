@@ -32,6 +32,7 @@ then prints one JSON line of statistics.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -112,6 +113,11 @@ class FrankyWorld:
         self.scene = scene
         self._clock = clock
         self._lock = threading.Lock()
+        # threading.Lock is not fair: the physics loop releases and re-takes it every 1 ms and
+        # would starve readers (renders went seconds stale under load). Readers announce
+        # themselves here; the loop steps aside until they have had their turn.
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
         self._sim = None
         self._server = None
         self._thread: threading.Thread | None = None
@@ -184,6 +190,8 @@ class FrankyWorld:
                 with self._lock:
                     self._server.run_once(realtime=False)
                 self.steps += 1
+                while self._waiting:
+                    time.sleep(0.0001)  # let a waiting reader take the lock (see __init__)
                 if period == 0.0:
                     continue
                 next_t += period
@@ -225,8 +233,23 @@ class FrankyWorld:
     def read(self, fn: Callable[[object, object], T]) -> T:
         """Run ``fn(model, data)`` under the world lock (consistent snapshot, physics paused)."""
         self._require()
-        with self._lock:
+        with self._turn():
             return fn(self._sim.model, self._sim.data)
+
+    @contextlib.contextmanager
+    def _turn(self):
+        """The world lock, taken fairly against the physics loop."""
+        with self._waiting_lock:
+            self._waiting += 1
+        try:
+            self._lock.acquire()
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def _require(self) -> None:
         if self._sim is None:
@@ -255,7 +278,7 @@ class FrankyWorld:
         if self.scene is None:
             return SceneReset(None, seed)
         rng = np.random.default_rng(seed)
-        with self._lock:
+        with self._turn():
             model, data = self._sim.model, self._sim.data
             q_arm = data.qpos[self._robot_qpos_adr].copy()
             dq_arm = data.qvel[self._robot_dof_adr].copy()
@@ -288,7 +311,7 @@ class FrankyWorld:
         if renderer is None:
             renderer = mujoco.Renderer(self._sim.model, height=key[0], width=key[1])
             self._renderers[key] = renderer
-        with self._lock:  # copying the scene is quick; drawing happens outside the lock
+        with self._turn():  # copying the scene is quick; drawing happens outside the lock
             renderer.update_scene(self._sim.data, camera=camera)
         return renderer.render().copy()
 

@@ -1,0 +1,112 @@
+"""Session progress a person can follow: one line per episode, a CSV, and a plot (ROS-free).
+
+:class:`ProgressLog` takes episode summaries (the fields of ``msg/EpisodeSummary.msg``) and
+learner stats, prints one line per episode, appends to ``progress.csv`` and redraws
+``progress.png`` (success rate and intervention rate over episodes) on request.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import pathlib
+from dataclasses import asdict, dataclass
+
+logger = logging.getLogger(__name__)
+
+CSV_FIELDS = ("episode_id", "wall_time_s", "steps", "success", "truncated", "interventions",
+              "intervention_steps", "intervention_rate", "success_rate_window", "intervention_rate_window",
+              "policy_version", "learner_updates", "evaluation")
+
+
+@dataclass
+class EpisodeRow:
+    """One finished episode, as logged."""
+
+    episode_id: int
+    wall_time_s: float
+    steps: int
+    success: bool
+    truncated: bool
+    interventions: int
+    intervention_steps: int
+    intervention_rate: float
+    success_rate_window: float
+    intervention_rate_window: float
+    policy_version: int
+    learner_updates: int
+    evaluation: bool
+
+
+class ProgressLog:
+    """Collects episode rows; see the module docstring."""
+
+    def __init__(self, out_dir: str | pathlib.Path | None, window: int = 20):
+        self.out_dir = pathlib.Path(out_dir) if out_dir else None
+        self.window = int(window)
+        self.rows: list[EpisodeRow] = []
+        self.learner_updates = 0
+
+    def on_learner_stats(self, stats: dict) -> None:
+        self.learner_updates = int(stats.get("updates", self.learner_updates))
+
+    def on_episode(self, row: EpisodeRow) -> str:
+        """Record an episode; returns the console line for it."""
+        self.rows.append(row)
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            path = self.out_dir / "progress.csv"
+            new = not path.exists()
+            with path.open("a", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+                if new:
+                    w.writeheader()
+                w.writerow(asdict(row))
+        return self.format(row)
+
+    def format(self, r: EpisodeRow) -> str:
+        kind = "eval " if r.evaluation else ""
+        return (f"{kind}episode {r.episode_id:4d} | {'SUCCESS' if r.success else ('timeout' if r.truncated else 'failure'):7s}"
+                f" | {r.steps:3d} steps, {r.interventions} takeovers ({100 * r.intervention_rate:4.0f}% operator)"
+                f" | last {self.window}: success {100 * r.success_rate_window:3.0f}%,"
+                f" intervention {100 * r.intervention_rate_window:3.0f}% | policy v{r.policy_version},"
+                f" {r.learner_updates} updates")
+
+    def summary(self) -> str:
+        if not self.rows:
+            return "no episode finished"
+        n = len(self.rows)
+        half = max(1, n // 2)
+        first, last = self.rows[:half], self.rows[half:] or self.rows[-1:]
+
+        def rates(rows):
+            steps = sum(r.steps for r in rows) or 1
+            return (sum(r.success for r in rows) / len(rows), sum(r.intervention_steps for r in rows) / steps)
+
+        s1, i1 = rates(first)
+        s2, i2 = rates(last)
+        return (f"{n} episodes: first half success {100 * s1:.0f}%, intervention {100 * i1:.0f}%; "
+                f"second half success {100 * s2:.0f}%, intervention {100 * i2:.0f}%")
+
+    def plot(self) -> pathlib.Path | None:
+        """Write progress.png (success and intervention rate over episodes); None without rows."""
+        if self.out_dir is None or not self.rows:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        ep = [r.episode_id for r in self.rows]
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.plot(ep, [r.success_rate_window for r in self.rows], label=f"success rate (last {self.window})")
+        ax.plot(ep, [r.intervention_rate_window for r in self.rows], label=f"intervention rate (last {self.window})")
+        ax.scatter(ep, [r.intervention_rate for r in self.rows], s=8, alpha=0.4, label="intervention rate (episode)")
+        ax.set_xlabel("episode")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+        fig.tight_layout()
+        path = self.out_dir / "progress.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
