@@ -29,7 +29,9 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         timer = threading.Timer(args.duration_s, lambda: os.kill(os.getpid(), signal.SIGINT))
         timer.daemon = True
         timer.start()
-    return LaunchRunner(plan).run()
+    # The learner finishes its current update and writes a checkpoint on Ctrl-C: on a loaded
+    # 2-core machine that can take longer than ros2 launch's 5 s before SIGTERM.
+    return LaunchRunner(plan, sigint_timeout_s=30.0).run()
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:

@@ -177,8 +177,8 @@ def test_parse_sample_with_args_params_remaps_substitutions(tmp_path, env):
         params = {}
         for f in files:
             params.update(yaml.safe_load(open(f))["/**"]["ros__parameters"])
-        # CLI override reached the 'let'; "5" from a string became an int (launch_ros typing).
-        assert params == {"greeting": "hola!", "group.rate": 5, "group.gains": [1.0, 2.0]}
+        # CLI override reached the 'let'; the quoted literal "5" stays a string (launch_ros).
+        assert params == {"greeting": "hola!", "group.rate": "5", "group.gains": [1.0, 2.0]}
         assert talker.env == {"TALKER_MODE": "fast"} and talker.output == "screen"
         lros = listener.cmd[listener.cmd.index("--ros-args") + 1:]
         assert "__ns:=/abs" in lros and "heard:=/demo/chatter" in lros
@@ -208,14 +208,219 @@ def test_unsupported_or_bad_constructs_name_construct_and_line(tmp_path, env, bo
 
 
 def test_required_and_unknown_args(tmp_path, env):
-    path = _write(tmp_path, "launch:\n  - arg: {name: task, description: which task, choices: [peg, reach]}\n")
+    path = _write(tmp_path, "launch:\n  - arg: {name: task, description: which task, choice: [{value: peg}, {value: reach}]}\n")
     with pytest.raises(LaunchError, match="'task' is required.*which task.*task:=VALUE"):
         load_launch(path)
     with pytest.raises(LaunchError, match="must be one of"):
         load_launch(path, {"task": "fly"})
-    with pytest.raises(LaunchError, match="unknown launch argument 'tsk'"):
+    with pytest.raises(LaunchError, match="unknown launch argument 'tsk'.*ros2 launch would silently ignore it"):
         load_launch(path, {"task": "peg", "tsk": "x"})
     assert load_launch(path, {"task": "peg"}).configs["task"] == "peg"
+
+
+# -------------------------------------------------------------------------------------
+# Agreement with ros2 launch / launch_ros (values, types, keys, scoping)
+# -------------------------------------------------------------------------------------
+
+
+def _params_of(proc) -> dict:
+    """The parameters a process gets, merged over its --params-file files in order."""
+    out: dict = {}
+    for i, a in enumerate(proc.cmd):
+        if a == "--params-file":
+            for section in (yaml.safe_load(open(proc.cmd[i + 1])) or {}).values():
+                out.update(section["ros__parameters"])
+    return out
+
+
+def _node_params(tmp_path, params_yaml: str, args: dict | None = None, head: str = "") -> dict:
+    text = ("launch:\n" + head + "  - node:\n      pkg: rs_launch_test\n      exec: talker\n      param:\n"
+            + textwrap.indent(textwrap.dedent(params_yaml), " " * 8))
+    plan = load_launch(_write(tmp_path, text), args or {})
+    try:
+        return _params_of(plan.processes[0])
+    finally:
+        plan.cleanup()
+
+
+def test_quoted_literals_stay_strings_and_only_substitutions_are_yaml_typed(tmp_path, env):
+    head = "  - arg: {name: n, default: '64'}\n  - arg: {name: flag, default: 'true'}\n  - arg: {name: cams, default: '[front]'}\n"
+    params = _node_params(tmp_path, """\
+        - {name: size, value: "64"}
+        - {name: zero, value: "0"}
+        - {name: ratio, value: "1.5"}
+        - {name: enabled, value: "true"}
+        - {name: cams, value: "[front]"}
+        - {name: serial, value: "0123"}
+        - {name: nested, param: [{name: k, value: "3"}]}
+        - {name: quoted_list, value: ["3", b]}
+        - {name: native_int, value: 64}
+        - {name: native_float, value: 1.5}
+        - {name: native_bool, value: true}
+        - {name: native_list, value: [1, 2.5]}
+        - {name: sub_int, value: "$(var n)"}
+        - {name: sub_bool, value: "$(var flag)"}
+        - {name: sub_list, value: "$(var cams)"}
+        - {name: sub_text, value: "size_$(var n)"}
+    """, head=head)
+    assert params == {
+        "size": "64", "zero": "0", "ratio": "1.5", "enabled": "true", "cams": "[front]", "serial": "0123",
+        "nested.k": "3", "quoted_list": ["3", "b"],
+        "native_int": 64, "native_float": 1.5, "native_bool": True, "native_list": [1.0, 2.5],
+        "sub_int": 64, "sub_bool": True, "sub_list": ["front"], "sub_text": "size_64",
+    }
+
+
+def test_param_type_attribute_converts_like_launch_ros(tmp_path, env):
+    head = "  - arg: {name: serial, default: '138422074005'}\n  - arg: {name: n, default: '7'}\n"
+    params = _node_params(tmp_path, """\
+        - {name: serial, value: "$(var serial)", type: str}
+        - {name: lead_zero, value: "0123", type: str}
+        - {name: i, value: "$(var n)", type: int}
+        - {name: f, value: "2", type: float}
+        - {name: b, value: "true", type: bool}
+        - {name: li, value: "[1, 2]", type: list_of_int}
+        - {name: lf, value: [1.0, 2.5], type: list_of_float}
+        - {name: ls, value: ["$(var n)", b], type: list_of_str}
+        - {name: lb, value: "[true, false]", type: list_of_bool}
+        - {name: y, value: "$(var n)", type: yaml}
+    """, head=head)
+    assert params == {"serial": "138422074005", "lead_zero": "0123", "i": 7, "f": 2.0, "b": True,
+                      "li": [1, 2], "lf": [1.0, 2.5], "ls": ["7", "b"], "lb": [True, False], "y": 7}
+    assert isinstance(params["f"], float)
+    # Without type the numeric serial would become an int: that is what type: str prevents.
+    assert _node_params(tmp_path, '- {name: s, value: "$(var serial)"}\n', head=head) == {"s": 138422074005}
+
+
+@pytest.mark.parametrize(
+    "item, pattern",
+    [
+        ('{name: x, value: "abc", type: int}', r"parameter 'x': cannot convert 'abc' to int"),
+        ("{name: x, value: 5, type: float}", r"parameter 'x': value 5 \(int\) is not of type float"),
+        ('{name: x, value: "1", type: double}', r"parameter 'x': unknown type 'double'"),
+        ('{name: x, value: "[1, a]", type: list_of_int}', r"parameter 'x': value 'a' \(str\) is not of type int"),
+        ('{name: x, value: "yes please", type: bool}', r"cannot convert 'yes please' to bool"),
+        ("{name: x, value: 3, type: list_of_int}", r"type 'list_of_int' needs a list"),
+    ],
+)
+def test_param_type_errors_name_the_parameter(tmp_path, env, item, pattern):
+    with pytest.raises(LaunchError, match=pattern):
+        _node_params(tmp_path, f"- {item}\n")
+
+
+@pytest.mark.parametrize(
+    "item, pattern",
+    [
+        ("{name: x, value: 1, typo: 2}", r"Unexpected key\(s\) found in 'param': \['typo'\]"),
+        ("{from: /dev/null, name: x}", r"Unexpected key\(s\) found in 'param': \['name'\]"),
+        ("{name: x, value: null}", r"parameter 'x': has a null value"),
+        ("{name: x, value: [1, a]}", r"parameter 'x': mixed-type list \[1, 'a'\]"),
+        ("{name: x, value: [true, 1]}", r"mixed-type list"),
+        ("{from: relative/params.yaml}", r"'relative/params.yaml' is relative.*find-pkg-share"),
+        ("{from: /nonexistent/params.yaml}", r"does not exist \(ros2 launch would warn and skip it\)"),
+    ],
+)
+def test_param_items_rejected_like_ros2_launch(tmp_path, env, item, pattern):
+    with pytest.raises(LaunchError, match=pattern):
+        _node_params(tmp_path, f"- {item}\n")
+
+
+def test_param_file_allow_substs(tmp_path, env):
+    pfile = tmp_path / "p.yaml"
+    pfile.write_text("/**:\n  ros__parameters:\n    rate: $(var rate)\n    where: $(var rate)_hz\n")
+    head = "  - arg: {name: rate, default: '30'}\n"
+    subst = _node_params(tmp_path, f"- {{from: {pfile}, allow_substs: true}}\n", head=head)
+    assert subst == {"rate": 30, "where": "30_hz"}
+    raw = _node_params(tmp_path, f"- {{from: {pfile}, allow_substs: false}}\n", head=head)
+    assert raw == {"rate": "$(var rate)", "where": "$(var rate)_hz"}
+
+
+def test_arg_choice_upstream_form_and_choices_rejected(tmp_path, env):
+    ok = _write(tmp_path, "launch:\n  - arg: {name: t, default: a, choice: [{value: a}, {value: b}]}\n")
+    assert load_launch(ok, {"t": "b"}).configs["t"] == "b"
+    with pytest.raises(LaunchError, match=r"'t' must be one of \['a', 'b'\], got 'c'"):
+        load_launch(ok, {"t": "c"})
+    bad = _write(tmp_path, "launch:\n  - arg: {name: t, default: a, choices: [a, b]}\n", "bad.launch.yaml")
+    with pytest.raises(LaunchError, match=r"'choices' is not the ros2 launch format.*choice: \[\{value: a\}, \{value: b\}\]"):
+        load_launch(bad)
+
+
+@pytest.mark.parametrize(
+    "body, pattern",
+    [
+        ("  - let: {name: x, value: '$(optenv HOME)'}\n", r"Unknown substitution: optenv.*\$\(env HOME DEFAULT\)"),
+        ("  - set-env: {name: X, value: '1'}\n", r"entity 'set-env' is not supported.*spells it 'set_env'"),
+        ("  - log: {message: hi, level: warn}\n", r"'log' attribute 'level' is not supported"),
+        ("  - arg: {name: b, default: 5}\n", r"'default' must be a string, got int 5: quote it: default: '5'"),
+        ("  - arg: {name: b, default: true}\n", r"quote it: default: 'true'"),
+        ("  - let: {name: b, value: 5}\n", r"quote it: value: '5'"),
+        ("  - log: {message: hi, if: true}\n", r"quote it: if: 'true'"),
+        ("  - include: {file: $(dirname)/i.launch.yaml, arg: [{name: a, value: 5}]}\n", r"quote it: value: '5'"),
+        ("  - include: {file: i.launch.yaml}\n", r"include file 'i.launch.yaml' is relative.*\$\(dirname\)"),
+        ("  - executable: {cmd: 'true', respawn_delay: 2}\n", r"'respawn_delay' must be a float.*respawn_delay: 2.0"),
+    ],
+)
+def test_constructs_ros2_launch_rejects_are_rejected(tmp_path, env, body, pattern):
+    _write(tmp_path, "launch: []\n", "i.launch.yaml")
+    with pytest.raises(LaunchError, match=pattern):
+        load_launch(_write(tmp_path, "launch:\n  - arg: {name: a, default: '1'}\n" + body))
+
+
+def test_accepted_spellings_and_typed_attributes(tmp_path, env):
+    path = _write(tmp_path, """\
+        launch:
+          - set_env: {name: RS_X, value: "1"}
+          - push-ros-namespace: {namespace: one}
+          - push_ros_namespace: {namespace: two}
+          - executable: {cmd: 'true', respawn: true, respawn_delay: 0.5}
+          - node: {pkg: rs_launch_test, exec: talker, respawn: "false"}
+        """)
+    plan = load_launch(path)
+    exe, node = plan.processes
+    assert exe.respawn and exe.respawn_delay_s == 0.5 and exe.env == {"RS_X": "1"}
+    assert not node.respawn and "__ns:=/one/two" in node.cmd
+
+
+def test_includes_are_unscoped_and_include_args_beat_the_command_line(tmp_path, env):
+    _write(tmp_path, """\
+        launch:
+          - arg: {name: x, default: inner_default}
+          - let: {name: leaked, value: "from_inner"}
+          - executable: {cmd: 'true', name: "inner-$(var x)"}
+        """, "inner.launch.yaml")
+    _write(tmp_path, """\
+        launch:
+          - let: {name: scoped_only, value: "yes"}
+        """, "scoped.launch.yaml")
+    path = _write(tmp_path, """\
+        launch:
+          - arg: {name: x, default: outer_default}
+          - executable: {cmd: 'true', name: "before-$(var x)"}
+          - include:
+              file: $(dirname)/inner.launch.yaml
+              arg: [{name: x, value: from_include}]
+          - executable: {cmd: 'true', name: "after-$(var x)-$(var leaked)"}
+          - group:
+              children:
+                - include: {file: $(dirname)/scoped.launch.yaml}
+        """)
+    plan = load_launch(path, {"x": "cli"})
+    assert [p.name for p in plan.processes] == ["before-cli", "inner-from_include", "after-from_include-from_inner"]
+    assert "scoped_only" not in plan.configs and plan.configs["leaked"] == "from_inner"
+    # Without a command-line value the include's arg still wins over the inner default.
+    plan = load_launch(path)
+    assert [p.name for p in plan.processes][1] == "inner-from_include"
+
+
+def test_session_launch_keeps_numeric_camera_serials_as_strings(env):
+    plan = load_launch(REPO / "launch" / "session.launch.yaml",
+                       {"front_serial": "138422074005", "wrist_serial": "0123"})
+    try:
+        by_name = {p.name: _params_of(p) for p in plan.processes}
+        assert by_name["camera_front"]["serial"] == "138422074005"
+        assert by_name["camera_wrist"]["serial"] == "0123"
+    finally:
+        plan.cleanup()
 
 
 # -------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ class Probe:
 
     def __init__(self, domain: int):
         import rclpy
-        from geometry_msgs.msg import TwistStamped
+        from geometry_msgs.msg import PoseStamped, TwistStamped
         from rclpy.executors import SingleThreadedExecutor
         from std_msgs.msg import String
 
@@ -59,7 +59,8 @@ class Probe:
         self.learner_stats: list[dict] = []
         self.ee_speed: list[tuple[float, float]] = []
         n = self.node
-        n.create_subscription(StepRecord, "/robot_stack/steps", self._append(self.steps), qos.STEPS)
+        self.last_step_at = 0.0
+        n.create_subscription(StepRecord, "/robot_stack/steps", self._on_step, qos.STEPS)
         n.create_subscription(EpisodeSummary, "/robot_stack/episodes", self._append(self.episodes), qos.EPISODES)
         n.create_subscription(OperatorCommand, "/robot_stack/operator", self._on_operator, qos.COMMAND)
         n.create_subscription(String, "/robot_stack/franka/status",
@@ -67,6 +68,10 @@ class Probe:
         n.create_subscription(String, "/robot_stack/learner/stats",
                               lambda m: self._add(self.learner_stats, json.loads(m.data)), qos.EPISODES)
         n.create_subscription(TwistStamped, "/robot_stack/franka/ee_twist", self._on_twist, qos.STATE)
+        self.ee_pos: list[tuple[float, np.ndarray]] = []
+        self.cmds: list[tuple[float, np.ndarray]] = []
+        n.create_subscription(TwistStamped, "/robot_stack/franka/cmd_twist", self._on_cmd, qos.COMMAND)
+        n.create_subscription(PoseStamped, "/robot_stack/ee_pose", self._on_pose, qos.STATE)
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(n)
         self.thread = threading.Thread(target=self._spin, daemon=True)
@@ -87,6 +92,10 @@ class Probe:
     def _append(self, target: list):
         return lambda msg: self._add(target, msg)
 
+    def _on_step(self, msg) -> None:
+        self._add(self.steps, msg)
+        self.last_step_at = time.monotonic()
+
     def _on_operator(self, msg) -> None:
         t = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         self._add(self.operator, (t, bool(msg.intervening)))
@@ -94,6 +103,14 @@ class Probe:
     def _on_twist(self, msg) -> None:
         v = msg.twist.linear
         self._add(self.ee_speed, (time.monotonic(), float(np.linalg.norm([v.x, v.y, v.z]))))
+
+    def _on_cmd(self, msg) -> None:
+        v = msg.twist.linear
+        self._add(self.cmds, (time.monotonic(), np.array([v.x, v.y, v.z])))
+
+    def _on_pose(self, msg) -> None:
+        p = msg.pose.position
+        self._add(self.ee_pos, (time.monotonic(), np.array([p.x, p.y, p.z])))
 
     def snapshot(self):
         with self.lock:
@@ -135,7 +152,8 @@ def graph(tmp_path):
     address = f"127.0.0.{120 + os.getpid() % 10}"
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1")
     probe = Probe(domain)
-    cmd = [sys.executable, str(ROOT / "scripts" / "robot-stack"), "launch", str(ROOT / "launch" / "sim.launch.yaml"),
+    cmd = [sys.executable, str(ROOT / "scripts" / "robot-stack"), "launch", "--sigint-timeout", "30",
+           str(ROOT / "launch" / "sim.launch.yaml"),
            f"run_dir:={tmp_path}", f"sim_address:={address}", "min_transitions:=24", "publish_every_updates:=4",
            "operator_skill:=expert_50", "seed:=3"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -160,6 +178,7 @@ def graph(tmp_path):
                     os.kill(int(m.group(1)), signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        (tmp_path / "launch_output.log").write_text("".join(lines))  # the whole console, for a failure's post-mortem
         probe.close()
 
 
@@ -191,6 +210,16 @@ def test_sim_graph_learns_intervenes_stops_and_shuts_down(graph):
     assert ready(), "graph did not reach the checked state in time; last output:\n" + "".join(lines[-80:])
 
     # -- cut the command stream: freeze the actor --------------------------------------------
+    # Only while the arm streams velocities: during a reset the franka node is homing and the
+    # actor sends nothing by design. A frozen actor requests no reset, so none starts meanwhile.
+    def streaming() -> bool:
+        _, _, _, events, _, _ = probe.snapshot()
+        homing = [e.get("event") for e in events if e.get("event", "").startswith("home_")]
+        return (not homing or homing[-1] != "home_started") and time.monotonic() - probe.last_step_at < 0.3
+
+    while time.monotonic() < deadline and not streaming():
+        time.sleep(0.05)
+    assert streaming(), "the actor never streamed steps outside a reset"
     actor_pid = _pid_of(lines, "actor")
     t_cut = time.monotonic()
     wall_cut = time.time()
@@ -204,9 +233,12 @@ def test_sim_graph_learns_intervenes_stops_and_shuts_down(graph):
     _, _, _, events, _, speeds = probe.snapshot()
     stops = [e for e in events if e.get("event") == "watchdog_stop" and e.get("t", 0) >= wall_cut]
     assert stops, f"no watchdog_stop after the command stream was cut; events: {[e.get('event') for e in events[-10:]]}"
-    late = [v for t, v in speeds if t_cut + 1.0 <= t <= t_end]
-    assert late, "no EE twist published while the actor was frozen"
-    assert max(late) < 0.005, f"arm still moving {max(late):.4f} m/s 1 s after the command stream was cut"
+    with probe.lock:
+        before = [p for t, p in probe.ee_pos if t_cut - 0.5 <= t <= t_cut]
+        late = [p for t, p in probe.ee_pos if t_cut + 1.0 <= t <= t_end]
+    assert before and late, "no EE pose published around the cut"
+    drift_mm = 1000 * float(np.linalg.norm(late[-1] - late[0]))
+    assert drift_mm < 1.0, f"arm moved {drift_mm:.2f} mm in the last 0.5 s of the cut: not at rest"
 
     # -- clean shutdown ------------------------------------------------------------------------
     proc.send_signal(signal.SIGINT)
@@ -223,29 +255,77 @@ def test_sim_graph_learns_intervenes_stops_and_shuts_down(graph):
 
     # Intervention flags agree with what the SpaceMouse node reported at the time.
     intervals = _intervals(operator)
-    period = 0.1
+    stamps = {(r.episode_id, r.step_index): _stamp(r) for r in steps}
+
+    def span(r) -> tuple[float, float]:
+        """A step lasts from its tick to the next one (longer than 0.1 s when the actor held)."""
+        t0 = _stamp(r)
+        return t0, stamps.get((r.episode_id, r.step_index + 1), t0 + 0.1)
+
     body = [r for r in steps if not r.is_last]
     flagged = [r for r in body if r.intervention]
     free = [r for r in body if not r.intervention]
     assert flagged and free
+    def held_fraction(r) -> float:
+        t0, t1 = span(r)
+        return _overlap(t0, t1, intervals) / max(t1 - t0, 1e-6)
+
+    # Each flagged step saw the operator in control; the actor's own rule (held >= half the
+    # step, by receive times) and the probe's view (device-read stamps, irregular ticks under
+    # load) may differ at the edges, so the strict per-step check is "some overlap", and the
+    # averages must separate the two groups clearly.
     for r in flagged:
-        t = _stamp(r)
-        assert _overlap(t, t + period, intervals) > 0.0, f"step {r.episode_id}/{r.step_index} flagged without an intervention"
-    clear = [r for r in free if _overlap(_stamp(r), _stamp(r) + period, intervals) == 0.0]
-    assert len(clear) >= 0.8 * len(free), "most policy steps should see no intervention at all"
+        assert held_fraction(r) > 0.0, (
+            f"step {r.episode_id}/{r.step_index} {span(r)} flagged without an intervention; "
+            f"nearby intervals {[iv for iv in intervals if iv[1] > span(r)[0] - 1 and iv[0] < span(r)[1] + 1]}")
+    mean_flagged = float(np.mean([held_fraction(r) for r in flagged]))
+    mean_free = float(np.mean([held_fraction(r) for r in free]))
+    # Operator takeovers (0.4 s) do not line up with the actor's ticks, so policy steps next
+    # to a takeover overlap it partly; random or inverted flags would give equal or reversed means.
+    assert mean_flagged > 0.6 and mean_free < 0.4 and mean_flagged - mean_free > 0.4, (
+        f"operator share of flagged steps {mean_flagged:.2f}, of policy steps {mean_free:.2f}")
 
     # The robot moved under the policy and under the operator (measured positions in proprio).
-    def moved(rs) -> float:
-        by_key = {(r.episode_id, r.step_index): r for r in steps}
-        d = []
-        for r in rs:
-            nxt = by_key.get((r.episode_id, r.step_index + 1))
-            if nxt is not None and np.linalg.norm(r.action) > 0.2:
-                d.append(float(np.linalg.norm(np.subtract(nxt.proprio[:3], r.proprio[:3]))))
-        return max(d, default=0.0)
+    # The robot moved under the policy and under the operator: the arm's measured motion (EE
+    # positions from franky-sim) follows the velocity commands sent while each was in control.
+    with probe.lock:
+        cmds = list(probe.cmds)
+        pt = np.array([t for t, _ in probe.ee_pos])
+        pp = np.array([p for _, p in probe.ee_pos])
+    mono_minus_wall = time.monotonic() - time.time()
+    op_mono = [(a + mono_minus_wall, b + mono_minus_wall) for a, b in intervals]
 
-    assert moved(free) > 0.003, "the arm did not move under the policy"
-    assert moved(flagged) > 0.003, "the arm did not move under the operator"
+    def measured_velocity(t: float, window_s: float = 0.1):
+        i0, i1 = np.searchsorted(pt, t), np.searchsorted(pt, t + window_s)
+        if i1 >= len(pt) or i1 <= i0:
+            return None
+        return (pp[i1] - pp[i0]) / (pt[i1] - pt[i0])
+
+    def following(by_operator: bool) -> tuple[int, float, float]:
+        """(samples, best projection of the measured velocity on the command over lags of
+        0..0.2 s / measured speed, distance travelled in m) for the commands of one controller."""
+        best, n_best = -1.0, 0
+        for lag in (0.0, 0.05, 0.1, 0.15, 0.2):
+            num = den = 0.0
+            n = 0
+            for t, v in cmds:
+                mine = any(a - 0.05 <= t <= b + 0.05 for a, b in op_mono) == by_operator
+                m = measured_velocity(t + lag)
+                if not mine or m is None or np.linalg.norm(v) < 0.01:
+                    continue
+                num += float(m @ v) / float(np.linalg.norm(v))
+                den += float(np.linalg.norm(m))
+                n += 1
+            if n and num / max(den, 1e-9) > best:
+                best, n_best = num / max(den, 1e-9), n
+        travel = float(np.sum(np.linalg.norm(np.diff(pp, axis=0), axis=1))) if len(pp) > 1 else 0.0
+        return n_best, best, travel
+
+    for by_operator, name in ((False, "policy"), (True, "operator")):
+        n, along, travel = following(by_operator)
+        assert n >= 10 and along > 0.3 and travel > 0.02, (
+            f"the arm did not follow the {name}'s commands: {n} commands, projection {along:.2f}, "
+            f"{1000 * travel:.0f} mm travelled in all")
 
     # Rewards in the learner's replay log equal an independent labelling of the same records.
     from robot_stack.core.spec import PolicySpec

@@ -389,7 +389,8 @@ class FrankyRobot:
         except (f.ControlException, f.CommandException, f.InvalidOperationException,
                 f.InvalidMotionTypeException) as e:
             raise RobotError(f"{what}: {e}") from e
-        except (f.NetworkException, f.ProtocolException) as e:
+        except (f.NetworkException, f.ProtocolException, RuntimeError) as e:
+            # franky also raises a bare RuntimeError("Net Exception") when the link drops.
             raise RobotConnectionError(f"{what}: {e}") from e
 
     # state
@@ -418,8 +419,8 @@ class FrankyRobot:
         if now - self._gripper_read_t >= self.config.gripper_poll_period_s:
             try:
                 self._gripper_width_m = float(self._gripper.width)
-            except (self._franky.GripperException, self._franky.NetworkException) as e:
-                logger.warning("gripper width read failed: %s", e)
+            except (self._franky.GripperException, self._franky.NetworkException, RuntimeError) as e:
+                logger.warning("gripper width read failed: %s", e)  # keeps the last width
             self._gripper_read_t = now
         return self._gripper_width_m
 

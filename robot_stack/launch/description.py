@@ -1,25 +1,54 @@
 """Parse ROS 2 YAML launch files into a plan of processes (no ROS needed).
 
 The files stay in the documented ``ros2 launch`` YAML format and run unmodified there; this
-module implements the subset robot_stack uses:
+module implements the subset robot_stack uses, with the semantics of ros2/launch and
+launch_ros (checked against rolling and jazzy):
 
 Entities (one-key mappings in the ``launch:`` list)
-  ``arg``        name, default, description, choices
+  ``arg``        name, default, description, choice [{value}]
   ``let``        name, value
   ``node``       pkg, exec, name, namespace, output, args, ros_args, respawn, respawn_delay,
                  exec_name, on_exit (``shutdown``), env [{name, value}],
-                 param [{name, value} | {name, param: [...]} | {from: file}],
+                 param [{name, value[, type]} | {name, param: [...]} | {from: file[, allow_substs]}],
                  remap [{from, to}]
   ``executable`` cmd, name, output, cwd, env, respawn, respawn_delay, on_exit
   ``include``    file, arg [{name, value}]  (YAML launch files only)
-  ``group``      scoped, forwarding, keep, children
-  ``push-ros-namespace`` / ``push_ros_namespace``  namespace
-  ``set_env`` / ``set-env``  name, value;  ``log``  message
-  every entity: ``if`` / ``unless``
+  ``group``      scoped, forwarding, keep [{name, value}], children
+  ``push_ros_namespace`` / ``push-ros-namespace``  namespace
+  ``set_env``    name, value;   ``log``  message
+  every entity but ``arg``: ``if`` / ``unless``
 Substitutions
-  ``$(var x)``, ``$(env X [default])``, ``$(optenv X [default])``, ``$(find-pkg-share pkg)``,
-  ``$(find-pkg-prefix pkg)``, ``$(dirname)``, ``$(filename)``; nested substitutions work.
-Anything else fails with :class:`LaunchError` naming the construct and its file and line.
+  ``$(var x)``, ``$(env X [default])``, ``$(find-pkg-share pkg)``, ``$(find-pkg-prefix pkg)``,
+  ``$(dirname)``, ``$(filename)``; nested substitutions work.
+Anything else fails with :class:`LaunchError` naming the construct and its file and line;
+so do the constructs ros2 launch rejects: ``$(optenv ...)``, ``set-env``, ``choices:``,
+``log: {level}``, unknown keys in a ``param`` item.
+
+Values, as ros2 launch reads them
+  * Attributes are strings: ``default: 5``, ``if: true``, a ``let``/include-arg value 5 fail
+    ("quote it: default: '5'"). Exceptions with upstream's types: ``respawn`` and
+    ``group`` ``scoped``/``forwarding`` also take a YAML bool, ``respawn_delay`` a float,
+    ``allow_substs`` a bool.
+  * Param ``value``: native YAML numbers, bools and uniform lists keep their type (ints and
+    floats together become floats; ``[1, a]`` and ``null`` fail). A string is read as YAML
+    only if it contains a substitution (``"$(var n)"`` with n=5 -> 5); a plain quoted literal
+    (``"64"``, ``"true"``, ``"0123"``) stays a string.
+  * Param ``type``: str, int, float, bool, list_of_str, list_of_int, list_of_float,
+    list_of_bool, yaml (= no type). ``type: str`` keeps the substituted text as is (a camera
+    serial such as 0123 stays "0123").
+  * ``allow_substs: true`` on ``from:`` substitutes ``$(...)`` inside the parameter file (a
+    temporary copy is passed to the node).
+  * Launch configurations: command-line arguments are set first; an include's ``arg`` values
+    overwrite them for the included file; ``arg`` keeps an existing value before its default.
+    Includes are NOT scoped (the included file's args and lets stay set afterwards); a
+    ``group`` (scoped by default) scopes.
+
+Deliberate differences (stricter than ros2 launch, each with a message saying so)
+  * An unknown command-line argument is an error (ros2 launch ignores it silently).
+  * A missing ``from:`` parameter file is an error (ros2 launch warns and skips it).
+  * Relative ``from:`` and ``include`` ``file:`` paths are errors: ros2 launch resolves them
+    against the working directory, which is rarely meant; write ``$(find-pkg-share pkg)/...``
+    or ``$(dirname)/...``.
 
 Lookups: ``find-pkg-share``/``pkg`` search ``AMENT_PREFIX_PATH`` (``share/<pkg>``,
 ``lib/<pkg>/<exec>``). For ``robot_stack`` itself the source tree (``ROBOT_STACK_ROOT``, set
@@ -203,14 +232,18 @@ def _eval_substitution(inner: str, scope: Scope, ctx: _Ctx) -> str:
         if args[0] not in scope.configs:
             raise ctx.err(f"launch configuration '{args[0]}' is not set (declare it with an 'arg' or 'let' first)")
         return scope.configs[args[0]]
-    if kind in ("env", "optenv"):
+    if kind == "optenv":
+        name = args[0] if args else "NAME"
+        raise ctx.err(f"Unknown substitution: optenv (ros2 launch has no $(optenv ...); use $(env {name} DEFAULT), "
+                      f"e.g. $(env {name} '') for an empty default)")
+    if kind == "env":
         if not 1 <= len(args) <= 2:
-            raise ctx.err(f"$({kind} NAME [default]) expected, got $({inner})")
+            raise ctx.err(f"$(env NAME [default]) expected, got $({inner})")
         value = scope.env.get(args[0], os.environ.get(args[0]))
         if value is not None:
             return value
-        if len(args) == 2 or kind == "optenv":
-            return args[1] if len(args) == 2 else ""
+        if len(args) == 2:
+            return args[1]
         raise ctx.err(f"environment variable '{args[0]}' is not set and $(env) has no default")
     if kind == "find-pkg-share":
         if len(args) != 1:
@@ -229,7 +262,7 @@ def _eval_substitution(inner: str, scope: Scope, ctx: _Ctx) -> str:
     if kind == "filename":
         return str(ctx.file)
     raise ctx.err(f"substitution $({kind} ...) is not supported by robot_stack's launch runner "
-                  "(supported: var, env, optenv, find-pkg-share, find-pkg-prefix, dirname, filename)")
+                  "(supported: var, env, find-pkg-share, find-pkg-prefix, dirname, filename)")
 
 
 def _truthy(value: str, ctx: _Ctx, what: str) -> bool:
@@ -308,6 +341,77 @@ def _join_ns(base: str, ns: str) -> str:
     return "" if full == "/" else full
 
 
+# type: of a param item -> Python type, or ("list", item type); None: typed by YAML ('yaml').
+_PARAM_TYPES: dict[str, Any] = {
+    "str": str, "int": int, "float": float, "bool": bool,
+    "list_of_str": ("list", str), "list_of_int": ("list", int), "list_of_float": ("list", float),
+    "list_of_bool": ("list", bool), "yaml": None,
+}
+
+
+class _PCtx(_Ctx):
+    """Context of one parameter: messages name it."""
+
+    def __init__(self, ctx: _Ctx, name: str):
+        super().__init__(ctx.file, ctx.line)
+        self.name = name
+
+    def err(self, msg: str) -> LaunchError:
+        return super().err(f"parameter '{self.name}': {msg}")
+
+
+def _check_native(value: Any, want: type | None, ctx: _Ctx) -> Any:
+    """A YAML-typed scalar, checked against the wanted type (bool is not a number here)."""
+    if want is None:
+        if isinstance(value, (bool, int, float, str)):
+            return value
+        raise ctx.err(f"value {value!r} is not a string, number or boolean")
+    ok = isinstance(value, bool) if want is bool else isinstance(value, want) and not isinstance(value, bool)
+    if not ok:
+        raise ctx.err(f"value {value!r} ({type(value).__name__}) is not of type {want.__name__} as the param type says "
+                      "(ros2 launch rejects it)")
+    return value
+
+
+def _uniform_list(items: list, item_type: type | None, ctx: _Ctx) -> list:
+    """ROS parameters are arrays of one type: ints and floats together become floats."""
+    types = {type(v) for v in items}
+    if len(types) <= 1:
+        return items
+    if types == {int, float} and item_type in (None, float):
+        return [float(v) for v in items]
+    raise ctx.err(f"mixed-type list {items!r} (ros2 launch rejects it): make every item the same type")
+
+
+def _yaml_load(text: str, ctx: _Ctx) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ctx.err(f"'{text}' is not valid YAML (ros2 launch reads substituted values as YAML): "
+                      "add type: str to keep it as text") from None
+
+
+def _yaml_value(text: str, ctx: _Ctx) -> Any:
+    """Substituted text read as YAML, as launch_ros does; must give a scalar or a uniform list."""
+    if not text:
+        return text
+    parsed = _yaml_load(text, ctx)
+    if isinstance(parsed, list):
+        return _uniform_list([_check_native(v, None, ctx) for v in parsed], None, ctx)
+    if not isinstance(parsed, (bool, int, float, str)):
+        raise ctx.err(f"'{text}' reads as YAML {type(parsed).__name__}, not a parameter value: "
+                      "add type: str to keep it as text")
+    return parsed
+
+
+# entity name -> handler; the spellings ros2 launch accepts (set_env has no dashed form).
+_ENTITIES = {
+    "arg": "_e_arg", "let": "_e_let", "node": "_e_node", "executable": "_e_executable",
+    "include": "_e_include", "group": "_e_group", "push_ros_namespace": "_e_push_ros_namespace",
+    "push-ros-namespace": "_e_push_ros_namespace", "set_env": "_e_set_env", "log": "_e_log",
+}
+
+
 class _Parser:
     def __init__(self, cli_args: dict[str, str]):
         self.cli_args = cli_args
@@ -316,11 +420,23 @@ class _Parser:
 
     # -- helpers -----------------------------------------------------------------------
     def _str(self, value: Any, scope: Scope, ctx: _Ctx, what: str) -> str:
+        """A string attribute, substituted. Like ros2 launch, YAML numbers/booleans are refused."""
         if isinstance(value, (dict, list)):
-            raise ctx.err(f"'{what}' must be a scalar, got {type(value).__name__}")
+            raise ctx.err(f"'{what}' must be a string, got a {type(value).__name__}")
+        if value is None:
+            raise ctx.err(f"'{what}' has no value; quote it ({what}: '') for an empty string")
+        if not isinstance(value, str):
+            # ros2 launch raises TypeError here; YAML reads 5, 1.0 and true as number/bool.
+            text = yaml.safe_dump(value, default_flow_style=True).split("\n")[0]
+            raise ctx.err(f"'{what}' must be a string, got {type(value).__name__} {text}: "
+                          f"quote it: {what}: '{text}' (ros2 launch rejects unquoted numbers and booleans here)")
+        return substitute(value, scope, ctx)
+
+    def _bool_attr(self, value: Any, scope: Scope, ctx: _Ctx, what: str) -> bool:
+        """A bool attribute that ros2 launch reads with data_type=bool: YAML bool or a string."""
         if isinstance(value, bool):
-            return "true" if value else "false"
-        return substitute(str(value), scope, ctx)
+            return value
+        return _truthy(self._str(value, scope, ctx, what), ctx, what)
 
     def _check_keys(self, kind: str, body: Any, allowed: set[str], ctx: _Ctx) -> None:
         if not isinstance(body, dict):
@@ -329,6 +445,19 @@ class _Parser:
         if unknown:
             raise ctx.err(f"'{kind}' attribute '{unknown[0]}' is not supported by robot_stack's launch runner "
                           f"(supported: {', '.join(sorted(allowed))})")
+
+    def _items(self, kind: str, items: Any, allowed: set[str], required: set[str], ctx: _Ctx) -> list[dict]:
+        """The list under ``kind`` (env, arg, keep, choice ...): mappings with only ``allowed`` keys."""
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            raise ctx.err(f"'{kind}' must be a list of mappings, got {type(items).__name__}")
+        for it in items:
+            self._check_keys(kind, it, allowed, ctx)
+            missing = sorted(required - set(it))
+            if missing:
+                raise ctx.err(f"each '{kind}' item needs '{missing[0]}', got {dict(it)!r}")
+        return items
 
     def _enabled(self, body: dict, scope: Scope, ctx: _Ctx) -> bool:
         if "if" in body and not _truthy(self._str(body["if"], scope, ctx, "if"), ctx, "if"):
@@ -357,25 +486,33 @@ class _Parser:
             if not isinstance(ent, dict) or len(ent) != 1:
                 raise ctx.err(f"each entity is a one-key mapping like '- node: {{...}}', got {ent!r}")
             (kind, body), = ent.items()
-            handler = getattr(self, "_e_" + str(kind).replace("-", "_"), None)
+            handler = _ENTITIES.get(str(kind))
             if handler is None:
-                raise ctx.err(f"launch entity '{kind}' is not supported by robot_stack's launch runner "
-                              "(supported: arg, let, node, executable, include, group, push-ros-namespace, set_env, log)")
-            handler(body, scope, ctx)
+                hint = " (ros2 launch spells it 'set_env')" if kind == "set-env" else ""
+                raise ctx.err(f"launch entity '{kind}' is not supported by robot_stack's launch runner{hint} "
+                              f"(supported: {', '.join(_ENTITIES)})")
+            getattr(self, handler)(body, scope, ctx)
 
     def _e_arg(self, body, scope: Scope, ctx: _Ctx) -> None:
-        self._check_keys("arg", body, {"name", "default", "description", "choices"}, ctx)
+        if isinstance(body, dict) and "choices" in body:
+            raise ctx.err("'arg' attribute 'choices' is not the ros2 launch format (ros2 launch rejects it): "
+                          "write choice: [{value: a}, {value: b}]")
+        self._check_keys("arg", body, {"name", "default", "description", "choice"}, ctx)
         if "name" not in body:
             raise ctx.err("'arg' needs a 'name'")
-        name = str(body["name"])
+        name = self._str(body["name"], scope, ctx, "name")
         default = self._str(body["default"], scope, ctx, "default") if "default" in body else None
-        choices = [str(c) for c in body["choices"]] if "choices" in body else None
-        decl = ArgDecl(name, default, str(body.get("description", "")), choices, ctx.file, ctx.line)
+        choices = None
+        if "choice" in body:
+            choices = [self._str(c["value"], scope, ctx, "value")
+                       for c in self._items("choice", body["choice"], {"value"}, {"value"}, ctx)]
+        description = self._str(body.get("description", ""), scope, ctx, "description")
+        decl = ArgDecl(name, default, description, choices, ctx.file, ctx.line)
         self.plan.args.append(decl)
-        if name in self.cli_args:
-            value = self.cli_args[name]
-        elif name in scope.configs:
-            value = scope.configs[name]  # set by an include's arg or an outer let
+        # ros2 launch: an existing launch configuration (command line, an include's arg, an
+        # earlier let) wins over the default.
+        if name in scope.configs:
+            value = scope.configs[name]
         elif default is not None:
             value = default
         else:
@@ -387,24 +524,34 @@ class _Parser:
 
     def _e_let(self, body, scope: Scope, ctx: _Ctx) -> None:
         self._check_keys("let", body, _COMMON | {"name", "value"}, ctx)
+        for req in ("name", "value"):
+            if req not in body:
+                raise ctx.err(f"'let' needs '{req}'")
         if not self._enabled(body, scope, ctx):
             return
-        scope.configs[str(body["name"])] = self._str(body.get("value", ""), scope, ctx, "value")
+        scope.configs[self._str(body["name"], scope, ctx, "name")] = self._str(body["value"], scope, ctx, "value")
 
     def _e_log(self, body, scope: Scope, ctx: _Ctx) -> None:
-        self._check_keys("log", body, _COMMON | {"message", "level"}, ctx)
+        self._check_keys("log", body, _COMMON | {"message"}, ctx)
+        if "message" not in body:
+            raise ctx.err("'log' needs 'message'")
         if self._enabled(body, scope, ctx):
-            self.plan.messages.append(self._str(body.get("message", ""), scope, ctx, "message"))
+            self.plan.messages.append(self._str(body["message"], scope, ctx, "message"))
 
     def _e_set_env(self, body, scope: Scope, ctx: _Ctx) -> None:
         self._check_keys("set_env", body, _COMMON | {"name", "value"}, ctx)
+        for req in ("name", "value"):
+            if req not in body:
+                raise ctx.err(f"'set_env' needs '{req}'")
         if self._enabled(body, scope, ctx):
-            scope.env[str(body["name"])] = self._str(body.get("value", ""), scope, ctx, "value")
+            scope.env[self._str(body["name"], scope, ctx, "name")] = self._str(body["value"], scope, ctx, "value")
 
     def _e_push_ros_namespace(self, body, scope: Scope, ctx: _Ctx) -> None:
-        self._check_keys("push-ros-namespace", body, _COMMON | {"namespace"}, ctx)
+        self._check_keys("push_ros_namespace", body, _COMMON | {"namespace"}, ctx)
+        if "namespace" not in body:
+            raise ctx.err("'push_ros_namespace' needs 'namespace'")
         if self._enabled(body, scope, ctx):
-            scope.namespace = _join_ns(scope.namespace, self._str(body.get("namespace", ""), scope, ctx, "namespace"))
+            scope.namespace = _join_ns(scope.namespace, self._str(body["namespace"], scope, ctx, "namespace"))
 
     def _e_group(self, body, scope: Scope, ctx: _Ctx) -> None:
         if isinstance(body, list):  # shorthand seen in some docs: '- group: [entities]'
@@ -412,39 +559,45 @@ class _Parser:
         self._check_keys("group", body, _COMMON | {"scoped", "forwarding", "keep", "children"}, ctx)
         if not self._enabled(body, scope, ctx):
             return
-        scoped = _truthy(self._str(body.get("scoped", True), scope, ctx, "scoped"), ctx, "scoped")
-        forwarding = _truthy(self._str(body.get("forwarding", True), scope, ctx, "forwarding"), ctx, "forwarding")
+        scoped = self._bool_attr(body.get("scoped", True), scope, ctx, "scoped")
+        forwarding = self._bool_attr(body.get("forwarding", True), scope, ctx, "forwarding")
         if scoped:
             inner = scope.child()
             if not forwarding:
                 inner.configs = {}
-            for k in body.get("keep", []) or []:
-                inner.configs[str(k["name"])] = self._str(k.get("value", ""), scope, ctx, "keep value")
+            for k in self._items("keep", body.get("keep"), {"name", "value"}, {"name", "value"}, ctx):
+                inner.configs[self._str(k["name"], scope, ctx, "name")] = self._str(k["value"], scope, ctx, "value")
         else:
             inner = scope
         self.parse_entities(body.get("children", []) or [], ctx.file, inner)
 
     def _e_include(self, body, scope: Scope, ctx: _Ctx) -> None:
         self._check_keys("include", body, _COMMON | {"file", "arg"}, ctx)
+        if "file" not in body:
+            raise ctx.err("'include' needs 'file'")
         if not self._enabled(body, scope, ctx):
             return
         file = pathlib.Path(self._str(body["file"], scope, ctx, "file"))
         if not file.is_absolute():
-            file = ctx.file.parent / file
+            raise ctx.err(f"include file '{file}' is relative; ros2 launch resolves it against the working directory: "
+                          "write $(dirname)/... or $(find-pkg-share PKG)/...")
         if not file.name.endswith((".yaml", ".yml")):
             raise ctx.err(f"include of '{file.name}': only YAML launch files can be included by robot_stack's runner")
         if not file.is_file():
             raise ctx.err(f"included launch file '{file}' does not exist")
-        inner = scope.child()  # includes are scoped: their configurations do not leak out
-        for a in body.get("arg", []) or []:
-            inner.configs[str(a["name"])] = self._str(a.get("value", ""), scope, ctx, "arg value")
-        self.parse_file(file, inner)
+        # Like ros2 launch: an include is NOT scoped. Its args are set as launch configurations
+        # (over any command-line value) and stay set afterwards, as do the included file's args
+        # and lets. Wrap the include in a 'group' to scope it.
+        values = [(self._str(a["name"], scope, ctx, "name"), self._str(a["value"], scope, ctx, "value"))
+                  for a in self._items("arg", body.get("arg"), {"name", "value"}, {"name", "value"}, ctx)]
+        scope.configs.update(values)
+        self.parse_file(file, scope)
 
     # -- processes ---------------------------------------------------------------------
     def _env_list(self, body, scope: Scope, ctx: _Ctx) -> dict[str, str]:
         env = dict(scope.env)
-        for e in body.get("env", []) or []:
-            env[str(e["name"])] = self._str(e.get("value", ""), scope, ctx, "env value")
+        for e in self._items("env", body.get("env"), {"name", "value"}, {"name", "value"}, ctx):
+            env[self._str(e["name"], scope, ctx, "name")] = self._str(e["value"], scope, ctx, "value")
         return env
 
     def _common_process(self, body, scope, ctx) -> dict[str, Any]:
@@ -453,8 +606,21 @@ class _Parser:
         if output not in ("screen", "log", "both"):
             raise ctx.err(f"'output' must be screen, log or both, got '{output}'")
         out["output"] = output
-        out["respawn"] = _truthy(self._str(body.get("respawn", False), scope, ctx, "respawn"), ctx, "respawn")
-        out["respawn_delay_s"] = float(self._str(body.get("respawn_delay", 0.0), scope, ctx, "respawn_delay"))
+        # ros2 launch reads respawn with data_type=bool and respawn_delay with data_type=float:
+        # YAML true / 2.0 are accepted there, an integer delay (2) is not.
+        out["respawn"] = self._bool_attr(body.get("respawn", False), scope, ctx, "respawn")
+        delay = body.get("respawn_delay", 0.0)
+        if isinstance(delay, int) and not isinstance(delay, bool):
+            raise ctx.err(f"'respawn_delay' must be a float, got int {delay}: write respawn_delay: {delay}.0")
+        if not isinstance(delay, float):
+            text = self._str(delay, scope, ctx, "respawn_delay")
+            try:
+                delay = float(text)
+            except ValueError:
+                raise ctx.err(f"'respawn_delay' must be a number of seconds, got '{text}'") from None
+        if delay < 0.0:
+            raise ctx.err(f"'respawn_delay' must not be negative, got {delay}")
+        out["respawn_delay_s"] = delay
         on_exit = self._str(body.get("on_exit", ""), scope, ctx, "on_exit")
         if on_exit not in ("", "shutdown"):
             raise ctx.err(f"'on_exit' supports only 'shutdown', got '{on_exit}'")
@@ -464,43 +630,103 @@ class _Parser:
     def _param_entries(self, params, scope: Scope, ctx: _Ctx, prefix: str = "") -> list[tuple[str, Any]]:
         """Flatten a node's param list into ('file', path) and ('value', {name: value}) items."""
         items: list[tuple[str, Any]] = []
-        for p in params or []:
+        if params is None:
+            return items
+        if not isinstance(params, list):
+            raise ctx.err(f"'param' must be a list, got {type(params).__name__}")
+        for p in params:
             if not isinstance(p, dict):
                 raise ctx.err(f"each 'param' item is a mapping ({{name, value}} or {{from: file}}), got {p!r}")
             if "from" in p:
                 if prefix:
                     raise ctx.err("'param: {from: file}' cannot be nested in a parameter group")
-                path = pathlib.Path(self._str(p["from"], scope, ctx, "from"))
-                if not path.is_absolute():
-                    path = ctx.file.parent / path
-                if not path.is_file():
-                    raise ctx.err(f"parameter file '{path}' does not exist")
-                items.append(("file", str(path)))
+                self._check_param_keys(p, {"from", "allow_substs"}, ctx)
+                items.append(("file", self._param_file(p, scope, ctx)))
                 continue
+            self._check_param_keys(p, {"name", "value", "type", "param"}, ctx)
             if "name" not in p:
                 raise ctx.err(f"'param' item needs 'name' or 'from', got keys {sorted(p)}")
-            name = prefix + self._str(p["name"], scope, ctx, "param name")
+            name = prefix + self._str(p["name"], scope, ctx, "name")
             if "param" in p:
+                if "value" in p or "type" in p:
+                    raise ctx.err(f"parameter group '{name}': 'param' excludes 'value' and 'type'")
                 items += self._param_entries(p["param"], scope, ctx, name + ".")
             elif "value" in p:
-                items.append(("value", {name: self._param_value(p["value"], scope, ctx)}))
+                type_id = self._str(p["type"], scope, ctx, "type") if "type" in p else None
+                if type_id is not None and type_id not in _PARAM_TYPES:
+                    raise ctx.err(f"parameter '{name}': unknown type '{type_id}' (ros2 launch knows {', '.join(_PARAM_TYPES)})")
+                items.append(("value", {name: self._param_value(p["value"], type_id, scope, _PCtx(ctx, name))}))
             else:
                 raise ctx.err(f"parameter '{name}' needs a 'value'")
         return items
 
-    def _param_value(self, value: Any, scope: Scope, ctx: _Ctx) -> Any:
+    def _check_param_keys(self, p: dict, allowed: set[str], ctx: _Ctx) -> None:
+        unknown = sorted(set(p) - allowed)
+        if unknown:
+            raise ctx.err(f"Unexpected key(s) found in 'param': {unknown} (allowed together: "
+                          "name, value, type, param; or from, allow_substs)")
+
+    def _param_file(self, p: dict, scope: Scope, ctx: _Ctx) -> str:
+        path = pathlib.Path(self._str(p["from"], scope, ctx, "from"))
+        if not path.is_absolute():
+            raise ctx.err(f"parameter file '{path}' is relative; ros2 launch resolves it against the working "
+                          "directory, not the launch file: write $(find-pkg-share PKG)/... or $(dirname)/...")
+        if not path.is_file():
+            # ros2 launch only warns and starts the node without it; a missing file is a mistake.
+            raise ctx.err(f"parameter file '{path}' does not exist (ros2 launch would warn and skip it)")
+        if "allow_substs" in p and self._bool_attr(p["allow_substs"], scope, ctx, "allow_substs"):
+            text = substitute(path.read_text(), scope, _Ctx(path, 0))
+            fd, out = tempfile.mkstemp(prefix="robot_stack_launch_params_", suffix=".yaml")
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            self.plan.temp_files.append(out)
+            return out
+        return str(path)
+
+    def _param_value(self, value: Any, type_id: str | None, scope: Scope, ctx: "_PCtx") -> Any:
+        """A parameter value as ros2 launch types it (launch_ros ParameterValue)."""
+        want = _PARAM_TYPES[type_id] if type_id is not None else None
+        if value is None:
+            raise ctx.err("has a null value (ros2 launch rejects it); write value: '' for an empty string")
+        if isinstance(value, dict):
+            raise ctx.err("value is a mapping; use a parameter group (name + param: [...]) instead")
         if isinstance(value, list):
-            return [self._param_value(v, scope, ctx) for v in value]
-        if isinstance(value, str):
-            text = substitute(value, scope, ctx)
-            # Like launch_ros: a string is read as YAML, so "2" -> 2 and "[1, 2]" -> a list;
-            # quote it in YAML ("'2'") to keep a string.
+            if want is not None and not isinstance(want, tuple):
+                raise ctx.err(f"value is a list but type is '{type_id}'")
+            item_type = want[1] if want is not None else None
+            out = []
+            for v in value:
+                if isinstance(v, (list, dict)) or v is None:
+                    raise ctx.err(f"list items must be strings, numbers or booleans, got {v!r}")
+                out.append(self._param_scalar(v, item_type, scope, ctx))
+            return _uniform_list(out, item_type, ctx)
+        if want is not None and isinstance(want, tuple):  # list_of_* written as one string
+            if not isinstance(value, str):
+                raise ctx.err(f"type '{type_id}' needs a list, got {value!r}")
+            parsed = _yaml_load(substitute(value, scope, ctx), ctx)
+            if not isinstance(parsed, list):
+                raise ctx.err(f"type '{type_id}' needs a list, got {value!r}")
+            return _uniform_list([_check_native(v, want[1], ctx) for v in parsed], want[1], ctx)
+        return self._param_scalar(value, want, scope, ctx)
+
+    def _param_scalar(self, value: Any, want: type | None, scope: Scope, ctx: "_PCtx") -> Any:
+        if not isinstance(value, str):
+            return _check_native(value, want, ctx)
+        if want is None:
+            # Only text with a substitution is read as YAML; a plain (quoted) literal stays a string.
+            return _yaml_value(substitute(value, scope, ctx), ctx) if "$(" in value else value
+        text = substitute(value, scope, ctx)
+        if want is str:
+            return text
+        if want in (int, float):
             try:
-                parsed = yaml.safe_load(text) if text.strip() else text
-            except yaml.YAMLError:
-                return text
-            return parsed if isinstance(parsed, (bool, int, float, str, list)) else text
-        return value
+                return want(text)
+            except ValueError:
+                raise ctx.err(f"cannot convert '{text}' to {want.__name__}") from None
+        parsed = _yaml_load(text, ctx)
+        if not isinstance(parsed, bool):
+            raise ctx.err(f"cannot convert '{text}' to bool (true/false)")
+        return parsed
 
     def _e_node(self, body, scope: Scope, ctx: _Ctx) -> None:
         self._check_keys("node", body, _NODE_KEYS, ctx)
@@ -603,7 +829,9 @@ def load_launch(path: str | os.PathLike, cli_args: dict[str, str] | None = None,
         raise LaunchError(f"'{path.name}': robot_stack's runner reads YAML launch files only (*.launch.yaml)")
     cli_args = dict(cli_args or {})
     parser = _Parser(cli_args)
-    scope = Scope(configs={})
+    # ros2 launch sets command-line arguments as launch configurations before the file runs;
+    # an include's 'arg' overwrites them from there on.
+    scope = Scope(configs=dict(cli_args))
     try:
         parser.parse_file(path, scope)
     except LaunchError:
@@ -613,7 +841,8 @@ def load_launch(path: str | os.PathLike, cli_args: dict[str, str] | None = None,
     unknown = sorted(set(cli_args) - declared)
     if check_unknown_args and unknown:
         parser.plan.cleanup()
-        raise LaunchError(f"unknown launch argument '{unknown[0]}' for {path}; declared: {', '.join(sorted(declared)) or 'none'}")
+        raise LaunchError(f"unknown launch argument '{unknown[0]}' for {path}; declared: {', '.join(sorted(declared)) or 'none'} "
+                          "(ros2 launch would silently ignore it; robot_stack's runner refuses it to catch typos)")
     parser.plan.configs = scope.configs
     return parser.plan
 
@@ -626,6 +855,7 @@ def declared_args(path: str | os.PathLike) -> list[ArgDecl]:
     for ent in (data or {}).get("launch", []) or []:
         if isinstance(ent, dict) and "arg" in ent and isinstance(ent["arg"], dict):
             a = ent["arg"]
+            choices = [str(c.get("value")) for c in a.get("choice") or [] if isinstance(c, dict)] or None
             out.append(ArgDecl(str(a.get("name")), None if "default" not in a else str(a["default"]),
-                               str(a.get("description", "")), a.get("choices"), path, getattr(a, "line", 0)))
+                               str(a.get("description", "")), choices, path, getattr(a, "line", 0)))
     return out
