@@ -108,6 +108,7 @@ def test_misspelled_parameter_fails_with_suggestion(ros_context):
     ({"evaluation": True}, "policy_file"),
     ({"policy_file": "/nonexistent/policy.pt"}, "policy_file"),
     ({"spec_json": "{not json"}, "JSON"),
+    ({"executor": "static"}, "executor"),
 ])
 def test_invalid_values_fail_with_reason(ros_context, params, match):
     with pytest.raises(ConfigError, match=match):
@@ -178,11 +179,14 @@ def test_operator_command_reaches_robot_before_next_tick_and_steps_flag_it(graph
     assert _wait(lambda: actor.core.snapshot()["step_index"] >= 1)
     n = len(out["cmd"].messages)
     t0 = time.monotonic()
-    op_pub.publish(operator_msg(True, lin=(0.0, 0.05, 0.0)))
+    op = operator_msg(True, lin=(0.0, 0.05, 0.0))
+    op_pub.publish(op)
     got = out["cmd"].wait_for(1, timeout_s=5.0, start=n, where=lambda m: abs(m.twist.linear.y - 0.05) < 1e-6)
     latency = time.monotonic() - t0
     assert latency < 0.5, f"operator command took {latency:.3f} s (control period is 1 s)"
     assert got[0].header.frame_id == "base"
+    # The forwarded command carries the operator command's stamp (its device read time).
+    assert (got[0].header.stamp.sec, got[0].header.stamp.nanosec) == (op.header.stamp.sec, op.header.stamp.nanosec)
     # Keep intervening over the next full step: its record must carry intervention=True.
     out["steps"].wait_for(1, timeout_s=10.0, where=lambda m: m.intervention)
     step = [m for m in out["steps"].messages if m.intervention][0]
@@ -372,3 +376,31 @@ def test_drives_the_franka_node_and_resets_through_its_homing(ros_context, spin,
         franka.close()  # joins a homing thread that may still be running
         for n in (franka, actor, feeder.node, probe):
             n.destroy_node()
+
+
+@pytest.mark.parametrize("control_thread", [True, False])
+def test_control_loop_ticks_at_its_rate_and_stamps_commands_with_the_tick(ros_context, spin, collector, control_thread):
+    """Both control loops (deadline thread, rclpy timer) tick at control_rate_hz; a policy
+    command's stamp is its step's stamp (the tick time), so a step can be traced to its command."""
+    actor = make_actor(ros_context, control_rate_hz=10.0, control_thread=control_thread)
+    assert (actor._control_loop_thread is not None) == control_thread and (actor.timer is None) == control_thread
+    feeder = Feeder(ros_context)
+    probe = Node("probe", context=ros_context)
+    steps = collector(probe, StepRecord, an.STEPS_TOPIC, qos.STEPS)
+    cmds = collector(probe, TwistStamped, an.CMD_TWIST_TOPIC, qos.COMMAND)
+    executor = spin(actor, feeder.node, probe)
+    try:
+        got = steps.wait_for(12, timeout_s=20.0)
+        t = np.array([convert.stamp_to_s(m.header.stamp) for m in got])
+        # Loose bounds (shared CI machines): the mean period, not the jitter, is what is checked here.
+        assert np.median(np.diff(t)) == pytest.approx(0.1, abs=0.03)
+        cmd_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in cmds.messages}
+        assert (got[-2].header.stamp.sec, got[-2].header.stamp.nanosec) in cmd_stamps
+        assert actor.steps_published >= len(got)
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        actor.close()
+        for n in (actor, feeder.node, probe):
+            n.destroy_node()
+    if control_thread:
+        assert not actor._control_loop_thread.is_alive()  # close() stopped it

@@ -174,3 +174,12 @@ def test_gripper_and_recover(robot):
         w = robot.read_state().gripper_width_m
     assert abs(w - target) <= 0.005, f"gripper at {w:.4f} m, wanted {target}"
     assert robot.recover()  # no error pending: recovery is a no-op that succeeds
+
+
+def test_connect_leaves_the_calling_thread_at_normal_priority(robot):
+    """franky.Robot() raises its caller to SCHED_FIFO 99 where permitted (root); connect() puts
+    the caller back, so a ROS executor thread (and the threads it starts) never runs real time."""
+    import os
+
+    robot.send_twist(np.zeros(3), np.zeros(3))  # a motion running too
+    assert os.sched_getscheduler(0) not in (os.SCHED_FIFO, os.SCHED_RR)

@@ -263,3 +263,38 @@ def test_exception_in_control_loop_stops_the_robot(ros_context):
         executor.shutdown()
     assert not robot.connected
     assert not np.any(robot.cmd.lin)  # last command to the robot: stop
+
+
+@pytest.mark.parametrize("send_on_command,trigger", [(True, "command"), (False, "tick")])
+def test_command_sent_at_once_and_reported_with_debug_latency(ros_context, spin, collector, send_on_command, trigger):
+    """send_on_command: a new command reaches the robot from its own callback, not the next
+    control tick (1 Hz here, so the two are told apart); debug_latency reports that send with
+    the command's stamp."""
+    from robot_stack.nodes.franka_node import DEBUG_SENT_TOPIC
+
+    robot = FakeRobot(FrankaConfig(segment_hold_s=2.5))
+    node = make_node(ros_context, robot=robot, control_rate_hz=1.0, debug_latency=True, send_on_command=send_on_command,
+                     **{"robot.segment_hold_s": 2.5, "safety.watchdog_timeout_s": 3.0})
+    probe = Node("probe", context=ros_context)
+    sent = collector(probe, String, DEBUG_SENT_TOPIC, qos.STEPS)
+    poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
+    pub = probe.create_publisher(TwistStamped, CMD_TWIST_TOPIC, qos.COMMAND)
+    spin(node, probe)
+    try:
+        poses.wait_for(1, timeout_s=10.0)  # a control tick has read the state
+        deadline = time.monotonic() + 10.0
+        while pub.get_subscription_count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)  # discovery
+        msg = TwistStamped()
+        msg.header.stamp = probe.get_clock().now().to_msg()
+        msg.header.frame_id = "base"
+        msg.twist.linear.x = 0.05
+        n_sent = len(robot.sent)
+        pub.publish(msg)
+        ev = json.loads(sent.wait_for(1, timeout_s=5.0)[0].data)
+        assert ev["trigger"] == trigger
+        assert ev["stamp_s"] == pytest.approx(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, abs=1e-6)
+        assert ev["sent_s"] >= ev["stamp_s"]
+        assert any(lin[0] > 0 for _, lin, _ in robot.sent[n_sent:])  # ramped by the safety filter, but moving
+    finally:
+        node.close()

@@ -163,6 +163,30 @@ def test_replay_script_drives_the_fake_backend(tmp_path):
         sm.read()
 
 
+def test_replay_script_anchored_to_the_wall_clock(tmp_path):
+    """fake_script_start_unix_s: the script's time origin is a wall-clock instant, not
+    connect(), so another process knows when each report arrives."""
+    import time
+
+    script = tmp_path / "reports.yaml"
+    script.write_text(
+        "reports:\n"
+        "  - {at_s: 0.0, axes: [0.5, 0, 0, 0, 0, 0]}\n"
+        "  - {at_s: 10.0, axes: [-0.5, 0, 0, 0, 0, 0]}\n"
+    )
+    clock = Clock()
+    cfg = SpaceMouseConfig(backend="fake", fake_reports_file=str(script), fake_script_start_unix_s=time.time() - 9.5)
+    sm = make_spacemouse(cfg, clock=clock)
+    sm.connect()
+    assert sm.read().axes[0] == pytest.approx(0.5, abs=1 / 350)  # due 9.5 s ago: readable at once
+    clock.t += 0.4
+    assert sm.read().axes[0] == pytest.approx(0.5, abs=1 / 350)  # the second is due 0.5 s after connect
+    clock.t += 0.2
+    assert sm.read().axes[0] == pytest.approx(-0.5, abs=1 / 350)
+    with pytest.raises(ValueError, match="fake_script_start_unix_s"):
+        SpaceMouseConfig(backend="fake", fake_script_start_unix_s=-1.0).validate()
+
+
 def test_bad_replay_script_names_the_entry(tmp_path):
     script = tmp_path / "bad.yaml"
     script.write_text("reports:\n  - {at_s: 0.0, axes: [1, 2]}\n")

@@ -165,3 +165,28 @@ def test_sim_backend_takes_a_plugged_in_operator_source(ros_context, spin, colle
         node.close()
         node.destroy_node()
         listener.destroy_node()
+
+
+def test_new_report_while_intervening_is_published_at_once(ros_context, spin, collector):
+    """publish_on_report: a changed reading goes out with the read that saw it, not at the next
+    periodic publish (here 0.1 Hz, so only the report itself can trigger the message in time)."""
+    hid = FakeHidDevice()
+    node = _node(ros_context, hid, read_rate_hz=200.0, publish_rate_hz=0.1, **{"intervention.hold_s": 5.0})
+    listener = Node("listener", context=ros_context)
+    ops = collector(listener, OperatorCommand, OPERATOR_TOPIC, qos.COMMAND)
+    spin(node, listener)
+    try:
+        deadline = time.monotonic() + 10.0
+        while node.pub_operator.get_subscription_count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)  # discovery
+        t0 = time.monotonic()
+        for rep in encode_reports([0.5, 0, 0, 0, 0, 0]):
+            hid.push(rep)
+        ops.wait_for(1, timeout_s=3.0, where=lambda m: m.intervening)  # the onset (a state change)
+        for rep in encode_reports([0.5, 0.4, 0, 0, 0, 0]):
+            hid.push(rep)
+        (m,) = ops.wait_for(1, timeout_s=3.0, where=lambda m: m.intervening and m.twist.linear.y > 0.02)[:1]
+        assert m.axes[1] == pytest.approx(0.4, abs=1 / 350)
+        assert time.monotonic() - t0 < 9.0  # well before the first periodic publish (10 s)
+    finally:
+        node.close()

@@ -132,6 +132,9 @@ class SpaceMouseConfig:
     """Which of several identical devices to open (real backend)."""
     fake_reports_file: str = ""
     """YAML replay script of HID reports for the fake backend (see load_report_script)."""
+    fake_script_start_unix_s: float = 0.0
+    """Fake backend: Unix time (s, the host's wall clock) at which the script's at_s = 0 falls,
+    so another process knows when each report arrives (latency benchmarks); 0: at connect()."""
     sim_provider: str = ""
     """'module:callable' returning a SimOperatorSource for the sim backend when the node runs
     as its own process (in-process graphs pass the source object instead)."""
@@ -147,6 +150,8 @@ class SpaceMouseConfig:
             raise ValueError(f"backend must be one of {BACKENDS}, got '{self.backend}'")
         if self.read_rate_hz <= 0:
             raise ValueError(f"read_rate_hz must be > 0, got {self.read_rate_hz}")
+        if not self.fake_script_start_unix_s >= 0:
+            raise ValueError(f"fake_script_start_unix_s must be >= 0 (0: at connect), got {self.fake_script_start_unix_s}")
         if self.backend == "fake" and self.fake_reports_file and not pathlib.Path(self.fake_reports_file).is_file():
             raise ValueError(f"fake_reports_file '{self.fake_reports_file}' does not exist")
         self.intervention.validate()
@@ -283,7 +288,9 @@ class FakeHidDevice:
     ``push(report)`` queues a report; ``unplug()`` makes later reads fail like a device that
     was pulled out; ``fail_open`` makes ``open()`` fail like a device without permissions.
     With a ``script`` (list of ``(at_s, report bytes or None for unplug)``), reports become
-    readable ``at_s`` seconds after ``open()``, by ``clock``.
+    readable ``at_s`` seconds after ``open()``, by ``clock``; with ``start_unix_s`` > 0 they
+    become readable at ``start_unix_s + at_s`` on the wall clock (``time.time()``) instead
+    (reports already due at ``open()`` are readable at once).
     """
 
     def __init__(
@@ -292,6 +299,7 @@ class FakeHidDevice:
         script: list[tuple[float, bytes | None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         fail_open: bool = False,
+        start_unix_s: float = 0.0,
     ) -> None:
         self.product_string = product_string
         self.manufacturer_string = "3Dconnexion"
@@ -303,6 +311,7 @@ class FakeHidDevice:
         self._t_open: float | None = None
         self._unplugged = False
         self._fail_open = fail_open
+        self._start_unix_s = float(start_unix_s)
         self._lock = threading.Lock()
         self.is_open = False
         self.nonblocking = False
@@ -314,7 +323,8 @@ class FakeHidDevice:
         if self._fail_open:
             raise HIDException("Failed to open device")
         self.is_open = True
-        self._t_open = self._clock()
+        # The script's time origin on `clock`: open() itself, or the given wall-clock instant.
+        self._t_open = self._clock() - (time.time() - self._start_unix_s if self._start_unix_s > 0 else 0.0)
 
     def close(self) -> None:
         self.is_open = False
@@ -534,7 +544,7 @@ def make_spacemouse(
             if config.fake_reports_file:
                 name_in_file, script = load_report_script(config.fake_reports_file)
                 name = config.device_name or name_in_file
-            hid_device = FakeHidDevice(script=script, clock=clock)
+            hid_device = FakeHidDevice(script=script, clock=clock, start_unix_s=config.fake_script_start_unix_s)
         return FakeHidSpaceMouse(hid_device, name, clock=clock)
     if config.backend == "sim":
         if source is None:

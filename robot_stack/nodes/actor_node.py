@@ -1,10 +1,15 @@
 """Actor node: runs the policy on the robot, lets the operator take over, streams steps.
 
 A thin ROS shell over :class:`robot_stack.core.actor.ActorCore` (read its docstring for
-the arbitration, step-record and episode rules). Executor: ``MultiThreadedExecutor``; the
-control timer, the operator subscription, the sensor subscriptions and the policy-weights
-subscription each sit in their own callback group, so neither a slow policy nor weight
-deserialization delays an operator command or a control tick.
+the arbitration, step-record and episode rules). Executor (``executor``): rclpy's
+``EventsExecutor`` by default (least overhead per callback), or ``MultiThreadedExecutor``; the
+operator subscription, the sensor subscriptions and the policy-weights subscription each sit
+in their own callback group (run in parallel by the multi-threaded executor; the events
+executor runs callbacks one at a time, so there a weights update delays operator commands by
+its deserialization time). The control loop runs in its own thread, paced to absolute
+deadlines on the monotonic clock (``control_thread``; with ``control_thread: false`` or
+``use_sim_time`` it is an rclpy timer in its own callback group), so a slow policy never
+delays an operator command, and callbacks never delay a control tick.
 
 Subscribes
   ``/robot_stack/cameras/<name>/image_raw`` (sensor_msgs/Image, ``qos.SENSOR``) for each
@@ -41,6 +46,9 @@ Publishes
       velocity in ``base_frame`` (m/s, rad/s) every control tick (policy, operator or a
       zero "hold") and on every operator command while intervening. Never NaN: a policy
       action that is not finite or has the wrong shape is replaced by a hold and logged.
+      ``header.stamp``: the tick time for policy and hold commands (= the StepRecord stamp
+      of that step); for a forwarded operator command the OperatorCommand's own stamp (the
+      SpaceMouse read time), so the command's age can be traced end to end.
   ``/robot_stack/franka/gripper_cmd`` (std_msgs/Float32, ``qos.COMMAND``): target width
       (``gripper_open_width_m`` or 0) when the action's gripper dimension changes sign
       (only for specs with a ``gripper`` action).
@@ -151,6 +159,16 @@ class ActorNodeConfig(ActorConfig):
     """File keeping the last episode id, so a restarted actor continues counting ('' = start at 1)."""
     log_every_s: float = 10.0
     """Period of the status log line (steps, refusals, policy version), in s."""
+    executor: str = "events"
+    """ROS executor of the actor process (main()): 'events' (rclpy's C++ EventsExecutor: far
+    less per-callback overhead, measured 2-3x lower takeover latency and jitter on a loaded
+    2-core machine, benchmarks/latency.py; one thread, so a weights update delays operator
+    commands by its deserialization; the control loop keeps its own thread) or
+    'multi_threaded' (rclpy MultiThreadedExecutor: the callback groups run in parallel)."""
+    control_thread: bool = True
+    """Run the control loop in a dedicated thread paced to absolute monotonic deadlines
+    (lower period jitter than an executor timer); false, or use_sim_time: an rclpy timer in
+    its own callback group."""
 
     def validate(self) -> None:
         super().validate()
@@ -160,6 +178,8 @@ class ActorNodeConfig(ActorConfig):
             raise ValueError("evaluation: true needs policy_file (the exported policy to evaluate)")
         if self.eval_episodes < 1:
             raise ValueError(f"eval_episodes={self.eval_episodes} must be >= 1")
+        if self.executor not in ("multi_threaded", "events"):
+            raise ValueError(f"executor must be 'multi_threaded' or 'events', got '{self.executor}'")
         if self.spec_json and self.spec_file:
             raise ValueError("give spec_json or spec_file, not both")
 
@@ -193,6 +213,8 @@ class ActorNode(Node):
             cfg.deterministic = True  # evaluation always takes the policy's mean action
         self.done = threading.Event()
         """Set when evaluation mode has finished (main() then exits)."""
+        self.fatal_error: str | None = None
+        """Set when the control loop thread died (main() then exits with status 1)."""
         self.core: ActorCore | None = None
         self._core_lock = threading.Lock()
         self._eval_results: list = []
@@ -202,6 +224,8 @@ class ActorNode(Node):
         self._warned: dict[str, float] = {}
         self.rejected_weights = 0
         """PolicyWeights messages rejected (bad digest, format, layout or network)."""
+        self.steps_published = 0
+        """StepRecords published (benchmarks compare it with what the learner received)."""
 
         self._control_group = MutuallyExclusiveCallbackGroup()
         self._operator_group = MutuallyExclusiveCallbackGroup()
@@ -228,7 +252,16 @@ class ActorNode(Node):
         self.create_subscription(OperatorCommand, OPERATOR_TOPIC, self._on_operator, qos.COMMAND, callback_group=self._operator_group)
         if not cfg.evaluation:
             self.create_subscription(PolicyWeights, POLICY_TOPIC, self._on_weights, qos.POLICY, callback_group=self._weights_group)
-        self.timer = self.create_timer(cfg.period_s, self._on_tick, callback_group=self._control_group)
+        self._control_stop = threading.Event()
+        self.timer = None
+        self._control_loop_thread: threading.Thread | None = None
+        # The thread paces on the host's monotonic clock; a sim clock (use_sim_time) needs the
+        # ROS timer, which follows /clock.
+        if cfg.control_thread and not self.get_parameter("use_sim_time").value:
+            self._control_loop_thread = threading.Thread(target=self._control_loop, name="actor-control", daemon=True)
+            self._control_loop_thread.start()
+        else:
+            self.timer = self.create_timer(cfg.period_s, self._on_tick, callback_group=self._control_group)
         self.get_logger().info(
             f"actor at {cfg.control_rate_hz:g} Hz, reset_mode={cfg.reset_mode}, "
             f"{'evaluation of ' + cfg.policy_file if cfg.evaluation else 'learning'}; "
@@ -373,7 +406,8 @@ class ActorNode(Node):
         now = self._now_s()
         out = core.on_operator_command(cmd, now)
         if out is not None:
-            self._send(out, now)
+            # Stamped with the operator's read time: the command is that reading, forwarded.
+            self._send(out, cmd.t if cmd.t > 0.0 else now)
 
     def _on_weights(self, msg: PolicyWeights) -> None:
         core = self.core
@@ -421,6 +455,7 @@ class ActorNode(Node):
         if not self.config.evaluation:
             for step in out.steps:
                 self.steps_pub.publish(convert.step_to_msg(step, self.config.base_frame))
+                self.steps_published += 1
         if out.summary is not None:
             self.episodes_pub.publish(convert.summary_to_msg(out.summary))
             self._save_episode_id(out.summary.episode_id)
@@ -433,7 +468,27 @@ class ActorNode(Node):
             self._request_reset(out.reset_request)
         if time.monotonic() - self._last_log_s >= self.config.log_every_s:
             self._last_log_s = time.monotonic()
-            self.get_logger().info(f"actor: {json.dumps(core.snapshot())}")
+            self.get_logger().info(f"actor: {json.dumps({**core.snapshot(), 'steps_published': self.steps_published})}")
+
+    def _control_loop(self) -> None:
+        """Tick at absolute deadlines k * period (monotonic clock): a late tick does not shift
+        the later ones; after an overrun of more than a period the missed ticks are skipped."""
+        period = self.config.period_s
+        next_t = time.monotonic() + period
+        while not self._control_stop.wait(max(0.0, next_t - time.monotonic())):  # pacing to the deadline
+            if not self.context.ok():
+                return
+            try:
+                self._on_tick()
+            except Exception as e:  # noqa: BLE001 - thread top level: end the node like a timer would
+                self.fatal_error = f"control loop failed: {e!r}"
+                self.get_logger().fatal(self.fatal_error)
+                self.done.set()  # main() stops spinning and exits non-zero
+                raise
+            next_t += period
+            now = time.monotonic()
+            if now - next_t > period:
+                next_t = now + period - (now - next_t) % period
 
     def _request_reset(self, episode_id: int) -> None:
         mode = self.config.reset_mode
@@ -478,10 +533,23 @@ class ActorNode(Node):
         self._send(RobotCommand.hold(), now)
         self.done.set()
 
+    def destroy_node(self) -> None:
+        self._stop_control_loop()
+        super().destroy_node()
+
+    def _stop_control_loop(self) -> None:
+        stop, thread = getattr(self, "_control_stop", None), getattr(self, "_control_loop_thread", None)
+        if stop is not None:
+            stop.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2.0)
+
     def close(self) -> None:
-        """Leave the robot holding still (when the ROS context is still up)."""
+        """Stop the control loop and leave the robot holding still (when the ROS context is still up)."""
+        self._stop_control_loop()
         if self.context.ok():
             self._send(RobotCommand.hold(), self._now_s())
+        self.get_logger().info(f"actor closing: steps_published={self.steps_published}")
 
 
 def main(args: list[str] | None = None) -> int:
@@ -492,9 +560,15 @@ def main(args: list[str] | None = None) -> int:
 
     rclpy.init(args=args)
     node = None
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = None
     try:
         node = ActorNode()
+        if node.config.executor == "events":
+            from rclpy.experimental import EventsExecutor
+
+            executor = EventsExecutor()
+        else:
+            executor = MultiThreadedExecutor(num_threads=4)
         executor.add_node(node)
         # Spin until Ctrl-C/SIGTERM, or until evaluation mode has finished.
         while rclpy.ok() and not node.done.is_set():
@@ -507,9 +581,13 @@ def main(args: list[str] | None = None) -> int:
     finally:
         if node is not None:
             node.close()
-            executor.shutdown(timeout_sec=2.0)
+            if executor is not None:
+                executor.shutdown(timeout_sec=2.0)
             node.destroy_node()
         rclpy.try_shutdown()
+    if node is not None and node.fatal_error:
+        print(f"error: {node.fatal_error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -40,9 +40,10 @@ Publishes
       ``gripper_rejected``, ``shutdown``. ``mode`` is ``streaming``, ``homing`` or ``gave_up``.
   ``/robot_stack/franka/debug/sent`` (std_msgs/String, ``qos.STEPS``: reliable and deep, every
       event is a measurement sample), only with ``debug_latency: true``: one JSON object
-      ``{"stamp_s", "sent_s", "trigger"}`` per velocity command, published right after that
-      command's first twist went to the robot: ``stamp_s`` is the command's header stamp,
-      ``sent_s`` the node clock (ROS time) just after ``send_twist`` returned, ``trigger``
+      ``{"stamp_s", "recv_s", "sent_s", "trigger"}`` per velocity command, published right
+      after that command's first twist went to the robot: ``stamp_s`` is the command's header
+      stamp, ``recv_s`` the node clock (ROS time) when its callback ran, ``sent_s`` the node
+      clock just after ``send_twist`` returned, ``trigger``
       ``command`` (sent from the subscription) or ``tick`` (sent by the control timer).
       Used by benchmarks/latency.py; off by default (it costs a JSON encode per command).
 
@@ -199,7 +200,7 @@ class FrankaNode(Node):
         self._tick = 0
         self._sent_zero = False
         self._last_state: RobotState | None = None  # of the last control tick (box check between ticks)
-        self._pending_stamp_s: float | None = None  # debug_latency: stamp of the command not yet sent
+        self._pending_stamp_s: tuple[float, float] | None = None  # debug_latency: (stamp, receipt) of the command not yet sent
         self._home_thread: threading.Thread | None = None
         self._closed = False
 
@@ -266,7 +267,8 @@ class FrankaNode(Node):
         with self._cmd_lock:
             verdict = self.safety.submit(lin, ang, time.monotonic())
             if verdict.accepted and self._debug_pub is not None:
-                self._pending_stamp_s = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+                self._pending_stamp_s = (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9,
+                                         self.get_clock().now().nanoseconds * 1e-9)
         if not verdict.accepted:
             self._status(verdict.reason, verdict.detail)
         if self._sender is not None:
@@ -414,11 +416,12 @@ class FrankaNode(Node):
             return
         self._report_sent(pending, trigger)
 
-    def _report_sent(self, stamp_s: float | None, trigger: str) -> None:
-        if stamp_s is None or self._debug_pub is None:
+    def _report_sent(self, pending: tuple[float, float] | None, trigger: str) -> None:
+        if pending is None or self._debug_pub is None:
             return
         sent_s = self.get_clock().now().nanoseconds * 1e-9
-        self._debug_pub.publish(String(data=json.dumps({"stamp_s": stamp_s, "sent_s": sent_s, "trigger": trigger})))
+        self._debug_pub.publish(String(data=json.dumps(
+            {"stamp_s": pending[0], "recv_s": pending[1], "sent_s": sent_s, "trigger": trigger})))
 
     def _handle_error(self, error: Exception, now: float) -> None:
         self._status("error", str(error))
