@@ -199,7 +199,6 @@ class SimWorldNode(Node):
         self._pending_reset: tuple[int, float] | None = None  # (episode id, wall time requested)
         self._operator_active = False  # off between a reset request and its completion
         self.frames_published = 0
-        # One executor thread runs every callback: the renderers must stay on one thread.
         self.create_timer(1.0 / cfg.render_rate_hz, self._on_render)
         self.create_timer(1.0 / cfg.control_rate_hz, self._on_control)
 

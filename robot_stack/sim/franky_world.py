@@ -17,9 +17,9 @@ Episode resets move task objects only. The arm is left where the robot server ho
 sampled is returned so the caller can send the arm there through the Franka node
 (``/robot_stack/franka/home_to``).
 
-Rendering: set ``MUJOCO_GL=egl`` (or ``osmesa``) before importing mujoco. Renderers are
-created per (camera size) in the thread that calls :meth:`render` and must be used from
-that thread only; :meth:`close` releases them (call it from the same thread).
+Rendering: set ``MUJOCO_GL=egl`` (or ``osmesa``) before importing mujoco. A renderer (and
+its GL context) is created per (calling thread, image size), so :meth:`render` works from any
+thread; :meth:`close` releases those of the calling thread (the rest go with the process).
 
 Run as a process (also used by tests and ``benchmarks/franky_sim_realtime.py``)::
 
@@ -126,7 +126,9 @@ class FrankyWorld:
         self.steps = 0
         """Physics steps taken (sim time = steps * 1 ms)."""
         self._t_start_wall: float | None = None
-        self._renderers: dict[tuple[int, int], object] = {}
+        # One renderer per (thread, size): an EGL context is current in one thread only, so a
+        # multi-threaded executor's callbacks each get their own.
+        self._renderers: dict[tuple[int, int, int], object] = {}
         self._robot_qpos_adr: np.ndarray | None = None
         self._robot_dof_adr: np.ndarray | None = None
 
@@ -165,8 +167,12 @@ class FrankyWorld:
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
-        for r in self._renderers.values():
-            r.close()
+        me = threading.get_ident()
+        for (owner, _, _), r in self._renderers.items():
+            if owner == me:
+                r.close()
+            # Renderers of other threads cannot be released from here (EGL_BAD_ACCESS); the
+            # process exit frees them.
         self._renderers.clear()
         if self._server is not None:
             self._server.cleanup()
@@ -306,10 +312,10 @@ class FrankyWorld:
         import mujoco
 
         self._require()
-        key = (int(height), int(width))
+        key = (threading.get_ident(), int(height), int(width))
         renderer = self._renderers.get(key)
         if renderer is None:
-            renderer = mujoco.Renderer(self._sim.model, height=key[0], width=key[1])
+            renderer = mujoco.Renderer(self._sim.model, height=key[1], width=key[2])
             self._renderers[key] = renderer
         with self._turn():  # copying the scene is quick; drawing happens outside the lock
             renderer.update_scene(self._sim.data, camera=camera)

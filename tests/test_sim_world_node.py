@@ -1,0 +1,166 @@
+"""Sim world node contract (real DDS on loopback, franky-sim in-process), the policy spec
+files it and the learner share, the Joy source of the SpaceMouse sim backend, and the
+progress log the monitor writes."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import time
+
+import numpy as np
+import pytest
+
+from robot_stack.core.config import ConfigError
+from robot_stack.core.progress import EpisodeRow, ProgressLog
+from robot_stack.core.spec import PolicySpec
+from robot_stack.sim import specs
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ADDRESS = f"127.0.0.{140 + os.getpid() % 10}"
+
+
+def test_spec_files_match_what_the_tasks_produce():
+    files = sorted((ROOT / "policies" / "specs").glob("*.json"))
+    assert len(files) == 2 * len(specs.CAMERA_SETS) * len(specs.IMAGE_SIZES)
+    for path in files:
+        task, rest = path.stem.split("_", 1) if not path.stem.startswith("peg_insertion") else ("peg_insertion", path.stem[len("peg_insertion_"):])
+        cams, size = rest.rsplit("_", 1)
+        want = specs.task_policy_spec(task, tuple(cams.split("_")), int(size))
+        assert PolicySpec.from_json(path.read_text()) == want, f"{path.name} is stale: run robot-stack spec --write-all policies/specs"
+
+
+def test_task_policy_spec_rejects_unknown_camera():
+    with pytest.raises(ValueError, match="no camera"):
+        specs.task_policy_spec("reach", ("ceiling",), 64)
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("overrides, match", [
+    ({"task": "stack_blocks"}, "task must be one of"),
+    ({"cameras": ["ceiling"]}, "no camera"),
+    ({"spec_file": "/nonexistent/spec.json"}, "spec_file"),
+    ({"image_height": 4}, "image size"),
+    ({"operator_min_axis": 0.0}, "operator_min_axis"),
+])
+def test_bad_parameters_fail_at_start_with_their_name(ros_context, overrides, match):
+    from rclpy.parameter import Parameter
+
+    from robot_stack.nodes.sim_world_node import SimWorldNode
+
+    params = [Parameter(k, value=v) for k, v in {"hostname": ADDRESS, **overrides}.items()]
+    with pytest.raises(ConfigError, match=match):
+        SimWorldNode(context=ros_context, parameter_overrides=params)
+
+
+@pytest.mark.ros
+def test_world_publishes_cameras_success_operator_and_answers_resets(ros_context, spin, collector):
+    import rclpy
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CameraInfo, Image, Joy
+    from std_msgs.msg import Bool, String, UInt64
+
+    from robot_stack.nodes import qos
+    from robot_stack.nodes.sim_world_node import SimWorldNode
+
+    spec_file = ROOT / "policies" / "specs" / "reach_front_wrist_64.json"
+    world = SimWorldNode(context=ros_context, parameter_overrides=[
+        Parameter("hostname", value=ADDRESS), Parameter("spec_file", value=str(spec_file)),
+        Parameter("operator_strategy", value="always"), Parameter("seed", value=5)])
+    probe = rclpy.create_node("world_probe", context=ros_context)
+    images = collector(probe, Image, "/robot_stack/cameras/wrist/image_raw", qos.SENSOR)
+    infos = collector(probe, CameraInfo, "/robot_stack/cameras/front/camera_info", qos.SENSOR)
+    success = collector(probe, Bool, "/robot_stack/sim/success", qos.STATE)
+    joy = collector(probe, Joy, "/robot_stack/sim/operator_joy", qos.COMMAND)
+    home = collector(probe, PoseStamped, "/robot_stack/franka/home_to", qos.COMMAND)
+    done = collector(probe, UInt64, "/robot_stack/episode/reset_done", qos.COMMAND)
+    reset_pub = probe.create_publisher(UInt64, "/robot_stack/episode/reset", qos.COMMAND)
+    status_pub = probe.create_publisher(String, "/robot_stack/franka/status", qos.EPISODES)
+    # The world renders with EGL contexts bound to one thread: it runs on a single-threaded
+    # executor, as rclpy.spin does in its main().
+    from rclpy.executors import SingleThreadedExecutor
+    import threading
+
+    world_exec = SingleThreadedExecutor(context=ros_context)
+    world_exec.add_node(world)
+    threading.Thread(target=world_exec.spin, daemon=True).start()
+    spin(probe)
+    try:
+        img = images.wait_for(3, timeout_s=20)[-1]
+        assert (img.height, img.width, img.encoding) == (64, 64, "rgb8")
+        pixels = np.frombuffer(img.data, np.uint8)
+        assert pixels.size == 64 * 64 * 3 and pixels.std() > 5, "blank wrist image"
+        info = infos.wait_for(1, timeout_s=10)[-1]
+        fy_expected = 32.0 / math.tan(math.radians(world._mounts["front"].fovy_deg) / 2)
+        assert info.k[4] == pytest.approx(fy_expected) and info.k[2] == pytest.approx(31.5)
+        assert success.wait_for(2, timeout_s=10)[-1].data is False
+        # Before the first reset completes the operator keeps its hands off.
+        assert all(a == 0.0 for a in joy.wait_for(2, timeout_s=10)[-1].axes)
+
+        time.sleep(0.5)  # let discovery settle so the reset request is not lost
+        reset_pub.publish(UInt64(data=7))
+        target = home.wait_for(1, timeout_s=10)[-1]
+        p = target.pose.position
+        assert 0.3 < p.x < 0.75 and -0.3 < p.y < 0.3 and 0.05 < p.z < 0.6, "start pose outside the workspace"
+        assert not done.messages, "reset answered before the arm was home"
+        status_pub.publish(String(data=json.dumps({"event": "home_done", "t": time.time()})))
+        assert done.wait_for(1, timeout_s=10)[-1].data == 7
+        # Operator 'always' in control now: readings deflect past the deadzone.
+        n = len(joy.messages)
+        moving = joy.wait_for(1, timeout_s=10, start=n, where=lambda m: max(abs(a) for a in m.axes) > 0.2)
+        assert len(moving[-1].axes) == 6
+    finally:
+        world_exec.shutdown(timeout_sec=2)
+        world.close()
+
+
+@pytest.mark.ros
+def test_joy_topic_source_gives_readings_and_lets_go_when_stale(ros_context):
+    import rclpy
+    from sensor_msgs.msg import Joy
+
+    from robot_stack.nodes import qos
+    from robot_stack.nodes.sim_operator_source import JoyTopicSource
+
+    src = JoyTopicSource(topic="/test_joy_source", max_age_s=0.3)
+    src.connect()
+    node = rclpy.create_node("joy_pub", context=ros_context)
+    pub = node.create_publisher(Joy, "/test_joy_source", qos.COMMAND)
+    try:
+        assert src.read() is None
+        deadline = time.monotonic() + 10
+        reading = None
+        while reading is None and time.monotonic() < deadline:
+            pub.publish(Joy(axes=[0.5, 0.0, -0.25, 0.0, 0.0, 0.0], buttons=[0, 1]))
+            time.sleep(0.05)
+            reading = src.read()
+        assert reading is not None
+        assert np.allclose(reading.axes, [0.5, 0.0, -0.25, 0.0, 0.0, 0.0]) and reading.buttons == (0, 1)
+        pub.publish(Joy(axes=[float("nan")] * 6, buttons=[]))  # malformed: ignored
+        time.sleep(0.5)
+        assert src.read() is None, "a stale reading must count as hands off"
+    finally:
+        src.close()
+        node.destroy_node()
+
+
+def _row(i: int, success: bool, rate: float) -> EpisodeRow:
+    return EpisodeRow(episode_id=i, wall_time_s=float(i), steps=50, success=success, truncated=not success,
+                      interventions=2, intervention_steps=round(50 * rate), intervention_rate=rate,
+                      success_rate_window=0.5, intervention_rate_window=rate, policy_version=i,
+                      learner_updates=10 * i, evaluation=False)
+
+
+def test_progress_log_writes_csv_plot_and_summary(tmp_path):
+    log = ProgressLog(tmp_path, window=5)
+    lines = [log.on_episode(_row(i, i >= 2, 0.6 - 0.1 * i)) for i in range(4)]
+    assert "episode    3 | SUCCESS" in lines[3] and "takeovers" in lines[3]
+    assert "timeout" in lines[0]
+    rows = (tmp_path / "progress.csv").read_text().splitlines()
+    assert len(rows) == 5 and rows[0].startswith("episode_id,")
+    assert log.plot().stat().st_size > 1000
+    # first half: 0% success, 55% intervention; second half: 100% success, 35% intervention
+    assert log.summary() == ("4 episodes: first half success 0%, intervention 55%; "
+                             "second half success 100%, intervention 35%")
