@@ -208,6 +208,47 @@ def test_recovery_retry_limit_then_gives_up(ros_context, spin, collector):
         node.close()
 
 
+class LinkDropRobot(FakeRobot):
+    """A fake robot whose link drops: state reads fail until it is reconnected."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.link_up = True
+        self.connects = 0
+
+    def connect(self):
+        super().connect()
+        self.connects += 1
+        self.link_up = True
+
+    def read_state(self):
+        if not self.link_up:
+            from robot_stack.core.franka import RobotConnectionError
+            raise RobotConnectionError("read state: Net Exception")
+        return super().read_state()
+
+
+def test_lost_link_is_reported_then_reconnected(ros_context, spin, collector):
+    robot = LinkDropRobot(FrankaConfig())
+    node = make_node(ros_context, robot=robot, reconnect_period_s=0.3)
+    probe = Node("probe", context=ros_context)
+    status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
+    spin(node, probe)
+    try:
+        status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
+        assert robot.connects == 1
+        robot.link_up = False
+        lost = status.wait_for(1, timeout_s=5.0, where=lambda m: "connection lost" in json.loads(m.data)["detail"])
+        assert json.loads(lost[-1].data)["event"] == "error"
+        status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "reconnected")
+        assert robot.connects == 2
+        ev = events(status)
+        # Reported once, not once per control tick.
+        assert sum("connection lost" in json.loads(m.data)["detail"] for m in status.messages) == 1, ev
+    finally:
+        node.close()
+
+
 def test_franky_backend_node_moves_franky_sim(ros_context, spin, collector):
     """The node with the franky backend against franky-sim: the real code path minus the robot."""
     pytest.importorskip("franky")

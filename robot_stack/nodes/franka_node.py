@@ -36,7 +36,7 @@ Publishes
       ``{"event", "detail", "t", "mode", "counters"}``. Events: ``ready``, ``watchdog_stop``,
       ``rejected_nan``, ``rejected_shape``, ``rejected_out_of_range``, ``rejected_frame``,
       ``box_clamp``, ``box_outside``, ``error``, ``recovering``, ``recovered``,
-      ``recovery_gave_up``, ``home_started``, ``home_done``, ``home_failed``, ``home_busy``,
+      ``recovery_gave_up``, ``reconnected``, ``home_started``, ``home_done``, ``home_failed``, ``home_busy``,
       ``gripper_rejected``, ``shutdown``. ``mode`` is ``streaming``, ``homing`` or ``gave_up``.
   ``/robot_stack/franka/debug/sent`` (std_msgs/String, ``qos.STEPS``: reliable and deep, every
       event is a measurement sample), only with ``debug_latency: true``: one JSON object
@@ -139,6 +139,9 @@ class FrankaNodeConfig:
     debug_latency: bool = False
     """Publish a 'sent' event per velocity command on /robot_stack/franka/debug/sent (latency
     measurement; see the module docstring)."""
+    reconnect_period_s: float = 1.0
+    """After the link to the robot drops (libfranka network errors), try to reconnect this often,
+    s (0: never; the node then only reports the loss). The arm starts from rest afterwards."""
     connect_timeout_s: float = 0.0
     """Keep retrying a refused connection for this long, s (0: fail at once). The sim session
     sets it so this node may start before the sim world serves."""
@@ -203,6 +206,8 @@ class FrankaNode(Node):
         self._pending_stamp_s: tuple[float, float] | None = None  # debug_latency: (stamp, receipt) of the command not yet sent
         self._home_thread: threading.Thread | None = None
         self._closed = False
+        self._link_lost_since: float | None = None
+        self._reconnect_at = 0.0
 
         self._connect(cfg.connect_timeout_s)
 
@@ -375,9 +380,13 @@ class FrankaNode(Node):
         try:
             try:
                 state = self.robot.read_state()
-            except (RobotError, RobotConnectionError) as e:
+            except RobotConnectionError as e:
+                self._on_link_lost(e)
+                return
+            except RobotError as e:
                 self._status("error", f"state read failed: {e}")
                 return
+            self._link_lost_since = None
             self._last_state = state
             now = time.monotonic()
             if state.has_error:
@@ -393,6 +402,34 @@ class FrankaNode(Node):
                 self._publish_state(state)
         finally:
             self._robot_lock.release()
+
+    def _on_link_lost(self, error: Exception) -> None:
+        """The robot stopped answering: report it once, then reconnect every reconnect_period_s.
+        Called with ``_robot_lock`` held; no command can reach the arm meanwhile (it holds on
+        its own: each velocity segment lasts at most robot.segment_hold_s)."""
+        now = time.monotonic()
+        if self._link_lost_since is None:
+            self._link_lost_since = now
+            self._reconnect_at = now + self.config.reconnect_period_s
+            self._status("error", f"connection lost: {error}")
+            return
+        if self.config.reconnect_period_s <= 0 or now < self._reconnect_at:
+            return
+        self._reconnect_at = now + self.config.reconnect_period_s
+        try:
+            self.robot.close()
+        except (RobotError, RobotConnectionError) as e:
+            self.get_logger().info(f"closing the lost connection: {e}")
+        try:
+            self.robot.connect()
+        except RobotConnectionError as e:
+            self._status("error", f"reconnect failed: {e}")
+            return
+        with self._cmd_lock:
+            self.safety.reset()  # start again from rest, ramping up within the limits
+        self._sent_zero = True
+        self._status("reconnected", f"after {now - self._link_lost_since:.1f} s")
+        self._link_lost_since = None
 
     def _stream(self, now: float, state: RobotState, trigger: str) -> None:
         """Safety filter -> robot: the one send path of the control tick and of send_on_command.
