@@ -1,0 +1,57 @@
+"""Every node parameter is listed in its shipped params file (config/*.yaml), so a person
+reading the file sees every knob; and every key there is a real parameter."""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import typing
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _fields(cls, prefix=""):
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        t = hints[f.name]
+        if dataclasses.is_dataclass(t):
+            out.update(_fields(t, f"{prefix}{f.name}."))
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else None
+            out[prefix + f.name] = default
+    return out
+
+
+def _keys(d, prefix=""):
+    out = set()
+    for k, v in d.items():
+        out |= _keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k}
+    return out
+
+
+def _configs():
+    from robot_stack.nodes.actor_node import ActorNodeConfig
+    from robot_stack.nodes.camera_node import CameraNodeConfig
+    from robot_stack.nodes.franka_node import FrankaNodeConfig
+    from robot_stack.nodes.learner_node import LearnerNodeConfig
+    from robot_stack.nodes.sim_world_node import SimWorldNodeConfig
+    from robot_stack.nodes.spacemouse_node import SpaceMouseNodeConfig
+
+    return [("actor", ActorNodeConfig), ("camera", CameraNodeConfig), ("franka", FrankaNodeConfig),
+            ("learner", LearnerNodeConfig), ("sim_world", SimWorldNodeConfig), ("spacemouse", SpaceMouseNodeConfig)]
+
+
+@pytest.mark.parametrize("name, cls", _configs())
+def test_params_file_lists_every_parameter_and_nothing_else(name, cls):
+    data = yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())
+    (section,) = data.values()
+    keys = _keys(section["ros__parameters"])
+    fields = _fields(cls)
+    unknown = keys - set(fields)
+    assert not unknown, f"config/{name}.yaml has keys that are not parameters: {sorted(unknown)}"
+    # Fields whose default is None (optional, no ROS parameter value) may be left out.
+    missing = {k for k, default in fields.items() if default is not None} - keys
+    assert not missing, f"config/{name}.yaml does not list: {sorted(missing)}"
