@@ -96,3 +96,20 @@ class MessageCollector:
 def collector():
     """``collector(node, MsgType, topic, qos) -> MessageCollector``."""
     return MessageCollector
+
+
+@pytest.fixture(autouse=True)
+def _no_real_time_leak():
+    """franky.Robot() raises its calling thread to SCHED_FIFO 99 (as root). A test that leaves
+    the pytest process there makes every process started afterwards real-time, and one busy
+    real-time process starves the machine: fail that test, and put the process back."""
+    import os
+
+    yield
+    try:
+        leaked = os.sched_getscheduler(0) != os.SCHED_OTHER
+    except OSError:
+        return
+    if leaked:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        pytest.fail("the test left the pytest process at real-time scheduling priority")

@@ -629,3 +629,29 @@ def test_camera_node_with_impossible_crop_exits_with_the_reason(tmp_path, env):
     assert rc == 1, out
     assert "crop [80, 0, 480, 480] exceeds the capture size 64x48" in out
     assert "'camera_node' exited with status 2" in out
+
+
+def test_children_run_at_normal_priority_even_if_the_runner_is_real_time(tmp_path):
+    """franky.Robot() raises its caller to SCHED_FIFO 99; a runner in that state must not
+    hand real-time priority to every node (one busy node would starve the machine)."""
+    from robot_stack.launch.description import load_launch, parse_cli_args
+    from robot_stack.launch.runner import LaunchRunner
+
+    path = _write(tmp_path, "launch:\n  - executable:\n      cmd: \"python -c 'import os; print(\\\"policy\\\", os.sched_getscheduler(0))'\"\n      name: probe\n      output: screen\n")
+    plan = load_launch(path, parse_cli_args([]))
+    before = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except PermissionError:
+        pytest.skip("needs permission to set real-time scheduling (CI runs as root)")
+    import io
+
+    buf = io.StringIO()
+    try:
+        rc = LaunchRunner(plan, out=buf, log_dir=tmp_path).run()
+    finally:
+        os.sched_setscheduler(0, *before)
+        plan.cleanup()
+    out = buf.getvalue()
+    assert rc == 0, out
+    assert f"policy {os.SCHED_OTHER}" in out, out

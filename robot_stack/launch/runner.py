@@ -46,6 +46,18 @@ class _Child:
     returncode: int | None = None
 
 
+def _normal_scheduling() -> None:
+    """In the child before exec: ordinary time-sharing scheduling. A caller that runs at real-time
+    priority (franky.Robot() raises its caller to SCHED_FIFO 99) must not hand that to every
+    node: a busy real-time process starves the machine. Nodes that need real time (libfranka's
+    control thread) set it for themselves."""
+    try:
+        if os.sched_getscheduler(0) != os.SCHED_OTHER:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except OSError:
+        pass  # not permitted or not supported: keep what we have
+
+
 class LaunchRunner:
     """Starts the plan's processes and supervises them until the launch ends."""
 
@@ -104,6 +116,7 @@ class LaunchRunner:
             proc = subprocess.Popen(
                 spec.cmd, env=env, cwd=spec.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, start_new_session=True,  # own group: we forward signals once
+                preexec_fn=_normal_scheduling,
             )
         except OSError as e:
             if log_file is not None:
