@@ -1,0 +1,224 @@
+"""RLIF vs HG-DAgger vs BC across simulated-operator skill levels (the paper's comparison).
+
+Every run uses the same networks (policies/<task>_<obs>.yaml), the same simulated operator
+(robot_stack.sim.operator, value-based intervention rule unless --strategy says otherwise)
+and the same env-step budget; evaluation is the deterministic policy acting alone on fixed
+seeds. Writes (merging with rows already there, keyed by task/obs/method/level/seed):
+
+* benchmarks/results/rlif_vs_dagger.csv: one row per evaluation point, columns
+  task, obs, method, expert_level, expert_success, seed, env_steps, success_rate, intervention_rate
+* benchmarks/results/rlif_vs_dagger.png: success and intervention rate vs env steps,
+  one panel per skill level (a pair of rows per task/obs)
+* benchmarks/results/rlif_vs_dagger.md: final success per method and level (like Table 1)
+
+Example (state-based first, then a small image-based run):
+
+    python benchmarks/rlif_vs_dagger.py --obs state --env-steps 3000 --seeds 0 1 --workers 2
+    python benchmarks/rlif_vs_dagger.py --obs pixels --tasks reach --env-steps 1500 --seeds 0
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import csv
+import logging
+import multiprocessing as mp
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "benchmarks" / "results"
+COLUMNS = ["task", "obs", "method", "expert_level", "expert_success", "seed", "env_steps", "success_rate",
+           "intervention_rate"]
+KEY = ("task", "obs", "method", "expert_level", "seed")
+METHOD_ORDER = ("bc", "hg_dagger", "rlif")
+
+
+def run_job(job: dict) -> tuple[dict, list[dict], float]:
+    import torch
+
+    from robot_stack.rl.train import TrainConfig, train
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    tmp = RESULTS / "tmp" / f"{job['method']}_{job['task']}_{job['obs']}_e{job['expert_level']}_s{job['seed']}"
+    cfg = TrainConfig(method=job["method"], task=job["task"], obs=job["obs"], expert_level=job["expert_level"],
+                      seed=job["seed"], env_steps=job["env_steps"], eval_every=job["eval_every"],
+                      eval_episodes=job["eval_episodes"], strategy=job["strategy"], image_size=job["image_size"],
+                      run_dir=str(tmp), policies_dir=str(tmp / "policies"), progress=False, tensorboard=False,
+                      persist_buffers=False, checkpoint_every=10**9)
+    rows = train(cfg)
+    return job, rows, time.perf_counter() - t0
+
+
+def expert_job(args: tuple) -> tuple[tuple, float]:
+    from robot_stack.rl.train import operator_success
+
+    task, level, episodes = args
+    return (task, level), operator_success(task, "state", level, episodes)
+
+
+def read_csv(path: pathlib.Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k in ("expert_level", "seed", "env_steps"):
+            r[k] = int(r[k])
+        for k in ("expert_success", "success_rate", "intervention_rate"):
+            r[k] = float(r[k])
+    return rows
+
+
+def write_csv(path: pathlib.Path, rows: list[dict]) -> None:
+    rows = sorted(rows, key=lambda r: (r["task"], r["obs"], -r["expert_level"], r["method"], r["seed"], r["env_steps"]))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{r[k]:.4f}" if isinstance(r[k], float) else r[k]) for k in COLUMNS})
+
+
+def final_rows(rows: list[dict]) -> dict:
+    """Last evaluation point of every run, keyed by KEY."""
+    last: dict = {}
+    for r in rows:
+        k = tuple(r[c] for c in KEY)
+        if k not in last or r["env_steps"] > last[k]["env_steps"]:
+            last[k] = r
+    return last
+
+
+def write_table(path: pathlib.Path, rows: list[dict]) -> None:
+    last = final_rows(rows)
+    groups = sorted({(k[0], k[1], k[3]) for k in last}, key=lambda g: (g[0], g[1], -g[2]))
+    lines = ["# RLIF vs HG-DAgger vs BC: final success rate (deterministic policy alone)", "",
+             "Mean ± std over seeds of the last evaluation point; `interv.` is RLIF's intervention rate in its "
+             "last training window. Budget and seeds: see the env_steps column of rlif_vs_dagger.csv.", "",
+             "| task | obs | expert (success alone) | env steps | BC | HG-DAgger | RLIF | RLIF interv. | seeds BC/HG/RLIF |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for task, obs, level in groups:
+        cells, counts, steps, exp = [], [], 0, 0.0
+        for m in METHOD_ORDER:
+            vals = [r for k, r in last.items() if k[:4] == (task, obs, m, level)]
+            counts.append(str(len(vals)))
+            if vals:
+                steps = max(steps, max(r["env_steps"] for r in vals))
+                exp = vals[0]["expert_success"]
+            s = [r["success_rate"] for r in vals]
+            cells.append(f"{np.mean(s):.2f} ± {np.std(s):.2f}" if s else "–")
+        iv = [r["intervention_rate"] for k, r in last.items() if k[:4] == (task, obs, "rlif", level)]
+        lines.append(f"| {task} | {obs} | {level}% ({exp:.2f}) | {steps} | {' | '.join(cells)} | "
+                     f"{f'{np.mean(iv):.2f}' if iv else '–'} | {'/'.join(counts)} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_plot(path: pathlib.Path, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    combos = sorted({(r["task"], r["obs"]) for r in rows})
+    levels = sorted({r["expert_level"] for r in rows}, reverse=True)
+    if not combos:
+        return
+    fig, axes = plt.subplots(2 * len(combos), len(levels), figsize=(4 * len(levels), 3 * 2 * len(combos)),
+                             squeeze=False)
+    colors = {"rlif": "tab:red", "hg_dagger": "tab:blue", "bc": "tab:gray"}
+    for ci, (task, obs) in enumerate(combos):
+        for li, level in enumerate(levels):
+            for mi, metric in enumerate(("success_rate", "intervention_rate")):
+                ax = axes[2 * ci + mi, li]
+                for m in METHOD_ORDER:
+                    sel = [r for r in rows if (r["task"], r["obs"], r["method"], r["expert_level"]) == (task, obs, m, level)]
+                    if not sel:
+                        continue
+                    steps = sorted({r["env_steps"] for r in sel})
+                    mean = [np.mean([r[metric] for r in sel if r["env_steps"] == s]) for s in steps]
+                    ax.plot(steps, mean, marker="o", ms=3, color=colors[m], label=m)
+                    if metric == "success_rate":
+                        ax.axhline(sel[0]["expert_success"], color="k", ls=":", lw=1)
+                ax.set_ylim(-0.05, 1.05)
+                ax.set_title(f"{task}/{obs}, expert {level}%", fontsize=9)
+                ax.set_ylabel(metric.replace("_", " "), fontsize=8)
+                ax.set_xlabel("env steps", fontsize=8)
+                if ci == 0 and li == 0 and mi == 0:
+                    ax.legend(fontsize=7)
+    fig.suptitle("RLIF vs HG-DAgger vs BC (dotted: operator alone)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tasks", nargs="+", default=["reach", "peg_insertion"])
+    p.add_argument("--obs", nargs="+", default=["state"])
+    p.add_argument("--levels", nargs="+", type=int, default=[90, 50, 20])
+    p.add_argument("--methods", nargs="+", default=["rlif", "hg_dagger", "bc"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--env-steps", type=int, default=3000)
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--expert-episodes", type=int, default=50, help="episodes to measure the operator alone")
+    p.add_argument("--strategy", default="value")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--out", default=str(RESULTS / "rlif_vs_dagger.csv"))
+    p.add_argument("--merge", nargs="*", default=[],
+                   help="only merge these CSVs (written by earlier runs) into --out and redraw plot and table")
+    args = p.parse_args()
+    if args.merge is not None and args.merge:
+        out = pathlib.Path(args.out)
+        rows = read_csv(out)
+        for extra in args.merge:
+            new = read_csv(pathlib.Path(extra))
+            keys = {tuple(r[c] for c in KEY) for r in new}
+            rows = [r for r in rows if tuple(r[c] for c in KEY) not in keys] + new
+        write_csv(out, rows)
+        write_plot(out.with_suffix(".png"), rows)
+        write_table(out.with_suffix(".md"), rows)
+        print(f"merged {len(args.merge)} file(s) into {out}")
+        return
+    logging.basicConfig(level=logging.WARNING)
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = read_csv(out)
+    ctx = mp.get_context("spawn")
+    t_start = time.perf_counter()
+    with cf.ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:
+        expert = dict(pool.map(expert_job, [(t, l, args.expert_episodes) for t in args.tasks for l in args.levels]))
+        print("operator alone:", {f"{k[0]}/{k[1]}": v for k, v in expert.items()}, flush=True)
+        jobs = [dict(task=t, obs=o, method=m, expert_level=l, seed=s, env_steps=args.env_steps,
+                     eval_every=args.eval_every, eval_episodes=args.eval_episodes, strategy=args.strategy,
+                     image_size=args.image_size)
+                for o in args.obs for s in args.seeds for t in args.tasks for l in args.levels for m in args.methods]
+        futures = [pool.submit(run_job, j) for j in jobs]
+        for fut in cf.as_completed(futures):
+            job, run_rows, secs = fut.result()
+            key = tuple(job[c] for c in KEY)
+            rows = [r for r in rows if tuple(r[c] for c in KEY) != key]
+            for r in run_rows:
+                rows.append({**{c: job[c] for c in KEY}, "expert_success": expert[(job["task"], job["expert_level"])],
+                             "env_steps": r["env_steps"], "success_rate": r["success_rate"],
+                             "intervention_rate": r["intervention_rate"]})
+            write_csv(out, rows)
+            last = run_rows[-1]
+            print(f"{'/'.join(str(x) for x in key)}: success {last['success_rate']:.2f} "
+                  f"interv {last['intervention_rate']:.2f} ({secs:.0f} s)", flush=True)
+    write_plot(out.with_suffix(".png"), rows)
+    write_table(out.with_suffix(".md"), rows)
+    print(f"done in {time.perf_counter() - t_start:.0f} s; wrote {out}, .png, .md")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    main()

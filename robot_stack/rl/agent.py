@@ -1,0 +1,240 @@
+"""SAC in the RLPD style (Ball et al. 2023), the learner of RLIF.
+
+* An ensemble of ``num_critics`` Q-networks with LayerNorm; the TD target takes the minimum
+  over a random subset of ``num_min_critics`` target critics.
+* ``utd_ratio`` critic updates per call of :meth:`SACAgent.update` (the batch holds
+  ``utd_ratio`` minibatches), then one actor and temperature update on the last minibatch.
+* Automatic temperature towards ``target_entropy`` (default -action_dim / 2).
+* Image encoders (one per camera) belong to the critic and learn from the TD loss; the actor
+  reads their features without gradient (as in DrQ/RLPD). Random-shift augmentation on both
+  observations and next observations.
+
+Narrow API: ``act(obs, deterministic)``, ``update(batch) -> metrics``, ``state_dict()`` /
+``load_state_dict()`` (networks, optimizers, step, config and RNG states: resuming from a
+checkpoint on the same machine gives bit-identical next updates), ``save(path)`` / ``load(path)``.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import pathlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from robot_stack.core import config as cfgmod
+from robot_stack.core.spec import PolicySpec
+from robot_stack.rl.networks import (ActorHead, EnsembleCritic, NetworkConfig, ObsEncoder, PolicyNet,
+                                     obs_to_torch)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    """RLPD-style SAC hyperparameters (defaults follow RLPD where it has one)."""
+
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    """Encoder and MLP sizes."""
+    num_critics: int = 10
+    """Critics in the ensemble (RLPD: 10)."""
+    num_min_critics: int = 2
+    """Random subset of target critics whose minimum forms the TD target (RLPD: 2)."""
+    discount: float = 0.99
+    """Discount factor per control step."""
+    tau: float = 0.005
+    """Polyak rate of the target critic and encoder."""
+    actor_lr: float = 3e-4
+    """Actor learning rate (Adam)."""
+    critic_lr: float = 3e-4
+    """Critic and encoder learning rate (Adam)."""
+    temp_lr: float = 3e-4
+    """Temperature learning rate (Adam)."""
+    init_temperature: float = 1.0
+    """Initial entropy temperature alpha."""
+    target_entropy: float | None = None
+    """Entropy target; None means -action_dim / 2 (RLPD)."""
+    backup_entropy: bool = True
+    """Subtract alpha * log pi(a'|s') in the TD target."""
+    utd_ratio: int = 1
+    """Critic updates per update() call (update-to-data ratio when called once per env step)."""
+    batch_size: int = 256
+    """Minibatch size of one critic update (a batch given to update() holds utd_ratio of them)."""
+    offline_fraction: float = 0.5
+    """Share of each minibatch drawn from the intervention/demonstration buffer (RLPD: 0.5)."""
+    seed: int = 0
+    """Seed of the agent's own RNGs (initialization, augmentation, action noise)."""
+
+    def validate(self) -> None:
+        if not 1 <= self.num_min_critics <= self.num_critics:
+            raise ValueError(f"num_min_critics must be in [1, num_critics={self.num_critics}], got {self.num_min_critics}")
+        if self.utd_ratio < 1:
+            raise ValueError(f"utd_ratio must be >= 1, got {self.utd_ratio}")
+        if not 0.0 <= self.offline_fraction <= 1.0:
+            raise ValueError(f"offline_fraction must be in [0, 1], got {self.offline_fraction}")
+        self.network.validate()
+
+
+def batch_to_torch(batch: dict, spec: PolicySpec) -> dict:
+    return {
+        "obs": obs_to_torch(batch["obs"], spec, batched=True),
+        "next_obs": obs_to_torch(batch["next_obs"], spec, batched=True),
+        "action": torch.as_tensor(batch["action"], dtype=torch.float32),
+        "reward": torch.as_tensor(batch["reward"], dtype=torch.float32),
+        "terminal": torch.as_tensor(batch["terminal"], dtype=torch.float32),
+    }
+
+
+def _slice(batch: dict, sl: slice) -> dict:
+    return {k: _slice(v, sl) if isinstance(v, dict) else v[sl] for k, v in batch.items()}
+
+
+class SACAgent:
+    def __init__(self, spec: PolicySpec, cfg: SACConfig | None = None):
+        self.spec = spec
+        self.cfg = cfg = cfg or SACConfig()
+        cfg.validate()
+        torch.manual_seed(cfg.seed)  # parameter init uses the global generator
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.act_gen = torch.Generator().manual_seed(cfg.seed + 2)
+        self.encoder = ObsEncoder(spec, cfg.network)
+        feat_dim = self.encoder.out_dim
+        self.critic = EnsembleCritic(cfg.num_critics, feat_dim + spec.action.dim, cfg.network.hidden_dims)
+        self.actor = ActorHead(feat_dim, spec.action.dim, cfg.network.hidden_dims)
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(float(np.log(cfg.init_temperature)), requires_grad=True)
+        self.target_entropy = (cfg.target_entropy if cfg.target_entropy is not None
+                               else -spec.action.dim / 2.0)
+        critic_params = [p for p in [*self.encoder.parameters(), *self.critic.parameters()] if p.requires_grad]
+        self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.critic_lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.temp_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temp_lr)
+        self.policy = PolicyNet(self.encoder, self.actor)
+        self.step = 0
+        """Gradient steps of the critic so far."""
+
+    # ----------------------------------------------------------------- acting
+    def act(self, obs: dict, deterministic: bool = False) -> np.ndarray:
+        """Action in [-1, 1] for one (unbatched) observation dict."""
+        return self.policy.act_batch(obs_to_torch(obs, self.spec, batched=False), deterministic, self.act_gen)[0]
+
+    # ----------------------------------------------------------------- learning
+    def update(self, batch: dict) -> dict[str, float]:
+        """``utd_ratio`` critic steps on equal slices of ``batch``, then one actor/temperature step.
+
+        ``batch`` is a numpy dict as returned by the replay buffer (images uint8).
+        """
+        tb = batch_to_torch(batch, self.spec)
+        n = tb["reward"].shape[0]
+        utd = self.cfg.utd_ratio
+        if n % utd:
+            raise ValueError(f"batch of {n} does not split into utd_ratio={utd} equal minibatches")
+        m = n // utd
+        metrics: dict[str, float] = {}
+        for i in range(utd):
+            metrics = self._update_critic(_slice(tb, slice(i * m, (i + 1) * m)))
+        metrics.update(self._update_actor(_slice(tb, slice((utd - 1) * m, n))))
+        return metrics
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.exp()
+
+    def _update_critic(self, b: dict) -> dict[str, float]:
+        with torch.no_grad():
+            next_feat = self.encoder(b["next_obs"], self.gen)
+            next_a, next_logp = self.actor.sample(next_feat, self.gen)
+            subset = torch.randperm(self.cfg.num_critics, generator=self.gen)[: self.cfg.num_min_critics]
+            next_q = self.target_critic(self.target_encoder(b["next_obs"], self.gen), next_a)[subset].min(0).values
+            if self.cfg.backup_entropy:
+                next_q = next_q - self.alpha * next_logp
+            target = b["reward"] + self.cfg.discount * (1.0 - b["terminal"]) * next_q
+        q = self.critic(self.encoder(b["obs"], self.gen), b["action"])
+        loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q))
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_opt.step()
+        self._soft_update()
+        self.step += 1
+        return {"critic_loss": loss.item(), "q_mean": q.mean().item()}
+
+    def _update_actor(self, b: dict) -> dict[str, float]:
+        with torch.no_grad():
+            feat = self.encoder(b["obs"], self.gen)
+        a, logp = self.actor.sample(feat, self.gen)
+        q = self.critic(feat, a).mean(0)
+        actor_loss = (self.alpha.detach() * logp - q).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        temp_loss = (self.alpha * (-logp.detach() - self.target_entropy)).mean()
+        self.temp_opt.zero_grad(set_to_none=True)
+        temp_loss.backward()
+        self.temp_opt.step()
+        return {"actor_loss": actor_loss.item(), "temp_loss": temp_loss.item(),
+                "alpha": self.alpha.item(), "entropy": -logp.mean().item()}
+
+    @torch.no_grad()
+    def _soft_update(self) -> None:
+        tau = self.cfg.tau
+        for src, dst in ((self.encoder, self.target_encoder), (self.critic, self.target_critic)):
+            for p, tp in zip(src.parameters(), dst.parameters()):
+                tp.lerp_(p, tau)
+
+    # ----------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        return {
+            "config": cfgmod.to_dict(self.cfg),
+            "spec_json": self.spec.to_json(),
+            "step": self.step,
+            "encoder": self.encoder.state_dict(), "critic": self.critic.state_dict(),
+            "actor": self.actor.state_dict(), "target_encoder": self.target_encoder.state_dict(),
+            "target_critic": self.target_critic.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
+            "critic_opt": self.critic_opt.state_dict(), "actor_opt": self.actor_opt.state_dict(),
+            "temp_opt": self.temp_opt.state_dict(),
+            "rng": {"update": self.gen.get_state(), "act": self.act_gen.get_state()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["spec_json"] != self.spec.to_json():
+            raise ValueError("checkpoint was made for another policy spec; build the agent from the checkpoint "
+                             "(SACAgent.load) or use a matching spec")
+        for name in ("encoder", "critic", "actor", "target_encoder", "target_critic"):
+            getattr(self, name).load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.temp_opt.load_state_dict(state["temp_opt"])
+        self.gen.set_state(state["rng"]["update"])
+        self.act_gen.set_state(state["rng"]["act"])
+        self.step = int(state["step"])
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write a full checkpoint atomically (temp file + rename)."""
+        save_atomic(self.state_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **overrides) -> "SACAgent":
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        cfg = cfgmod.from_dict(SACConfig, {**state["config"], **overrides})
+        agent = cls(PolicySpec.from_json(state["spec_json"]), cfg)
+        agent.load_state_dict(state)
+        return agent
+
+    def load_policy_weights(self, policy_state: dict) -> None:
+        """Warm-start the encoders and actor from an exported policy (critics stay as they are)."""
+        self.policy.load_state_dict(policy_state)
+        self.target_encoder.load_state_dict(self.encoder.state_dict())
+
+
+def save_atomic(obj, path: str | os.PathLike) -> None:
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)

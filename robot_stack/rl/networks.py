@@ -1,0 +1,221 @@
+"""Networks shared by SAC and the imitation baselines: image encoders, actor head, critics.
+
+Inputs are described by a :class:`~robot_stack.core.spec.PolicySpec`: one encoder per camera
+(uint8 images stay uint8 until the network boundary, where they become float in [0, 1]) and the
+proprio vector concatenated to the image latents.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robot_stack.core.spec import PolicySpec
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Encoder and MLP sizes (one preset per task lives in policies/<task>.yaml)."""
+
+    encoder: str = "small"
+    """Image encoder: 'small' (conv net trained end to end) or 'pretrained' (same conv trunk
+    loaded from ``encoder_weights`` and frozen; only its projection is trained)."""
+    encoder_weights: str = ""
+    """Path of a torch state_dict for the conv trunk (required when encoder='pretrained')."""
+    encoder_channels: int = 32
+    """Channels of each conv layer."""
+    latent_dim: int = 50
+    """Size of each camera's embedding (after a LayerNorm + tanh projection)."""
+    hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of the actor and critic MLPs."""
+    augment_pad_px: int = 4
+    """Random-shift augmentation: pad by this many pixels (edge replicate), random crop back.
+    0 disables it."""
+    channels_last: bool = True
+    """Run convs in channels_last memory format (faster on CPU)."""
+    proprio_scale: float = 1.0
+    """Fixed factor on the proprio vector at the network input (e.g. 10 for positions in m,
+    so centimetre differences are not drowned out); part of the exported policy."""
+
+    def validate(self) -> None:
+        if self.encoder not in ("small", "pretrained"):
+            raise ValueError(f"encoder must be 'small' or 'pretrained', got {self.encoder!r}")
+        if self.encoder == "pretrained" and not self.encoder_weights:
+            raise ValueError("encoder='pretrained' needs encoder_weights: path of the trunk's state_dict")
+
+
+def conv_trunk(channels: int) -> nn.Sequential:
+    """The conv stack of the image encoder (also the layout of a pretrained weights file)."""
+    return nn.Sequential(
+        nn.Conv2d(3, channels, 3, stride=2), nn.ReLU(),
+        nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU(),
+        nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU(),
+        nn.Conv2d(channels, channels, 3, stride=1), nn.ReLU(),
+    )
+
+
+def random_shift(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image by an integer offset in [-pad, pad] (edge replicate); x is (N, C, H, W)."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    off = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
+    rows = (off[:, 0:1] + torch.arange(h)).view(n, 1, h, 1).expand(n, c, h, w + 2 * pad)
+    out = padded.gather(2, rows)
+    cols = (off[:, 1:2] + torch.arange(w)).view(n, 1, 1, w).expand(n, c, h, w)
+    return out.gather(3, cols)
+
+
+class ImageEncoder(nn.Module):
+    def __init__(self, height: int, width: int, cfg: NetworkConfig, load_weights: bool = True):
+        super().__init__()
+        self.cfg = cfg
+        self.trunk = conv_trunk(cfg.encoder_channels)
+        self.frozen = cfg.encoder == "pretrained"
+        if self.frozen:
+            if load_weights:
+                state = torch.load(cfg.encoder_weights, map_location="cpu", weights_only=True)
+                self.trunk.load_state_dict(state)
+            for p in self.trunk.parameters():
+                p.requires_grad_(False)
+        with torch.no_grad():
+            n_flat = self.trunk(torch.zeros(1, 3, height, width)).numel()
+        self.proj = nn.Sequential(nn.Linear(n_flat, cfg.latent_dim), nn.LayerNorm(cfg.latent_dim), nn.Tanh())
+        if cfg.channels_last:
+            self.trunk.to(memory_format=torch.channels_last)
+
+    def forward(self, img_u8: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """img_u8: uint8 (N, H, W, 3); augmentation runs when a generator is given."""
+        x = img_u8.permute(0, 3, 1, 2).float().div_(255.0)
+        if generator is not None and self.cfg.augment_pad_px > 0:
+            x = random_shift(x, self.cfg.augment_pad_px, generator)
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.frozen:
+            with torch.no_grad():
+                h = self.trunk(x)
+        else:
+            h = self.trunk(x)
+        return self.proj(h.flatten(1))
+
+
+class ObsEncoder(nn.Module):
+    """All cameras + proprio -> one feature vector."""
+
+    def __init__(self, spec: PolicySpec, cfg: NetworkConfig, load_weights: bool = True):
+        super().__init__()
+        self.spec = spec
+        self.cams = nn.ModuleDict({c.name: ImageEncoder(c.height, c.width, cfg, load_weights) for c in spec.cameras})
+        self.proprio_scale = float(cfg.proprio_scale)
+        self.out_dim = len(spec.cameras) * cfg.latent_dim + spec.proprio_dim
+        if self.out_dim == 0:
+            raise ValueError("policy spec has neither cameras nor proprio: nothing to encode")
+
+    def forward(self, obs: dict, generator: torch.Generator | None = None) -> torch.Tensor:
+        feats = [self.cams[c.name](obs[c.name], generator) for c in self.spec.cameras]
+        if self.spec.proprio_dim:
+            feats.append(obs["proprio"].float() * self.proprio_scale)
+        return torch.cat(feats, dim=-1) if len(feats) > 1 else feats[0]
+
+
+def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(in_dim, h), nn.ReLU()]
+        in_dim = h
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class ActorHead(nn.Module):
+    """Tanh-squashed Gaussian over normalized actions in [-1, 1]."""
+
+    def __init__(self, in_dim: int, action_dim: int, hidden: tuple[int, ...]):
+        super().__init__()
+        self.net = mlp(in_dim, hidden, 2 * action_dim)
+
+    def forward(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.net(feat).chunk(2, dim=-1)
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1.0)
+        return mean, log_std
+
+    def sample(self, feat: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterized sample and its log-probability (with the tanh correction)."""
+        mean, log_std = self(feat)
+        std = log_std.exp()
+        eps = torch.randn(mean.shape, generator=generator)
+        u = mean + std * eps
+        logp = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        # log(1 - tanh(u)^2) computed stably.
+        logp = logp - (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
+        return torch.tanh(u), logp
+
+    def mode(self, feat: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self(feat)[0])
+
+
+class EnsembleLinear(nn.Module):
+    def __init__(self, n: int, in_dim: int, out_dim: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_dim)
+        self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (n, B, in)
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleCritic(nn.Module):
+    """``n`` Q-networks evaluated in one batched matmul per layer, LayerNorm after each hidden layer."""
+
+    def __init__(self, n: int, in_dim: int, hidden: tuple[int, ...]):
+        super().__init__()
+        self.n = n
+        dims = (in_dim, *hidden)
+        self.layers = nn.ModuleList(EnsembleLinear(n, a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.ln_weight = nn.ParameterList(nn.Parameter(torch.ones(n, 1, h)) for h in hidden)
+        self.ln_bias = nn.ParameterList(nn.Parameter(torch.zeros(n, 1, h)) for h in hidden)
+        self.out = EnsembleLinear(n, dims[-1], 1)
+
+    def forward(self, feat: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Returns Q-values of shape (n, B)."""
+        x = torch.cat([feat, action], dim=-1).unsqueeze(0).expand(self.n, -1, -1)
+        for layer, w, b in zip(self.layers, self.ln_weight, self.ln_bias):
+            x = layer(x)
+            x = F.layer_norm(x, x.shape[-1:]) * w + b
+            x = F.relu(x)
+        return self.out(x).squeeze(-1)
+
+
+class PolicyNet(nn.Module):
+    """Encoders + actor head: everything an actor process needs to act."""
+
+    def __init__(self, encoder: ObsEncoder, head: ActorHead):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    @torch.inference_mode()
+    def act_batch(self, obs: dict, deterministic: bool, generator: torch.Generator | None) -> np.ndarray:
+        feat = self.encoder(obs)
+        a = self.head.mode(feat) if deterministic else self.head.sample(feat, generator)[0]
+        return a.numpy()
+
+
+def obs_to_torch(obs: dict, spec: PolicySpec, batched: bool) -> dict:
+    """Numpy observation dict -> torch (zero-copy where possible); adds a batch axis if needed."""
+    out = {}
+    for c in spec.cameras:
+        img = np.asarray(obs[c.name])
+        if img.dtype != np.uint8:
+            raise ValueError(f"camera '{c.name}': images must be uint8, got {img.dtype}")
+        out[c.name] = torch.from_numpy(img if batched else img[None])
+    if spec.proprio_dim:
+        p = np.asarray(obs["proprio"], np.float32)
+        out["proprio"] = torch.from_numpy(p if batched else p[None])
+    return out
