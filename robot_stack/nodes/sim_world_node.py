@@ -200,6 +200,7 @@ class SimWorldNode(Node):
         self._operator_active = False  # off between a reset request and its completion
         self.frames_published = 0
         self.create_timer(1.0 / cfg.render_rate_hz, self._on_render)
+        self.create_timer(30.0, self._log_realtime)
         self.create_timer(1.0 / cfg.control_rate_hz, self._on_control)
 
     # -- callbacks (thin: the work is in FrankyWorld / SimulatedOperator) -------------------------
@@ -218,6 +219,11 @@ class SimWorldNode(Node):
             info.header.stamp = stamp
             self._info_pubs[cam].publish(info)
         self.frames_published += 1
+
+    def _log_realtime(self) -> None:
+        # franky-sim paces physics to wall time; on a loaded machine it falls behind: say so.
+        self.get_logger().info(f"sim time {self.world.sim_time_s:.0f} s, real-time factor "
+                               f"{self.world.realtime_factor_measured:.3f} since start")
 
     def _on_cmd(self, msg: TwistStamped) -> None:
         v = msg.twist.linear
