@@ -257,6 +257,8 @@ class FrankaNode(Node):
             self.get_logger().info(text)
         else:
             self.get_logger().warning(text)
+        if not self.context.ok():
+            return  # shutting down (e.g. a home move finishing after Ctrl-C): logged above
         self._status_pub.publish(msg)
 
     # -- commands -------------------------------------------------------------------------------
