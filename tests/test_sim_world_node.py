@@ -164,3 +164,86 @@ def test_progress_log_writes_csv_plot_and_summary(tmp_path):
     # first half: 0% success, 55% intervention; second half: 100% success, 35% intervention
     assert log.summary() == ("4 episodes: first half success 0%, intervention 55%; "
                              "second half success 100%, intervention 35%")
+
+
+@pytest.mark.ros
+def test_camera_frames_published_from_calibration_or_truth(ros_context, spin, collector, tmp_path):
+    import rclpy
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from robot_stack.calibration.handeye import Extrinsic, save_extrinsic_yaml
+    from robot_stack.core.franka import quat_xyzw_to_matrix
+    from robot_stack.nodes import qos
+    from robot_stack.nodes.sim_world_node import SimWorldNode, mount_T_parent_optical
+    from robot_stack.sim.tasks import FRONT_CAMERA, WRIST_CAMERA
+
+    T_cal = mount_T_parent_optical(FRONT_CAMERA)
+    T_cal[:3, 3] += [0.01, -0.02, 0.005]  # a calibration that differs from the mount
+    save_extrinsic_yaml(Extrinsic("base", "front_optical", T_cal), tmp_path / "front_extrinsic.yaml")
+    world = SimWorldNode(context=ros_context, parameter_overrides=[
+        Parameter("hostname", value=ADDRESS), Parameter("cameras", value=["front", "wrist"]),
+        Parameter("calibration_dir", value=str(tmp_path)), Parameter("operator_enabled", value=False)])
+    try:
+        probe = rclpy.create_node("pose_probe", context=ros_context)
+        # Transient local: a subscriber that joins later still gets the poses.
+        front = collector(probe, PoseStamped, "/robot_stack/cameras/front/pose", qos.EPISODES)
+        wrist = collector(probe, PoseStamped, "/robot_stack/cameras/wrist/pose", qos.EPISODES)
+        ex = SingleThreadedExecutor(context=ros_context)
+        ex.add_node(world)
+        import threading
+        threading.Thread(target=ex.spin, daemon=True).start()
+        spin(probe)
+
+        def as_T(msg):
+            p, q = msg.pose.position, msg.pose.orientation
+            T = np.eye(4)
+            T[:3, :3] = quat_xyzw_to_matrix([q.x, q.y, q.z, q.w])
+            T[:3, 3] = [p.x, p.y, p.z]
+            return T
+
+        f = front.wait_for(1, timeout_s=10)[-1]
+        w = wrist.wait_for(1, timeout_s=10)[-1]
+        assert f.header.frame_id == "base" and np.allclose(as_T(f), T_cal, atol=1e-6)
+        assert w.header.frame_id == "hand" and np.allclose(as_T(w), mount_T_parent_optical(WRIST_CAMERA), atol=1e-6)
+        ex.shutdown(timeout_sec=2)
+    finally:
+        world.close()
+
+
+def test_sim_front_camera_calibrates_end_to_end_to_its_published_pose():
+    """Calibrate the sim's front camera (its mount and field of view, rendered at 640x480) from
+    MuJoCo images of a ChArUco board moved by a body, then hand-eye (eye-to-hand): the result
+    matches the pose the sim world publishes for that camera."""
+    from robot_stack.calibration.board import BoardConfig, BoardDetector, estimate_board_pose
+    from robot_stack.calibration.geometry import transform_error
+    from robot_stack.calibration.handeye import HandEyeConfig, solve_hand_eye
+    from robot_stack.calibration.intrinsics import calibrate_intrinsics
+    from robot_stack.calibration.sim_board_scene import BoardScene
+    from robot_stack.calibration.synthetic import SyntheticCamera, sample_views
+    from robot_stack.nodes.sim_world_node import mount_T_parent_optical
+    from robot_stack.sim.tasks import FRONT_CAMERA
+
+    board = BoardConfig()
+    rng = np.random.default_rng(7)
+    detector = BoardDetector(board)
+    views, T_world_ee = [], []
+    with BoardScene(board, width=640, height=480, fovy_deg=FRONT_CAMERA.fovy_deg, cam_pos=FRONT_CAMERA.pos,
+                    cam_xyaxes=FRONT_CAMERA.xyaxes) as scene:
+        K = scene.K
+        planner = SyntheticCamera(640, 480, K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+        for T_cam_board in sample_views(board, planner, 16, rng, distance_m=(0.35, 0.65)):
+            T = scene.ee_pose_for_view(T_cam_board)
+            scene.set_ee_pose(T)
+            det = detector.detect(scene.render())
+            if det is not None:
+                views.append(det)
+                T_world_ee.append(T)
+    assert len(views) >= 12, f"board found in only {len(views)} of 16 rendered views"
+    intr = calibrate_intrinsics(views).intrinsics
+    assert abs(intr.fy - K[1, 1]) / K[1, 1] < 0.005
+    T_cam_board = [estimate_board_pose(v, intr.K, intr.dist)[0] for v in views]
+    result = solve_hand_eye(T_world_ee, T_cam_board, HandEyeConfig(mode="eye_to_hand"))
+    rot_deg, trans_m = transform_error(result.T, mount_T_parent_optical(FRONT_CAMERA))
+    assert rot_deg < 0.5 and trans_m < 0.002, (rot_deg, trans_m)

@@ -16,6 +16,12 @@ Publishes
   ``/robot_stack/cameras/<name>/image_raw`` (sensor_msgs/Image rgb8, ``qos.SENSOR``) and
       ``.../camera_info`` (sensor_msgs/CameraInfo, pinhole from the MuJoCo camera's fovy) at
       ``render_rate_hz``; frame_id ``<name>_optical``.
+  ``/robot_stack/cameras/<name>/pose`` (geometry_msgs/PoseStamped, ``qos.EPISODES``: reliable,
+      transient local, like a static transform): the camera's optical frame (``<name>_optical``,
+      z forward, y down) in its parent frame (``base_frame`` for fixed cameras, ``hand`` for the
+      wrist camera), from ``<calibration_dir>/<name>_extrinsic.yaml`` when that file exists (the
+      hand-eye tool's output), else the sim's true mount. (tf2_msgs is not available as a
+      wheel here, so the static transform travels as a PoseStamped.)
   ``/robot_stack/sim/success`` (std_msgs/Bool, ``qos.STATE``): the task's success test, at
       ``control_rate_hz``.
   ``/robot_stack/sim/operator_joy`` (sensor_msgs/Joy, ``qos.COMMAND``): the simulated
@@ -58,6 +64,7 @@ from robot_stack.nodes.params import declare_config, run_node
 
 CAMERA_TOPIC = "/robot_stack/cameras/{name}/image_raw"
 CAMERA_INFO_TOPIC = "/robot_stack/cameras/{name}/camera_info"
+CAMERA_POSE_TOPIC = "/robot_stack/cameras/{name}/pose"
 SUCCESS_TOPIC = "/robot_stack/sim/success"
 OPERATOR_JOY_TOPIC = "/robot_stack/sim/operator_joy"
 OPERATOR_DEBUG_TOPIC = "/robot_stack/sim/operator_debug"
@@ -94,7 +101,10 @@ class SimWorldNodeConfig:
     seed: int = 0
     """Base seed; episode k's scene is sampled with seed + k."""
     base_frame: str = "base"
-    """Frame of the start poses sent to the Franka node."""
+    """Frame of the start poses sent to the Franka node and of the fixed cameras' poses."""
+    calibration_dir: str = ""
+    """Folder with <camera>_extrinsic.yaml files (robot_stack.calibration handeye output) whose
+    poses are published instead of the sim's true camera mounts ("" = true mounts)."""
     home_timeout_s: float = 20.0
     """Give up waiting for the Franka node's home_done after this long (answer the reset anyway)."""
     operator_enabled: bool = True
@@ -128,6 +138,47 @@ class SimWorldNodeConfig:
             raise ValueError("cameras must name at least one camera (front, wrist)")
         if not 0.0 < self.operator_min_axis <= 1.0:
             raise ValueError(f"operator_min_axis must be in (0, 1], got {self.operator_min_axis}")
+
+
+def mount_T_parent_optical(mount) -> np.ndarray:
+    """True pose of a MuJoCo camera mount's optical frame (OpenCV: z forward, y down) in its
+    parent frame. MuJoCo cameras look along -z with y up: optical = mount axes @ diag(1, -1, -1)."""
+    x = np.asarray(mount.xyaxes[:3], dtype=np.float64)
+    y = np.asarray(mount.xyaxes[3:], dtype=np.float64)
+    x /= np.linalg.norm(x)
+    y -= x * (x @ y)
+    y /= np.linalg.norm(y)
+    R_mj = np.column_stack([x, y, np.cross(x, y)])
+    T = np.eye(4)
+    T[:3, :3] = R_mj @ np.diag([1.0, -1.0, -1.0])
+    T[:3, 3] = mount.pos
+    return T
+
+
+def camera_frame(mount, base_frame: str, calibration_dir: str) -> tuple[str, np.ndarray]:
+    """(parent frame, T_parent_optical) of a camera: the calibration file if present, else the mount."""
+    import pathlib
+
+    if calibration_dir:
+        path = pathlib.Path(calibration_dir).expanduser() / f"{mount.name}_extrinsic.yaml"
+        if path.is_file():
+            from robot_stack.calibration.handeye import load_extrinsic_yaml
+
+            ext = load_extrinsic_yaml(path)
+            return ext.parent_frame, np.asarray(ext.T_parent_child, dtype=np.float64)
+    return (mount.parent_body or base_frame), mount_T_parent_optical(mount)
+
+
+def _pose_msg(parent: str, T: np.ndarray, stamp) -> PoseStamped:
+    from robot_stack.core.franka import matrix_to_quat_xyzw
+
+    msg = PoseStamped()
+    msg.header.stamp = stamp
+    msg.header.frame_id = parent
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in T[:3, 3])
+    q = matrix_to_quat_xyzw(T[:3, :3])
+    msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w = (float(v) for v in q)
+    return msg
 
 
 def camera_info_for(name: str, fovy_deg: float, height: int, width: int, frame_id: str) -> CameraInfo:
@@ -186,6 +237,11 @@ class SimWorldNode(Node):
                            for c in cfg.cameras}
         self._infos = {c: camera_info_for(c, mounts[c].fovy_deg, cfg.image_height, cfg.image_width, f"{c}_optical")
                        for c in cfg.cameras}
+        self._pose_pubs = {c: self.create_publisher(PoseStamped, CAMERA_POSE_TOPIC.format(name=c), qos.EPISODES)
+                           for c in cfg.cameras}
+        for c in cfg.cameras:
+            parent, T = camera_frame(mounts[c], cfg.base_frame, cfg.calibration_dir)
+            self._pose_pubs[c].publish(_pose_msg(parent, T, self.get_clock().now().to_msg()))
         self._success_pub = self.create_publisher(Bool, SUCCESS_TOPIC, qos.STATE)
         self._joy_pub = self.create_publisher(Joy, OPERATOR_JOY_TOPIC, qos.COMMAND)
         self._debug_pub = self.create_publisher(String, OPERATOR_DEBUG_TOPIC, qos.STATE)
