@@ -107,7 +107,7 @@ from robot_stack.core.config import ConfigError
 from robot_stack.core.spec import PolicySpec
 from robot_stack.msg import EpisodeSummary, OperatorCommand, PolicyWeights, StepRecord
 from robot_stack.nodes import convert, qos
-from robot_stack.nodes.params import declare_config
+from robot_stack.nodes.params import declare_config, run_node
 
 CAMERA_TOPIC = "/robot_stack/cameras/{name}/image_raw"
 EE_POSE_TOPIC = "/robot_stack/ee_pose"
@@ -552,43 +552,20 @@ class ActorNode(Node):
         self.get_logger().info(f"actor closing: steps_published={self.steps_published}")
 
 
+def _executor_for(node: "ActorNode"):
+    if node.config.executor == "events":
+        from rclpy.experimental import EventsExecutor
+
+        return EventsExecutor()
+    from rclpy.executors import MultiThreadedExecutor
+
+    return MultiThreadedExecutor(num_threads=4)
+
+
 def main(args: list[str] | None = None) -> int:
-    import sys
-
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-
-    rclpy.init(args=args)
-    node = None
-    executor = None
-    try:
-        node = ActorNode()
-        if node.config.executor == "events":
-            from rclpy.experimental import EventsExecutor
-
-            executor = EventsExecutor()
-        else:
-            executor = MultiThreadedExecutor(num_threads=4)
-        executor.add_node(node)
-        # Spin until Ctrl-C/SIGTERM, or until evaluation mode has finished.
-        while rclpy.ok() and not node.done.is_set():
-            executor.spin_once(timeout_sec=0.5)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.close()
-            if executor is not None:
-                executor.shutdown(timeout_sec=2.0)
-            node.destroy_node()
-        rclpy.try_shutdown()
-    if node is not None and node.fatal_error:
-        print(f"error: {node.fatal_error}", file=sys.stderr)
-        return 1
-    return 0
+    # Spins until Ctrl-C/SIGTERM, or until evaluation mode has finished (node.done).
+    return run_node(ActorNode, args, make_executor=_executor_for, done=lambda node: node.done,
+                    fatal_exit_code=1)
 
 
 if __name__ == "__main__":

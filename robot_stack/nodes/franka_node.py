@@ -92,7 +92,7 @@ from robot_stack.core.safety import (
     resolve_workspace,
 )
 from robot_stack.nodes import qos
-from robot_stack.nodes.params import declare_config
+from robot_stack.nodes.params import declare_config, run_node
 
 CMD_TWIST_TOPIC = "/robot_stack/franka/cmd_twist"
 GRIPPER_CMD_TOPIC = "/robot_stack/franka/gripper_cmd"
@@ -530,37 +530,12 @@ class FrankaNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point: spin FrankaNode with a multi-threaded executor until Ctrl-C/SIGTERM."""
-    import sys
+    """Entry point: spin FrankaNode with a multi-threaded executor until Ctrl-C/SIGTERM; the arm
+    is stopped on any exit (run_node calls close() first). An unreachable robot exits with 3."""
+    from rclpy.executors import MultiThreadedExecutor
 
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-
-    from robot_stack.core.config import ConfigError
-
-    rclpy.init(args=args)
-    node = None
-    executor = MultiThreadedExecutor(num_threads=2)
-    try:
-        node = FrankaNode()
-        executor.add_node(node)
-        executor.spin()
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except RobotConnectionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        # Whatever happened (including an exception in a callback), stop the arm first.
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(FrankaNode, args, make_executor=lambda node: MultiThreadedExecutor(num_threads=2),
+                    exit_codes={RobotConnectionError: 3})
 
 
 if __name__ == "__main__":

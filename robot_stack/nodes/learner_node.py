@@ -47,7 +47,7 @@ from robot_stack.core.config import ConfigError
 from robot_stack.core.learner import ExportedWeights, LearnerConfig, LearnerCore
 from robot_stack.msg import PolicyWeights, StepRecord
 from robot_stack.nodes import convert, qos
-from robot_stack.nodes.params import declare_config
+from robot_stack.nodes.params import declare_config, run_node
 
 STEPS_TOPIC = "/robot_stack/steps"
 POLICY_TOPIC = "/robot_stack/policy"
@@ -129,29 +129,10 @@ class LearnerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    import sys
+    from rclpy.executors import MultiThreadedExecutor
 
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = LearnerNode()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    # Training runs in the core's own thread; two executor threads keep steps flowing meanwhile.
+    return run_node(LearnerNode, args, make_executor=lambda node: MultiThreadedExecutor(num_threads=2))
 
 
 if __name__ == "__main__":

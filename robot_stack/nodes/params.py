@@ -213,25 +213,46 @@ def params_yaml(node_name: str, config: Any) -> dict[str, Any]:
     return {node_name: {"ros__parameters": _nest(data)}}
 
 
-def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
-    """The body of a node's ``main()``: init, build, spin until Ctrl-C/SIGTERM, clean up.
+def run_node(make_node: Callable[[], Node], args: list[str] | None = None, *,
+             make_executor: Callable[[Node], Any] | None = None,
+             done: Callable[[Node], Any] | None = None,
+             exit_codes: dict[type, int] | None = None,
+             fatal_exit_code: int = 2) -> int:
+    """The body of every node's ``main()``: init, build, spin until Ctrl-C/SIGTERM, clean up.
 
     A :class:`ConfigError` at start-up (bad parameter) is printed as one line and gives exit
-    status 2, so a launch shows the parameter's name instead of a traceback.
+    status 2, so a launch shows the parameter's name instead of a traceback; ``exit_codes``
+    maps further start-up errors to statuses (e.g. an unreachable robot). ``make_executor``
+    builds the executor for nodes whose callback groups must run in parallel (default: the
+    single-threaded ``rclpy.spin``); ``done(node)`` returns an Event that ends the spin (e.g.
+    evaluation finished). On any exit the node's ``close()`` runs first (the Franka node stops
+    the arm there), then the executor and the node are torn down.
     """
     import sys
 
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
+    codes = {ConfigError: 2, **(exit_codes or {})}
     rclpy.init(args=args)
     node = None
+    executor = None
     try:
         node = make_node()
-        rclpy.spin(node)
-    except ConfigError as e:
+        if make_executor is None:
+            rclpy.spin(node)
+        else:
+            executor = make_executor(node)
+            executor.add_node(node)
+            stop = done(node) if done is not None else None
+            if stop is None:
+                executor.spin()
+            else:
+                while rclpy.ok() and not stop.is_set():
+                    executor.spin_once(timeout_sec=0.5)
+    except tuple(codes) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return next(code for kind, code in codes.items() if isinstance(e, kind))
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C / SIGTERM: a normal stop (or the node shut itself down, see below)
     except Exception:
@@ -244,6 +265,8 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
             close = getattr(node, "close", None)
             if callable(close):
                 close()
+            if executor is not None:
+                executor.shutdown(timeout_sec=2.0)
             node.destroy_node()
         rclpy.try_shutdown()
     # A node that found a fatal problem after start-up (set node.fatal_error, then shut the
@@ -251,5 +274,5 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
     fatal = getattr(node, "fatal_error", None)
     if fatal:
         print(f"error: {fatal}", file=sys.stderr)
-        return 2
+        return fatal_exit_code
     return 0
