@@ -481,6 +481,8 @@ class ActorNode(Node):
             try:
                 self._on_tick()
             except Exception as e:  # noqa: BLE001 - thread top level: end the node like a timer would
+                if not self.context.ok():
+                    return  # Ctrl-C/SIGTERM shut the context down under this tick: a normal stop
                 self.fatal_error = f"control loop failed: {e!r}"
                 self.get_logger().fatal(self.fatal_error)
                 self.done.set()  # main() stops spinning and exits non-zero

@@ -111,6 +111,8 @@ class CameraNode(Node):
                 self.camera.close()
                 self._stop.wait(self.config.reconnect_period_s)  # retry pacing; wakes at once on close()
                 continue
+            if not self.context.ok():
+                return  # Ctrl-C/SIGTERM: the context is gone, nothing left to publish to
             self._publish(frame)
 
     def _publish(self, frame: Frame) -> None:

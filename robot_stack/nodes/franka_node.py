@@ -456,7 +456,7 @@ class FrankaNode(Node):
         self._report_sent(pending, trigger)
 
     def _report_sent(self, pending: tuple[float, float] | None, trigger: str) -> None:
-        if pending is None or self._debug_pub is None:
+        if pending is None or self._debug_pub is None or not self.context.ok():
             return
         sent_s = self.get_clock().now().nanoseconds * 1e-9
         self._debug_pub.publish(String(data=json.dumps(

@@ -93,6 +93,8 @@ class LearnerNode(Node):
 
     def _publish_weights(self, w: ExportedWeights) -> None:
         # Called from the training thread (and once from __init__); rclpy publish is thread-safe.
+        if not self.context.ok():
+            return  # shutting down: the export is on disk (policies/latest.pt), nobody to send it to
         msg = convert.weights_to_msg(convert.PolicyWeightsData(
             version=w.version, learner_step=w.learner_step, env_steps=w.env_steps, spec_json=w.spec_json,
             data=w.data, stamp_s=self.get_clock().now().nanoseconds * 1e-9))

@@ -257,8 +257,10 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None, *,
         pass  # Ctrl-C / SIGTERM: a normal stop (or the node shut itself down, see below)
     except Exception:
         # A node that shut its context down before spin() began makes spin() fail on the
-        # dead context; its own error message (below) is the one that matters then.
-        if getattr(node, "fatal_error", None) is None:
+        # dead context; its own error message (below) is the one that matters then. Once
+        # Ctrl-C/SIGTERM has shut the context down, rclpy can fail taking a message that was
+        # in flight: that is the stop we were asked for, not a crash.
+        if getattr(node, "fatal_error", None) is None and rclpy.ok():
             raise
     finally:
         if node is not None:
