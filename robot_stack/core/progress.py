@@ -43,6 +43,13 @@ class ProgressLog:
     def __init__(self, out_dir: str | pathlib.Path | None, window: int = 20):
         self.out_dir = pathlib.Path(out_dir) if out_dir else None
         self.window = int(window)
+        if self.out_dir is not None:
+            # Imported here, not at the first plot: an import cut short by Ctrl-C leaves
+            # matplotlib half-initialised, and the final plot at exit would then fail.
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot  # noqa: F401
         self.rows: list[EpisodeRow] = []
         self.learner_updates = 0
 
@@ -91,9 +98,6 @@ class ProgressLog:
         """Write progress.png (success and intervention rate over episodes); None without rows."""
         if self.out_dir is None or not self.rows:
             return None
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         ep = [r.episode_id for r in self.rows]
