@@ -399,9 +399,9 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls) -> None:
         flag = "--" + f.name.replace("_", "-")
         tp = hints[f.name]
         if tp is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=docs.get(f.name))
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=(docs.get(f.name) or "").replace("%", "%%"))
         else:
-            parser.add_argument(flag, type=tp, default=f.default, help=docs.get(f.name))
+            parser.add_argument(flag, type=tp, default=f.default, help=(docs.get(f.name) or "").replace("%", "%%"))
 
 
 def main(argv: list[str] | None = None) -> None:
