@@ -26,7 +26,6 @@ device's jitter-free frame spacing. Without device stamps ``t_s`` is the arrival
 from __future__ import annotations
 
 import abc
-import importlib
 import logging
 import math
 import pathlib
@@ -38,7 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 from robot_stack.calibration.intrinsics import CameraIntrinsics, intrinsics_from_realsense, load_camera_info_yaml
-from robot_stack.core.config import ConfigError
+from robot_stack.core.config import ConfigError, make_from_spec
 
 log = logging.getLogger(__name__)
 
@@ -623,14 +622,7 @@ class SimCamera(Camera):
 
 def load_provider(spec: str) -> Any:
     """Call 'module:callable' and return what it makes (a frame provider)."""
-    mod_name, sep, attr = spec.partition(":")
-    if not sep or not mod_name or not attr:
-        raise ConfigError(f"sim_provider must look like 'package.module:callable', got '{spec}'")
-    try:
-        factory = getattr(importlib.import_module(mod_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"sim_provider '{spec}' cannot be loaded: {e}") from e
-    return factory()
+    return make_from_spec(spec, "sim_provider")
 
 
 def write_software_recording(

@@ -167,3 +167,19 @@ def field_docs(cls: type) -> dict[str, str]:
                 if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant) and isinstance(nxt.value.value, str):
                     docs[node.target.id] = " ".join(nxt.value.value.split())
     return docs
+
+
+def make_from_spec(spec: str, what: str = "sim_provider") -> Any:
+    """Call the factory named by ``'package.module:callable'`` and return what it makes
+    (how a node in its own process finds, e.g., a sim backend's data source). ConfigError
+    names the parameter ``what`` when the spec is malformed or cannot be imported."""
+    import importlib
+
+    mod_name, sep, attr = spec.partition(":")
+    if not sep or not mod_name or not attr:
+        raise ConfigError(f"{what} must look like 'package.module:callable', got '{spec}'")
+    try:
+        factory = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"{what} '{spec}' cannot be loaded: {e}") from e
+    return factory()

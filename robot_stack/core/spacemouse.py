@@ -29,7 +29,6 @@ message says what to do; the node then ends any intervention and publishes a zer
 from __future__ import annotations
 
 import abc
-import importlib
 import logging
 import pathlib
 import threading
@@ -41,7 +40,7 @@ from typing import Any, Callable, Protocol, Union, runtime_checkable
 import numpy as np
 import yaml
 
-from robot_stack.core.config import ConfigError
+from robot_stack.core.config import ConfigError, make_from_spec
 from robot_stack.core.teleop import (
     GRIPPER_CLOSE,
     GRIPPER_KEEP,
@@ -512,15 +511,8 @@ class SimSpaceMouse(SpaceMouse):
 
 
 def load_sim_provider(spec: str) -> Any:
-    """Call 'module:callable' and return the SimOperatorSource it makes."""
-    mod_name, sep, attr = spec.partition(":")
-    if not sep or not mod_name or not attr:
-        raise ConfigError(f"sim_provider must look like 'package.module:callable', got '{spec}'")
-    try:
-        factory = getattr(importlib.import_module(mod_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"sim_provider '{spec}' cannot be loaded: {e}") from e
-    return factory()
+    """Call 'module:callable' and return what it makes (the SimOperatorSource it makes)."""
+    return make_from_spec(spec, "sim_provider")
 
 
 def make_spacemouse(
