@@ -1,11 +1,13 @@
 """Simulated operator: success rate acting alone, and intervention rates it produces.
 
 For each task and skill preset this prints
-* the operator's success rate driving alone (strategy ``always``), with a 95 % Wilson interval;
+* the operator's success rate driving alone (strategy ``always``), with a 95 % Wilson interval
+  (this calibrates the presets in robot_stack/sim/operator.py: only the bias norm differs);
 * for each intervention strategy (value, action_distance, random) against a uniform random
   policy and a scripted-bad policy (drives to a point 8 cm beside the goal, a plausible
-  systematic policy error): the fraction of steps under operator control, take-overs per
-  episode and the success rate of the mixed episode.
+  systematic policy error; the value rule judges it with the true reference value): the
+  fraction of steps under operator control, take-overs per episode and the success rate of
+  the mixed episode.
 
 Run: ``bash tools/in_env.sh python benchmarks/operator_skill.py [--episodes 200] [--mixed-episodes 30]``
 """

@@ -1,8 +1,9 @@
 """RLIF vs HG-DAgger vs BC across simulated-operator skill levels (the paper's comparison).
 
 Every run uses the same networks (policies/<task>_<obs>.yaml), the same simulated operator
-(robot_stack.sim.operator, value-based intervention rule unless --strategy says otherwise)
-and the same env-step budget; evaluation is the deterministic policy acting alone on fixed
+(robot_stack.sim.operator, value-based intervention rule unless --strategy says otherwise:
+it acts with a systematic goal bias plus per-episode noise, tremor and hesitation, and judges
+the policy with the task's true reference value) and the same env-step budget; evaluation is the deterministic policy acting alone on fixed
 seeds. Writes (merging with rows already there, keyed by task/obs/method/level/seed):
 
 * benchmarks/results/rlif_vs_dagger.csv: one row per evaluation point, columns
@@ -13,7 +14,7 @@ seeds. Writes (merging with rows already there, keyed by task/obs/method/level/s
 
 Example (state-based first, then a small image-based run):
 
-    python benchmarks/rlif_vs_dagger.py --obs state --env-steps 3000 --seeds 0 1 --workers 2
+    python benchmarks/rlif_vs_dagger.py --obs state --tasks reach --env-steps 4000 --seeds 0 1 --workers 1
     python benchmarks/rlif_vs_dagger.py --obs pixels --tasks reach --env-steps 1500 --seeds 0
 """
 from __future__ import annotations
@@ -100,8 +101,10 @@ def write_table(path: pathlib.Path, rows: list[dict]) -> None:
     last = final_rows(rows)
     groups = sorted({(k[0], k[1], k[3]) for k in last}, key=lambda g: (g[0], g[1], -g[2]))
     lines = ["# RLIF vs HG-DAgger vs BC: final success rate (deterministic policy alone)", "",
-             "Mean ± std over seeds of the last evaluation point; `interv.` is RLIF's intervention rate in its "
-             "last training window. Budget and seeds: see the env_steps column of rlif_vs_dagger.csv.", "",
+             "Mean ± std over seeds of the last evaluation point; `RLIF interv.` is RLIF's intervention rate "
+             "(fraction of steps under operator control) in its first → last training window. Operator: "
+             "robot_stack/sim/operator.py (systematic goal bias, judges with the true reference value). "
+             "Budget and seeds: see the env_steps column of rlif_vs_dagger.csv.", "",
              "| task | obs | expert (success alone) | env steps | BC | HG-DAgger | RLIF | RLIF interv. | seeds BC/HG/RLIF |",
              "|---|---|---|---|---|---|---|---|---|"]
     for task, obs, level in groups:
@@ -115,8 +118,10 @@ def write_table(path: pathlib.Path, rows: list[dict]) -> None:
             s = [r["success_rate"] for r in vals]
             cells.append(f"{np.mean(s):.2f} ± {np.std(s):.2f}" if s else "–")
         iv = [r["intervention_rate"] for k, r in last.items() if k[:4] == (task, obs, "rlif", level)]
+        rl = [r for r in rows if (r["task"], r["obs"], r["method"], r["expert_level"]) == (task, obs, "rlif", level)]
+        iv0 = [r["intervention_rate"] for r in rl if r["env_steps"] == min(x["env_steps"] for x in rl)] if rl else []
         lines.append(f"| {task} | {obs} | {level}% ({exp:.2f}) | {steps} | {' | '.join(cells)} | "
-                     f"{f'{np.mean(iv):.2f}' if iv else '–'} | {'/'.join(counts)} |")
+                     f"{f'{np.mean(iv0):.2f} → {np.mean(iv):.2f}' if iv else '–'} | {'/'.join(counts)} |")
     path.write_text("\n".join(lines) + "\n")
 
 

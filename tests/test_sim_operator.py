@@ -34,7 +34,8 @@ def peg_env():
     env.close()
 
 
-# Success-rate bands. Presets were calibrated on 200 episodes (benchmarks/operator_skill.py).
+# Success-rate bands. Presets were calibrated on 200 episodes (benchmarks/operator_skill.py
+# --alone-only: reach 0.89/0.48/0.20, peg 0.92/0.53/0.20).
 # Here N = 40 episodes per preset: the binomial std is sqrt(p(1-p)/N) <= 0.079, so a band of
 # +-0.2 around the target (2.5 sigma at p = 0.5, more at 0.9/0.2) plus the calibration's own
 # +-0.05 would almost never fail for a correct preset, yet catches a preset off by a level
@@ -61,36 +62,81 @@ def test_perfect_operator_always_succeeds(reach_env, peg_env):
         assert all(rollout(env, op, None, seed=s).success for s in range(3)), env.task.name
 
 
-def _manual_q(env, lin_m_s, offset):
-    """The documented reference value for reach: exp(-||p + v dt - (g + offset)|| / L)."""
+def _manual_q(env, lin_m_s):
+    """The documented TRUE reference value for reach: exp(-||p + v dt - g|| / L), g the real target."""
     t = env.task
     p = t.tool_pos(env.model, env.data) + np.asarray(lin_m_s) * t.control_period_s
-    g = t.goal_position(env.model, env.data) + offset
+    g = t.goal_position(env.model, env.data)
     return math.exp(-np.linalg.norm(p - g) / t.value_length_scale_m)
 
 
-def test_value_rule_matches_formula_on_constructed_states(reach_env):
+def test_value_rule_matches_formula_with_true_reference(reach_env):
     env = reach_env
     env.reset(seed=7)
-    skill = OperatorSkill(belief_error_std_m=0.02)  # a biased belief: the rule must use it
+    # A strongly biased operator: it acts on its belief but must judge with the true value.
+    skill = OperatorSkill(belief_error_std_m=0.005, bias_m=(0.06, -0.04, 0.02))
     op = SimulatedOperator(env.task, OperatorConfig(custom_skill=skill, strategy="value", beta=0.9, hold_steps=1), seed=0)
     op.reset(seed=1)
     off = op.belief_offset_m
-    assert np.linalg.norm(off) > 0
-    a_exp = op.intended_action(env.model, env.data)
-    spec = env.task.action_spec
-    candidates = [a_exp, -a_exp, np.array([0.0, 0.0, 0.0]), np.array([1.0, -1.0, 0.5]), 0.9 * a_exp]
+    assert np.linalg.norm(off) > 0.05
+    t, m, d = env.task, env.model, env.data
+    spec = t.action_spec
+    a_exp = op.intended_action(m, d)
+    np.testing.assert_allclose(a_exp, t.expert_action(m, d, off))  # acts on its (biased) belief
+    a_true = t.expert_action(m, d)  # heads for the real target
+    candidates = [a_exp, -a_exp, np.array([0.0, 0.0, 0.0]), np.array([1.0, -1.0, 0.5]), 0.9 * a_exp, a_true]
     for a_pi in candidates:
-        out = op.step(env.model, env.data, a_pi)
-        qp = _manual_q(env, spec.to_twist(a_pi)[0], off)
-        qe = _manual_q(env, spec.to_twist(a_exp)[0], off)
+        out = op.step(m, d, a_pi)
+        qp = _manual_q(env, spec.to_twist(a_pi)[0])
+        qe = _manual_q(env, spec.to_twist(a_exp)[0])
         assert out.q_policy == pytest.approx(qp, rel=1e-9)
         assert out.q_expert == pytest.approx(qe, rel=1e-9)
         assert out.intervene_probability == (0.95 if qp < 0.9 * qe else 0.05)
         assert out.intervene_probability == value_rule_probability(qp, qe, 0.9, 0.95, 0.05)
-    # Expert-equal action -> 0.05; opposite action -> 0.95 (both cases were covered above).
-    assert op.step(env.model, env.data, a_exp).intervene_probability in (0.05,)
-    assert op.step(env.model, env.data, -a_exp).intervene_probability == 0.95
+    assert op.step(m, d, a_exp).intervene_probability == 0.05
+    assert op.step(m, d, -a_exp).intervene_probability == 0.95
+
+
+def test_policy_at_true_goal_is_left_alone_by_a_biased_operator(reach_env):
+    """At the real target, holding still beats the operator's move towards its wrong belief."""
+    env = reach_env
+    env.reset(seed=8)
+    t, m, d = env.task, env.model, env.data
+    skill = OperatorSkill(bias_m=(0.04, 0.0, 0.0))
+    op = SimulatedOperator(t, OperatorConfig(custom_skill=skill, strategy="value", hold_steps=1), seed=0)
+    op.reset(seed=0)
+    t.robot(m).set_tcp_pose(m, d, t.goal_position(m, d) + (t.robot(m).tcp_pos(d) - t.tool_pos(m, d)))
+    env.controller.reset(d)
+    a_exp = op.intended_action(m, d)
+    assert np.linalg.norm(a_exp) > 0.1  # the operator itself would drive off the target
+    out = op.step(m, d, np.zeros(3))
+    assert out.q_policy > out.q_expert
+    assert out.intervene_probability == 0.05
+
+
+def test_bias_is_constant_across_episodes_and_noise_varies():
+    from robot_stack.sim.tasks import make_task
+
+    for task_name in ("reach", "peg_insertion"):
+        task = make_task(task_name)
+        skill = skill_preset(task_name, "expert_50")
+        op = SimulatedOperator(task, OperatorConfig(skill="expert_50", strategy="always"), seed=0)
+        offsets = []
+        for s in range(400):
+            op.reset(seed=s)
+            offsets.append(op.belief_offset_m)
+        offsets = np.array(offsets)
+        axes = np.array([1.0, 1.0, 0.0]) if task_name == "peg_insertion" else np.ones(3)
+        bias = np.asarray(skill.bias_m) * axes
+        assert np.linalg.norm(bias) > 0
+        # The mean offset is the bias (5 standard errors), the spread the per-episode noise.
+        se = skill.belief_error_std_m / math.sqrt(len(offsets))
+        np.testing.assert_allclose(offsets.mean(axis=0), bias, atol=5 * se)
+        assert offsets[:, :2].std(axis=0) == pytest.approx([skill.belief_error_std_m] * 2, rel=0.2)
+        if task_name == "peg_insertion":
+            assert np.all(offsets[:, 2] == 0.0)
+        # Noise is smaller than the bias: the systematic part dominates.
+        assert skill.belief_error_std_m < np.linalg.norm(bias)
 
 
 @pytest.mark.parametrize("which", ["worse", "fine"])
@@ -192,7 +238,9 @@ def test_readings_look_like_a_spacemouse(reach_env):
 
 
 def test_skill_presets_and_config_errors():
-    assert skill_preset("reach", "expert_90").belief_error_std_m < skill_preset("reach", "expert_20").belief_error_std_m
+    for task_name in ("reach", "peg_insertion"):
+        norms = [np.linalg.norm(skill_preset(task_name, p).bias_m) for p in ("expert_90", "expert_50", "expert_20")]
+        assert norms[0] < norms[1] < norms[2]
     with pytest.raises(ValueError, match="unknown skill preset"):
         skill_preset("reach", "expert_75")
     with pytest.raises(ValueError, match="strategy"):
