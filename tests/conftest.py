@@ -98,18 +98,38 @@ def collector():
     return MessageCollector
 
 
+def _real_time_threads() -> list[tuple[int, str]]:
+    """(thread id, name) of this process's threads under a real-time scheduling policy."""
+    import os
+
+    found = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                policy = int(f.read().rsplit(")", 1)[1].split()[38])  # field 41: policy
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                name = f.read().strip()
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended meanwhile
+        if policy in (os.SCHED_FIFO, os.SCHED_RR):
+            found.append((int(tid), name))
+    return found
+
+
 @pytest.fixture(autouse=True)
 def _no_real_time_leak():
-    """franky.Robot() raises its calling thread to SCHED_FIFO 99 (as root). A test that leaves
-    the pytest process there makes every process started afterwards real-time, and one busy
-    real-time process starves the machine: fail that test, and put the process back."""
+    """franky.Robot() raises its calling thread to SCHED_FIFO 99 (as root). A thread left at
+    real-time priority passes it on to every thread and process it starts (DDS threads of later
+    tests, launched nodes), and one busy real-time thread starves the machine: fail the test
+    that leaves one behind, and put the threads back."""
     import os
 
     yield
-    try:
-        leaked = os.sched_getscheduler(0) != os.SCHED_OTHER
-    except OSError:
-        return
+    leaked = _real_time_threads()
+    for tid, _ in leaked:
+        try:
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
     if leaked:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        pytest.fail("the test left the pytest process at real-time scheduling priority")
+        pytest.fail(f"the test left threads at real-time scheduling priority: {leaked}")
