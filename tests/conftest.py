@@ -116,20 +116,30 @@ def _real_time_threads() -> list[tuple[int, str]]:
     return found
 
 
-@pytest.fixture(autouse=True)
-def _no_real_time_leak():
-    """franky.Robot() raises its calling thread to SCHED_FIFO 99 (as root). A thread left at
-    real-time priority passes it on to every thread and process it starts (DDS threads of later
-    tests, launched nodes), and one busy real-time thread starves the machine: fail the test
-    that leaves one behind, and put the threads back."""
+def _reset_real_time_threads() -> list[tuple[int, str]]:
     import os
 
-    yield
-    leaked = _real_time_threads()
-    for tid, _ in leaked:
+    found = _real_time_threads()
+    for tid, _ in found:
         try:
             os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
         except OSError:
-            pass
-    if leaked:
-        pytest.fail(f"the test left threads at real-time scheduling priority: {leaked}")
+            pass  # the thread ended meanwhile
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_real_time_leak():
+    """franky.Robot() raises its calling thread to SCHED_FIFO 99 (as root). A thread at
+    real-time priority passes it on to the threads and processes it starts, and one busy
+    real-time thread starves this 2-core machine (timing-dependent tests then fail far away).
+    Before and after each test every thread of the process is put back to normal scheduling;
+    a test that leaves the main thread real-time fails."""
+    import os
+
+    _reset_real_time_threads()
+    yield
+    main_rt = os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR)
+    leaked = _reset_real_time_threads()
+    if main_rt:
+        pytest.fail(f"the test left the pytest process at real-time scheduling priority: {leaked}")
