@@ -286,29 +286,6 @@ def _clip_norm(x: np.ndarray, max_norm: float) -> np.ndarray:
 
 
 # -- franky backend ------------------------------------------------------------------------------
-def _in_throwaway_thread(make):
-    """Run ``make()`` in a short-lived thread and return its result (or raise its exception).
-    franky.Robot() raises its calling thread to SCHED_FIFO 99 (as root, even with
-    RealtimeConfig.Ignore); done here, that thread ends right away instead of leaving a real-time
-    Python thread (and everything it starts) behind."""
-    import threading
-
-    out: dict = {}
-
-    def run():
-        try:
-            out["value"] = make()
-        except BaseException as e:  # noqa: BLE001 - handed to the caller unchanged
-            out["error"] = e
-
-    t = threading.Thread(target=run, name="franky-connect")
-    t.start()
-    t.join()
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
-
-
 def _thread_scheduling() -> tuple[int, int] | None:
     """(policy, priority) of the calling thread, or None where the OS has no such call."""
     try:
@@ -350,9 +327,8 @@ class FrankyRobot:
         rt = {"ignore": franky.RealtimeConfig.Ignore, "enforce": franky.RealtimeConfig.Enforce}[self.config.realtime_config]
         sched = _thread_scheduling()
         try:
-            self._robot = _in_throwaway_thread(lambda: franky.Robot(
-                self.config.robot_ip, relative_dynamics_factor=self.config.relative_dynamics_factor,
-                realtime_config=rt))
+            self._robot = franky.Robot(self.config.robot_ip, relative_dynamics_factor=self.config.relative_dynamics_factor,
+                                       realtime_config=rt)
         except (franky.NetworkException, franky.IncompatibleVersionException, franky.RealtimeException) as e:
             raise RobotConnectionError(
                 f"cannot connect to the robot at {self.config.robot_ip}: {e} (is the robot/franky-sim "
