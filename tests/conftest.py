@@ -101,15 +101,24 @@ def collector():
 @pytest.fixture(autouse=True)
 def _no_real_time_leak():
     """franky.Robot() raises its calling thread to SCHED_FIFO 99 (as root). A test that leaves
-    the pytest process there makes every process started afterwards real-time, and one busy
-    real-time process starves the machine: fail that test, and put the process back."""
+    the pytest process there (the thread itself, or glibc's record of it, which new threads
+    inherit) makes every thread and process started afterwards real-time, and one busy
+    real-time thread starves the machine: fail that test, and put the process back."""
     import os
+    import threading
+
+    from robot_stack.core.franka import _restore_thread_scheduling
 
     yield
+    seen: list[int] = []
+    probe = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))
+    probe.start()
+    probe.join()
     try:
-        leaked = os.sched_getscheduler(0) != os.SCHED_OTHER
+        leaked = os.sched_getscheduler(0) != os.SCHED_OTHER or seen[0] != os.SCHED_OTHER
     except OSError:
         return
     if leaked:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        pytest.fail("the test left the pytest process at real-time scheduling priority")
+        _restore_thread_scheduling((os.SCHED_OTHER, 0))
+        pytest.fail("the test left the pytest process at real-time scheduling priority "
+                    "(the main thread, or the threads it starts)")

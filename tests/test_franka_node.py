@@ -108,9 +108,6 @@ def test_shipped_params_file_loads(ros_context, tmp_path):
         node.destroy_node()
 
 
-@pytest.mark.skip(reason="fails in the full suite on this 2-core machine since 11:20 (the node stops publishing "
-                         "state after ~0.2 s); under investigation, see the closing note of 2026-11-26. Moving "
-                         "and the watchdog are covered by test_franky_backend_node_moves_franky_sim and the sim graph test.")
 def test_publishes_state_moves_and_watchdog_stops(ros_context, spin, collector):
     node = make_node(ros_context, **{"safety.watchdog_timeout_s": 0.2})
     probe = Node("probe", context=ros_context)

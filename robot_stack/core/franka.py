@@ -23,6 +23,7 @@ Quaternions are ``(x, y, z, w)``.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import os
@@ -295,14 +296,30 @@ def _thread_scheduling() -> tuple[int, int] | None:
 
 
 def _restore_thread_scheduling(saved: tuple[int, int] | None) -> None:
-    if saved is None or _thread_scheduling() == saved:
+    """Put the calling thread back to ``saved`` (policy, priority), through pthreads.
+
+    It must be ``pthread_setschedparam``, not the ``sched_setscheduler`` syscall: glibc keeps
+    the thread's policy in its own thread descriptor (set there by franky's
+    ``pthread_setschedparam``) and gives it to every thread created later with inherited
+    scheduling. With the bare syscall the caller looked restored while every later thread (all
+    of Fast DDS's, for one) was still born SCHED_FIFO 99.
+    """
+    if saved is None:
         return
+    policy, priority = saved
     try:
-        os.sched_setscheduler(0, saved[0], os.sched_param(saved[1]))
-    except OSError as e:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.pthread_self.restype = ctypes.c_ulong
+        libc.pthread_setschedparam.argtypes = (ctypes.c_ulong, ctypes.c_int, ctypes.POINTER(ctypes.c_int))
+        param = ctypes.c_int(priority)  # struct sched_param is one int on Linux
+        err = libc.pthread_setschedparam(libc.pthread_self(), policy, ctypes.byref(param))
+    except (OSError, AttributeError) as e:
         logger.warning("could not restore the thread's scheduling policy after connecting: %s", e)
-    else:
-        logger.info("restored the calling thread's scheduling policy (franky had raised it to real time)")
+        return
+    if err:
+        logger.warning("could not restore the thread's scheduling policy after connecting: %s", os.strerror(err))
+    elif _thread_scheduling() != saved:
+        logger.warning("thread scheduling is %s after restoring %s", _thread_scheduling(), saved)
 
 
 class FrankyRobot:
