@@ -208,3 +208,49 @@ def test_sim_backend_reads_provider_and_treats_none_as_hands_off():
     assert sm.read().axes[2] == 0.4
     with pytest.raises(ConfigError, match="needs a source"):
         make_spacemouse(SpaceMouseConfig(backend="sim"))
+
+
+def test_read_with_wait_wakes_on_a_report_through_pyspacemouse():
+    """read(wait_s) blocks on the HID device (hid_read_timeout) and returns as soon as a report
+    arrives, decoded by pyspacemouse: no polling period between a report and its reading."""
+    import threading
+    import time
+
+    hid = FakeHidDevice()
+    sm = FakeHidSpaceMouse(hid)
+    sm.connect()
+    try:
+        t0 = time.monotonic()
+        idle = sm.read(wait_s=0.1)  # nothing comes: waits the whole 0.1 s, reads no deflection
+        assert time.monotonic() - t0 >= 0.09
+        assert not np.any(idle.axes)
+
+        reports = encode_reports([0.5, 0, 0, 0, 0, 0])
+        pusher = threading.Timer(0.05, lambda: [hid.push(r) for r in reports])
+        t0 = time.monotonic()
+        pusher.start()
+        got = sm.read(wait_s=5.0)
+        waited_s = time.monotonic() - t0
+        pusher.join()
+        assert got.axes[0] == pytest.approx(0.5, abs=1 / 350)
+        assert waited_s < 2.5, f"read(wait_s=5) took {waited_s:.2f} s: it did not wake on the report"
+    finally:
+        sm.close()
+
+
+def test_read_with_wait_wakes_on_a_scripted_report_and_on_unplug():
+    import threading
+    import time
+
+    script = [(0.1, encode_reports([0, 0.4, 0, 0, 0, 0])[0])]
+    hid = FakeHidDevice(script=script)
+    sm = FakeHidSpaceMouse(hid)
+    sm.connect()
+    t0 = time.monotonic()
+    got = sm.read(wait_s=5.0)
+    assert 0.09 <= time.monotonic() - t0 < 2.5
+    assert got.axes[1] == pytest.approx(0.4, abs=1 / 350)
+    threading.Timer(0.05, hid.unplug).start()
+    with pytest.raises(SpaceMouseDisconnected):
+        sm.read(wait_s=5.0)
+    assert not sm.connected

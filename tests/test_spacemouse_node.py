@@ -190,3 +190,30 @@ def test_new_report_while_intervening_is_published_at_once(ros_context, spin, co
         assert time.monotonic() - t0 < 9.0  # well before the first periodic publish (10 s)
     finally:
         node.close()
+
+
+def test_a_report_is_published_at_once_not_at_the_next_read_period(ros_context, spin, collector):
+    """The reader waits on the device, so with a 1 Hz read rate (1 s between wake-ups) a
+    takeover still goes out as soon as its report arrives."""
+    hid = FakeHidDevice()
+    node = _node(ros_context, hid, read_rate_hz=1.0, publish_rate_hz=1.0)
+    listener = Node("listener", context=ros_context)
+    ops = collector(listener, OperatorCommand, OPERATOR_TOPIC, qos.COMMAND)
+    spin(node, listener)
+    try:
+        ops.wait_for(1, timeout_s=10.0)  # discovery done: the periodic idle message came
+        delays = []
+        for k in range(3):
+            n = len(ops.messages)
+            time.sleep(0.13)  # lands at different phases of the 1 s wake-up period
+            t_push = time.monotonic()
+            for rep in encode_reports([0.6 if k % 2 == 0 else -0.6, 0, 0, 0, 0, 0]):
+                hid.push(rep)
+            ops.wait_for(1, timeout_s=5.0, start=n, where=lambda m: m.intervening and abs(m.twist.linear.x) > 0)
+            delays.append(time.monotonic() - t_push)
+        # A polled device would take up to 1 s (0.5 s on average); all three came sooner.
+        assert max(delays) < 0.35, f"report -> OperatorCommand took {delays} s"
+    finally:
+        node.close()
+        node.destroy_node()
+        listener.destroy_node()

@@ -138,7 +138,8 @@ class SpaceMouseConfig:
     """'module:callable' returning a SimOperatorSource for the sim backend when the node runs
     as its own process (in-process graphs pass the source object instead)."""
     read_rate_hz: float = 200.0
-    """Device polling rate in Hz."""
+    """The reader wakes at least this often (hold times, periodic publishing, reconnects), Hz;
+    a device report wakes it at once."""
     intervention: InterventionConfig = field(default_factory=InterventionConfig)
     """Intervention detection."""
     mapping: TeleopMapping = field(default_factory=TeleopMapping)
@@ -169,8 +170,12 @@ class SpaceMouse(abc.ABC):
         """Open the device; SpaceMouseError (with the fix) when that is impossible."""
 
     @abc.abstractmethod
-    def read(self) -> SpaceMouseReading:
-        """Newest reading; SpaceMouseDisconnected when the device went away."""
+    def read(self, wait_s: float = 0.0) -> SpaceMouseReading:
+        """Newest reading; SpaceMouseDisconnected when the device went away.
+
+        ``wait_s`` > 0: first wait up to that long for the device's next report (returning as
+        soon as one arrives), so a reader thread wakes on each report instead of polling.
+        """
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -208,20 +213,24 @@ class _PySpaceMouseBase(SpaceMouse):
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._device = None  # pyspacemouse.SpaceMouseDevice once connected
+        self._hid: _WaitingHid | None = None  # the HID device under it, wrapped
 
     @property
     def connected(self) -> bool:
         return self._device is not None
 
-    def read(self) -> SpaceMouseReading:
+    def read(self, wait_s: float = 0.0) -> SpaceMouseReading:
         from easyhid import HIDException
 
         if self._device is None:
             raise SpaceMouseError("SpaceMouse read before connect(); call connect() first")
         state = self._device._state  # noqa: SLF001 (the decoded state; read() returns the same object)
         try:
-            for _ in range(self.MAX_REPORTS_PER_READ):
+            for i in range(self.MAX_REPORTS_PER_READ):
                 before = state.t
+                # Only the first HID read may block (hid_read_timeout: the kernel wakes it on a
+                # report); the rest drain what is already queued without waiting.
+                self._hid.wait_ms = max(0, int(round(wait_s * 1000.0))) if i == 0 else 0
                 state = self._device.read()
                 if state.t == before:  # no report was pending (non-blocking read returned nothing)
                     break
@@ -235,6 +244,12 @@ class _PySpaceMouseBase(SpaceMouse):
         )
         return SpaceMouseReading(t=self._clock(), axes=axes, buttons=tuple(int(b) for b in state.buttons))
 
+    def _use(self, device) -> None:
+        """Adopt an opened pyspacemouse device, with its HID reads routed through _WaitingHid."""
+        self._hid = _WaitingHid(device._device)  # noqa: SLF001 (pyspacemouse 2.1.0 reads its HID device there)
+        device._device = self._hid  # noqa: SLF001
+        self._device = device
+
     def _drop_device(self) -> None:
         dev, self._device = self._device, None
         if dev is not None:
@@ -247,6 +262,23 @@ class _PySpaceMouseBase(SpaceMouse):
 
     def close(self) -> None:
         self._drop_device()
+
+
+class _WaitingHid:
+    """An easyhid-like device whose plain ``read(size)`` (what pyspacemouse calls) waits up to
+    ``wait_ms`` for a report (hidapi's ``hid_read_timeout``), or returns at once when 0."""
+
+    def __init__(self, device) -> None:
+        self.device = device
+        self.wait_ms = 0
+
+    def read(self, size: int = 64, timeout: int | None = None) -> bytes:
+        if timeout is None and self.wait_ms > 0:
+            timeout = self.wait_ms
+        return self.device.read(size) if timeout is None else self.device.read(size, timeout=timeout)
+
+    def __getattr__(self, name: str):
+        return getattr(self.device, name)
 
 
 class RealSpaceMouse(_PySpaceMouseBase):
@@ -267,7 +299,7 @@ class RealSpaceMouse(_PySpaceMouseBase):
                 f"pyspacemouse cannot load ({e}); install Debian's libhidapi-hidraw0 and pyspacemouse==2.1.0"
             ) from e
         try:
-            self._device = pyspacemouse.open(
+            device = pyspacemouse.open(
                 device=self.device_name or None,
                 device_index=self.device_index,
                 nonblocking=True,
@@ -278,7 +310,8 @@ class RealSpaceMouse(_PySpaceMouseBase):
             raise SpaceMouseError(f"cannot open {what}: {e}. Plug the device in. {UDEV_HELP}") from e
         except ValueError as e:
             raise SpaceMouseError(f"cannot open SpaceMouse: {e}") from e
-        log.info("SpaceMouse connected: %s", self._device.describe_connection())
+        self._use(device)
+        log.info("SpaceMouse connected: %s", device.describe_connection())
 
 
 class FakeHidDevice:
@@ -311,7 +344,7 @@ class FakeHidDevice:
         self._unplugged = False
         self._fail_open = fail_open
         self._start_unix_s = float(start_unix_s)
-        self._lock = threading.Lock()
+        self._ready = threading.Condition()
         self.is_open = False
         self.nonblocking = False
         self.reads = 0
@@ -332,33 +365,50 @@ class FakeHidDevice:
         self.nonblocking = bool(enable_nonblocking)
 
     def push(self, report: bytes | bytearray | list[int]) -> None:
-        with self._lock:
+        with self._ready:
             self._queue.append(bytes(report))
+            self._ready.notify_all()
 
     def unplug(self) -> None:
-        self._unplugged = True
+        with self._ready:
+            self._unplugged = True
+            self._ready.notify_all()
 
     def read(self, size: int = 64, timeout: int | None = None) -> bytes:
+        """Next queued or due report, else b"" (non-blocking); with ``timeout`` (ms, as
+        hidapi's ``hid_read_timeout``) wait up to that long for one to be pushed or fall due."""
         from easyhid import HIDException
 
         self.reads += 1
         if not self.is_open:
             raise HIDException("HIDDevice not open")
-        with self._lock:
-            if self._script and self._t_open is not None:
-                elapsed = self._clock() - self._t_open
-                while self._script and self._script[0][0] <= elapsed:
-                    _, report = self._script.pop(0)
-                    if report is None:
-                        self._unplugged = True
-                        break
-                    self._queue.append(report)
-            if self._queue:
-                return self._queue.popleft()[:size]
-        if self._unplugged:
-            # What easyhid raises when hid_read returns -1 (device gone).
-            raise HIDException("Failed to read from HID device: -1")
-        return b""
+        deadline = time.monotonic() + (timeout or 0) / 1000.0
+        with self._ready:
+            while True:
+                next_due_s = self._take_due_reports()
+                if self._queue:
+                    return self._queue.popleft()[:size]
+                if self._unplugged:
+                    # What easyhid raises when hid_read returns -1 (device gone).
+                    raise HIDException("Failed to read from HID device: -1")
+                left_s = deadline - time.monotonic()
+                if left_s <= 0:
+                    return b""
+                # Woken by push()/unplug(), or when the next scripted report falls due.
+                self._ready.wait(left_s if next_due_s is None else min(left_s, max(next_due_s, 1e-4)))
+
+    def _take_due_reports(self) -> float | None:
+        """Queue the scripted reports that are due; seconds until the next one (None: none left)."""
+        if not self._script or self._t_open is None:
+            return None
+        elapsed = self._clock() - self._t_open
+        while self._script and self._script[0][0] <= elapsed:
+            _, report = self._script.pop(0)
+            if report is None:
+                self._unplugged = True
+                return None
+            self._queue.append(report)
+        return self._script[0][0] - elapsed if self._script else None
 
 
 class FakeHidSpaceMouse(_PySpaceMouseBase):
@@ -381,7 +431,7 @@ class FakeHidSpaceMouse(_PySpaceMouseBase):
         except RuntimeError as e:
             raise SpaceMouseError(f"cannot open SpaceMouse '{self.device_name}': {e}. {UDEV_HELP}") from e
         self.hid_device.set_nonblocking(True)
-        self._device = dev
+        self._use(dev)
 
 
 def encode_reports(
@@ -491,9 +541,17 @@ class SimSpaceMouse(SpaceMouse):
             connect()
         self._connected = True
 
-    def read(self) -> SpaceMouseReading:
+    def read(self, wait_s: float = 0.0) -> SpaceMouseReading:
         if not self._connected:
             raise SpaceMouseError("SpaceMouse read before connect(); call connect() first")
+        if wait_s > 0:
+            # A source that can say when it has something new (wait_for_new(timeout_s)) wakes the
+            # reader; otherwise this paces the reader like a polled device.
+            wait = getattr(self._source, "wait_for_new", None)
+            if callable(wait):
+                wait(wait_s)
+            else:
+                time.sleep(wait_s)
         r = self._read()
         if r is None:
             return SpaceMouseReading(t=self._clock(), axes=np.zeros(6), buttons=(0,) * self._n_buttons)

@@ -31,6 +31,7 @@ class JoyTopicSource:
         self.topic = topic
         self.max_age_s = max_age_s
         self._lock = threading.Lock()
+        self._new = threading.Event()  # set by each message, cleared by wait_for_new
         self._latest: SpaceMouseReading | None = None
         self._received_at = 0.0
         self._context = None
@@ -70,6 +71,13 @@ class JoyTopicSource:
                                     buttons=tuple(int(b) for b in msg.buttons))
         with self._lock:
             self._latest, self._received_at = reading, time.monotonic()
+        self._new.set()
+
+    def wait_for_new(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for a message newer than the last wait; whether one came."""
+        got = self._new.wait(timeout_s)
+        self._new.clear()
+        return got
 
     def read(self) -> SpaceMouseReading | None:
         with self._lock:

@@ -12,7 +12,10 @@ Publishes
   ``/robot_stack/spacemouse/twist`` (geometry_msgs/TwistStamped, qos.SENSOR): the device
       deflection as a base-frame twist (deadzone applied), whether or not intervening.
 
-The device is polled at ``read_rate_hz`` by a timer. When it is absent, not permitted, or
+A reader thread waits on the device (hidapi's ``hid_read_timeout``: the kernel wakes it when
+a report arrives), so each report is decoded and, while intervening, published the moment it
+arrives; the thread also wakes at least ``read_rate_hz`` times a second for hold times,
+periodic publishing and reconnects. When the device is absent, not permitted, or
 unplugged, the node publishes ``intervening=false`` with a zero twist (the robot holds
 still), logs what to do, and retries every ``reconnect_period_s``.
 
@@ -20,6 +23,7 @@ Parameters: every field of :class:`SpaceMouseNodeConfig` (see config/spacemouse.
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -84,12 +88,13 @@ class SpaceMouseNode(Node):
         self.pub_operator = self.create_publisher(OperatorCommand, OPERATOR_TOPIC, qos.COMMAND)
         self.pub_joy = self.create_publisher(Joy, JOY_TOPIC, qos.SENSOR)
         self.pub_twist = self.create_publisher(TwistStamped, TWIST_TOPIC, qos.SENSOR)
-        self._publish_every = max(1, round(self.config.read_rate_hz / self.config.publish_rate_hz))
-        self._tick_count = 0
         self._next_connect_t = 0.0
+        self._next_publish_t = 0.0
         self._last_error = ""
         self._last_reading: SpaceMouseReading | None = None
-        self.timer = self.create_timer(1.0 / self.config.read_rate_hz, self._tick)
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read_loop, name="spacemouse-reader", daemon=True)
+        self._reader.start()
         self.get_logger().info(
             f"SpaceMouse backend '{self.config.backend}', reading at {self.config.read_rate_hz:g} Hz, "
             f"publishing {OPERATOR_TOPIC} at {self.config.publish_rate_hz:g} Hz"
@@ -123,17 +128,37 @@ class SpaceMouseNode(Node):
         self._last_error = ""
         return True
 
-    def _tick(self) -> None:
+    def _read_loop(self) -> None:
+        period_s = 1.0 / self.config.read_rate_hz
+        wake_t = time.monotonic()
+        while not self._stop.is_set() and self.context.ok():
+            wake_t = max(wake_t + period_s, time.monotonic())  # no catch-up burst after a stall
+            try:
+                self._tick(wait_s=wake_t - time.monotonic())
+            except Exception as e:  # noqa: BLE001 - the reader must outlive any one bad read
+                if self._stop.is_set() or not self.context.ok():
+                    return  # torn down under the read: the node is stopping
+                # A bug here must not leave the operator "intervening" on a stale twist: end the
+                # intervention (robot holds), say so once, and keep reading.
+                self._report_error(f"SpaceMouse reader failed: {e!r}; intervention ended, robot holds still")
+                self._publish(self.detector.disconnect(time.monotonic()), None)
+                self._stop.wait(self.config.reconnect_period_s)
+
+    def _tick(self, wait_s: float = 0.0) -> None:
         now = time.monotonic()
-        self._tick_count += 1
-        periodic = self._tick_count % self._publish_every == 0
+        if not self.device.connected and now < self._next_connect_t:
+            self._stop.wait(max(0.0, wait_s))  # nothing to wait on: pace the reconnect checks
+            now = time.monotonic()
+        periodic = now >= self._next_publish_t
+        if periodic:
+            self._next_publish_t = max(self._next_publish_t + 1.0 / self.config.publish_rate_hz, now)
         if not self._ensure_connected(now):
             upd = self.detector.disconnect(now)
             if periodic or upd.changed:
                 self._publish(upd, None)
             return
         try:
-            reading = self.device.read()
+            reading = self.device.read(wait_s=max(0.0, wait_s))
         except SpaceMouseError as e:
             self._report_error(f"{e}; intervention ended, robot holds still")
             self._next_connect_t = now + self.config.reconnect_period_s
@@ -176,7 +201,14 @@ class SpaceMouseNode(Node):
         self.pub_twist.publish(tw)
 
     def close(self) -> None:
+        self._stop.set()
+        if self._reader.is_alive() and self._reader is not threading.current_thread():
+            self._reader.join(timeout=2.0)
         self.device.close()
+
+    def destroy_node(self) -> None:
+        self.close()
+        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
