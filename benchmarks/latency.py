@@ -45,6 +45,7 @@ import os
 import pathlib
 import platform
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -372,6 +373,12 @@ def main() -> int:
     ap.add_argument("--actor-executor", default="events", choices=("multi_threaded", "events"))
     ap.add_argument("--nice", type=int, default=0,
                     help="run the whole graph at this nice value (e.g. -10 on a shared machine; needs root)")
+    ap.add_argument("--node-prefix", default="",
+                    help="command prefix for the SpaceMouse, actor and Franka nodes, like a launch file's "
+                         "launch-prefix (e.g. 'nice -n -10' or 'chrt -f 20'; needs root or CAP_SYS_NICE)")
+    ap.add_argument("--rt-priority", type=int, default=0,
+                    help="SCHED_FIFO priority for the actor's control thread and the SpaceMouse reader "
+                         "(control_thread_priority, reader_thread_priority; 0: normal scheduling)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latency.json"))
     args = ap.parse_args()
     if args.role == "cameras":
@@ -386,20 +393,21 @@ def main() -> int:
         os.nice(args.nice)  # inherited by the world, the nodes and the probe
     kids = Children(tmp)
     py = sys.executable
+    prefix = shlex.split(args.node_prefix)
     result: dict = {}
     t_launch = time.time()
     with WorldProcess(args.host, task="none"):
         probe = Probe()
         try:
-            kids.start("franka", [py, "-m", "robot_stack.nodes.franka_node", "--ros-args", "--params-file", params_file(tmp, "franka", {
+            kids.start("franka", [*prefix, py, "-m", "robot_stack.nodes.franka_node", "--ros-args", "--params-file", params_file(tmp, "franka", {
                 "robot": {"backend": "franky", "robot_ip": args.host},
                 "debug_latency": True, "send_on_command": not args.no_send_on_command})])
             kids.start("cameras", [py, str(pathlib.Path(__file__).resolve()), "--role", "cameras"])
             spec_path = tmp / "spec.json"
             spec_path.write_text(policy_spec_json())
-            kids.start("actor", [py, "-m", "robot_stack.nodes.actor_node", "--ros-args", "--params-file", params_file(tmp, "actor", {
+            kids.start("actor", [*prefix, py, "-m", "robot_stack.nodes.actor_node", "--ros-args", "--params-file", params_file(tmp, "actor", {
                 "spec_file": str(spec_path), "reset_mode": "none", "max_episode_steps": 100, "log_every_s": 5.0,
-                "executor": args.actor_executor,
+                "executor": args.actor_executor, "control_thread_priority": args.rt_priority,
                 **({} if args.actor_timer == "thread" else {"control_thread": False})})],
                 env={"OMP_NUM_THREADS": "1"})  # 2 cores: one torch thread leaves room for the rest
             deadline = time.monotonic() + 180.0
@@ -412,9 +420,9 @@ def main() -> int:
             t0 = time.time() + lead_s
             script, at, cycles = operator_script(args.seconds, args.cycle_s, args.deflect_s, 0.0)
             (tmp / "reports.yaml").write_text(yaml.safe_dump(script))
-            kids.start("spacemouse", [py, "-m", "robot_stack.nodes.spacemouse_node", "--ros-args", "--params-file", params_file(tmp, "spacemouse", {
+            kids.start("spacemouse", [*prefix, py, "-m", "robot_stack.nodes.spacemouse_node", "--ros-args", "--params-file", params_file(tmp, "spacemouse", {
                 "backend": "fake", "fake_reports_file": str(tmp / "reports.yaml"), "fake_script_start_unix_s": t0,
-                "read_rate_hz": args.spacemouse_read_rate_hz,
+                "read_rate_hz": args.spacemouse_read_rate_hz, "reader_thread_priority": args.rt_priority,
                 "publish_on_report": not args.no_publish_on_report})])
             while not probe.first_operator.wait(1.0):
                 kids.check_alive()
@@ -466,7 +474,7 @@ def main() -> int:
             "franka_send_on_command": not args.no_send_on_command,
             "spacemouse_publish_on_report": not args.no_publish_on_report,
             "spacemouse_read_rate_hz": args.spacemouse_read_rate_hz,
-            "actor_control_loop": args.actor_timer, "actor_executor": args.actor_executor, "nice": args.nice, "rmw": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
+            "actor_control_loop": args.actor_timer, "actor_executor": args.actor_executor, "nice": args.nice, "node_prefix": args.node_prefix, "rt_priority": args.rt_priority, "rmw": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
             "rmw_fastrtps_publication_mode": os.environ.get("RMW_FASTRTPS_PUBLICATION_MODE", "(default)"),
             "command": " ".join(["python", "benchmarks/latency.py", *sys.argv[1:]]),
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -101,24 +101,20 @@ def collector():
 @pytest.fixture(autouse=True)
 def _no_real_time_leak():
     """franky.Robot() raises its calling thread to SCHED_FIFO 99 (as root). A test that leaves
-    the pytest process there (the thread itself, or glibc's record of it, which new threads
-    inherit) makes every thread and process started afterwards real-time, and one busy
+    the pytest process there (in the kernel, or in the record pthreads keeps and Fast DDS copies
+    into its threads) makes every thread and process started afterwards real-time, and one busy
     real-time thread starves the machine: fail that test, and put the process back."""
     import os
-    import threading
 
-    from robot_stack.core.franka import _restore_thread_scheduling
+    from robot_stack.core.realtime import pthread_scheduling, set_current_thread_scheduling
 
     yield
-    seen: list[int] = []
-    probe = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))
-    probe.start()
-    probe.join()
     try:
-        leaked = os.sched_getscheduler(0) != os.SCHED_OTHER or seen[0] != os.SCHED_OTHER
+        kernel = os.sched_getscheduler(0)
     except OSError:
         return
-    if leaked:
-        _restore_thread_scheduling((os.SCHED_OTHER, 0))
-        pytest.fail("the test left the pytest process at real-time scheduling priority "
-                    "(the main thread, or the threads it starts)")
+    reported = pthread_scheduling()
+    if kernel != os.SCHED_OTHER or (reported is not None and reported[0] != os.SCHED_OTHER):
+        set_current_thread_scheduling(os.SCHED_OTHER, 0)
+        pytest.fail(f"the test left the pytest process at real-time scheduling priority "
+                    f"(kernel policy {kernel}, pthreads reports {reported})")

@@ -120,7 +120,16 @@ def test_actor_and_learner_learn_together_over_dds(ros_context, tmp_path):
             f"updates {learner.core.updates}, transitions {learner.core.transitions})")
         assert len(episodes) >= 3
         executor.remove_node(actor)  # stop producing steps, then compare what both sides saw
-        time.sleep(0.5)
+        # Both subscribers get every step (reliable), but on a loaded machine one may still be
+        # delivering the last ones: wait until neither count moves for a while.
+        seen, settle_deadline = None, time.monotonic() + 20.0
+        while time.monotonic() < settle_deadline:
+            time.sleep(0.5)  # polling for quiescence, bounded by the deadline
+            with lock:
+                now_seen = (len(steps), learner.core.transitions)
+            if now_seen == seen:
+                break
+            seen = now_seen
         with lock:
             records = list(steps)
         parsed = [convert.step_from_msg(m, SPEC) for m in records]

@@ -23,7 +23,6 @@ Quaternions are ``(x, y, z, w)``.
 """
 from __future__ import annotations
 
-import ctypes
 import logging
 import math
 import os
@@ -32,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
+
+from robot_stack.core.realtime import RealtimeError, current_thread_scheduling, set_current_thread_scheduling
 
 logger = logging.getLogger(__name__)
 
@@ -287,39 +288,19 @@ def _clip_norm(x: np.ndarray, max_norm: float) -> np.ndarray:
 
 
 # -- franky backend ------------------------------------------------------------------------------
-def _thread_scheduling() -> tuple[int, int] | None:
-    """(policy, priority) of the calling thread, or None where the OS has no such call."""
-    try:
-        return os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
-    except (AttributeError, OSError):
-        return None
-
-
 def _restore_thread_scheduling(saved: tuple[int, int] | None) -> None:
-    """Put the calling thread back to ``saved`` (policy, priority), through pthreads.
+    """Put the calling thread back to ``saved`` (policy, priority) after franky raised it.
 
-    It must be ``pthread_setschedparam``, not the ``sched_setscheduler`` syscall: glibc keeps
-    the thread's policy in its own thread descriptor (set there by franky's
-    ``pthread_setschedparam``) and gives it to every thread created later with inherited
-    scheduling. With the bare syscall the caller looked restored while every later thread (all
-    of Fast DDS's, for one) was still born SCHED_FIFO 99.
+    Through pthreads (robot_stack.core.realtime): with the bare syscall the caller ran normally
+    but pthreads still reported SCHED_FIFO 99, and every Fast DDS thread it started later was
+    born with that priority.
     """
     if saved is None:
         return
-    policy, priority = saved
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.pthread_self.restype = ctypes.c_ulong
-        libc.pthread_setschedparam.argtypes = (ctypes.c_ulong, ctypes.c_int, ctypes.POINTER(ctypes.c_int))
-        param = ctypes.c_int(priority)  # struct sched_param is one int on Linux
-        err = libc.pthread_setschedparam(libc.pthread_self(), policy, ctypes.byref(param))
-    except (OSError, AttributeError) as e:
+        set_current_thread_scheduling(*saved)
+    except RealtimeError as e:
         logger.warning("could not restore the thread's scheduling policy after connecting: %s", e)
-        return
-    if err:
-        logger.warning("could not restore the thread's scheduling policy after connecting: %s", os.strerror(err))
-    elif _thread_scheduling() != saved:
-        logger.warning("thread scheduling is %s after restoring %s", _thread_scheduling(), saved)
 
 
 class FrankyRobot:
@@ -342,7 +323,7 @@ class FrankyRobot:
 
         self._franky = franky
         rt = {"ignore": franky.RealtimeConfig.Ignore, "enforce": franky.RealtimeConfig.Enforce}[self.config.realtime_config]
-        sched = _thread_scheduling()
+        sched = current_thread_scheduling()
         try:
             self._robot = franky.Robot(self.config.robot_ip, relative_dynamics_factor=self.config.relative_dynamics_factor,
                                        realtime_config=rt)

@@ -35,6 +35,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import Joy
 
 from robot_stack.core.config import ConfigError
+from robot_stack.core.realtime import RealtimeError, make_current_thread_fifo
 from robot_stack.core.spacemouse import (
     FakeHidDevice,
     InterventionDetector,
@@ -64,6 +65,10 @@ class SpaceMouseNodeConfig(SpaceMouseConfig):
     """Frame of the commanded twist (the robot base frame)."""
     reconnect_period_s: float = 1.0
     """Seconds between attempts to (re)open a missing device."""
+    reader_thread_priority: int = 0
+    """SCHED_FIFO priority (1..98) of the reader thread (it reads, decides and publishes a
+    takeover), so a busy machine cannot delay it; 0: normal scheduling. Needs root,
+    CAP_SYS_NICE or an rtprio limit; refused, the node says how to allow it and goes on."""
     publish_on_report: bool = True
     """While intervening, publish at once when a new device report changed the reading (false:
     only at publish_rate_hz); the device's own report rate (about 100 Hz) bounds the rate."""
@@ -72,6 +77,8 @@ class SpaceMouseNodeConfig(SpaceMouseConfig):
         super().validate()
         if not 0 < self.publish_rate_hz <= self.read_rate_hz:
             raise ValueError(f"publish_rate_hz must be in (0, read_rate_hz={self.read_rate_hz}], got {self.publish_rate_hz}")
+        if not 0 <= self.reader_thread_priority <= 98:
+            raise ValueError(f"reader_thread_priority must be in 0..98 (0: normal scheduling), got {self.reader_thread_priority}")
         if self.reconnect_period_s <= 0:
             raise ValueError(f"reconnect_period_s must be > 0, got {self.reconnect_period_s}")
 
@@ -129,6 +136,11 @@ class SpaceMouseNode(Node):
         return True
 
     def _read_loop(self) -> None:
+        if self.config.reader_thread_priority > 0:
+            try:
+                make_current_thread_fifo(self.config.reader_thread_priority)
+            except RealtimeError as e:
+                self.get_logger().warning(f"reader_thread_priority: {e}; the reader runs at normal priority")
         period_s = 1.0 / self.config.read_rate_hz
         wake_t = time.monotonic()
         while not self._stop.is_set() and self.context.ok():
