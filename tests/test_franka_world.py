@@ -47,13 +47,13 @@ def test_world_serves_a_franky_client_in_about_real_time(reach_world):
     franky = pytest.importorskip("franky")
     import time
 
-    import os
+    from robot_stack.core.realtime import current_thread_scheduling, set_current_thread_scheduling
 
-    policy = os.sched_getscheduler(0), os.sched_getparam(0)
+    policy = current_thread_scheduling()
     robot = franky.Robot(reach_world.hostname, realtime_config=franky.RealtimeConfig.Ignore)
-    # franky.Robot() raises its caller to SCHED_FIFO 99 (as root): undo it, or every process
-    # this test session starts later inherits real-time priority.
-    os.sched_setscheduler(0, *policy)
+    # franky.Robot() raises its caller to SCHED_FIFO 99 (as root): undo it (through pthreads), or
+    # every thread and process this test session starts later is real-time.
+    set_current_thread_scheduling(*policy)
     t0, w0 = robot.state.time.to_sec(), time.perf_counter()
     time.sleep(1.0)  # let the simulation run for a measurable stretch of wall time
     rtf = (robot.state.time.to_sec() - t0) / (time.perf_counter() - w0)

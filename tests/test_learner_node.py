@@ -137,7 +137,10 @@ def test_restart_resumes_from_checkpoint_and_buffer(ros_context, spin, collector
     weights = collector(probe, PolicyWeights, ln.POLICY_TOPIC, qos.POLICY)
     spin(again)
     try:
-        assert len(again.core.online) == 18 and again.core.updates == updates
+        # The resumed learner trains at once (its buffer is full enough), so only the count it
+        # started from is exact.
+        assert len(again.core.online) == 18 and again.core.resumed_updates == updates
+        assert again.core.updates >= updates
         got = weights.wait_for(1, timeout_s=10.0, where=lambda m: m.version == version + 1)
         assert got[0].learner_step >= updates
     finally:

@@ -204,6 +204,7 @@ class LearnerCore:
                 self.agent.load_policy_weights(policy_state_from_bytes(data))
                 log.info("warm start from %s", cfg.warm_start_policy_file)
         self.spec = spec
+        self.resumed_updates = self.updates  # what the checkpoint held (0 for a fresh run)
         self.online = VisionReplayBuffer(spec, cfg.buffer_capacity, self.run_dir / self.ONLINE_LOG, cfg.buffer_sync).open()
         self.intervention = VisionReplayBuffer(spec, cfg.buffer_capacity, self.run_dir / self.INTERVENTION_LOG,
                                                cfg.buffer_sync).open()
