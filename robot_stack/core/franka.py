@@ -2,6 +2,9 @@
 
 * ``franky``: the real robot through franky-control (libfranka 0.21), or franky-sim over
   loopback -- the same code path, only ``robot_ip`` differs.
+* ``direct``: the sim world's direct link (:mod:`robot_stack.core.franka_direct`): the same
+  task in MuJoCo without the libfranka protocol, for machines where franky-sim cannot keep
+  real time next to the whole graph (``sim_world_node`` with ``physics: direct``).
 * ``fake``: a pure-Python kinematic integrator of the EE twist, for unit tests and for
   running nodes without any simulator.
 
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, runtime_checkable
@@ -36,7 +38,7 @@ from robot_stack.core.realtime import RealtimeError, current_thread_scheduling, 
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("franky", "fake")
+BACKENDS = ("franky", "direct", "fake")
 FR3_JOINT_NAMES = tuple(f"fr3_joint{i}" for i in range(1, 8))
 FR3_READY_Q_RAD = (0.0, -math.pi / 4, 0.0, -3 * math.pi / 4, 0.0, math.pi / 2, math.pi / 4)
 GRIPPER_MAX_WIDTH_M = 0.08
@@ -167,9 +169,15 @@ class FrankaConfig:
     """Robot connection and backend settings."""
 
     backend: str = "fake"
-    """Robot backend: 'franky' (real robot, or franky-sim on a loopback address) or 'fake' (tests)."""
+    """Robot backend: 'franky' (real robot, or franky-sim on a loopback address), 'direct' (the sim
+    world's direct link, no libfranka: sim_world_node with physics: direct) or 'fake' (tests)."""
     robot_ip: str = "127.0.0.1"
-    """Robot (FCI) address; for franky-sim the loopback address its server is bound to."""
+    """Robot (FCI) address; for franky-sim the loopback address its server is bound to; for the
+    direct backend the address the sim world's direct link is bound to."""
+    direct_port: int = 17337
+    """Direct backend: UDP port of the sim world's direct link (sim_world_node's direct_port)."""
+    direct_timeout_s: float = 1.0
+    """Direct backend: a request without a reply for this long means the link is lost, s."""
     realtime_config: str = "ignore"
     """libfranka real-time policy: 'ignore' (no RT kernel, sim) or 'enforce' (real robot on an RT kernel)."""
     relative_dynamics_factor: float = 0.15
@@ -214,10 +222,12 @@ class FrankaConfig:
         for name in ("segment_hold_s", "gripper_speed_m_s", "gripper_force_n", "gripper_poll_period_s",
                      "stop_timeout_s", "fake_lag_s", "home_max_lin_speed_m_s", "home_max_ang_speed_rad_s",
                      "home_max_lin_accel_m_s2", "home_gain_1_s", "home_tolerance_m", "home_tolerance_rad",
-                     "home_rate_hz"):
+                     "home_rate_hz", "direct_timeout_s"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be > 0, got {v!r}")
+        if not 1 <= self.direct_port <= 65535:
+            raise ValueError(f"direct_port must be a UDP port in 1..65535, got {self.direct_port}")
         if not self.robot_ip:
             raise ValueError("robot_ip is empty: set the robot's FCI address (or franky-sim's loopback address)")
 
@@ -228,6 +238,10 @@ def make_robot(config: FrankaConfig, collision_torque_threshold_nm: float = 20.0
     config.validate()
     if config.backend == "franky":
         return FrankyRobot(config, collision_torque_threshold_nm, collision_force_threshold_n)
+    if config.backend == "direct":
+        from robot_stack.core.franka_direct import DirectRobot  # imports this module: not at the top
+
+        return DirectRobot(config)
     return FakeRobot(config, clock=clock)
 
 
@@ -247,31 +261,68 @@ def rotation_error_rotvec(R_target, R_current) -> np.ndarray:
     return axis / n * angle
 
 
+@dataclass
+class PoseServo:
+    """Velocity servo to a pose: P control on the pose error, speed and acceleration limited.
+
+    One :meth:`step` per ``period_s``. Used by :func:`servo_to_pose` (streamed to a robot) and
+    by the direct sim world (run inside the world), so home moves follow one law."""
+
+    T_target: np.ndarray
+    """4x4 target pose in the base frame."""
+    period_s: float
+    """Time between steps, s."""
+    max_lin_speed_m_s: float
+    max_ang_speed_rad_s: float
+    max_lin_accel_m_s2: float
+    gain_1_s: float
+    tolerance_m: float
+    tolerance_rad: float
+    rest_speed_m_s: float = 0.01
+    """The pose counts as reached only below this EE speed, m/s."""
+    v: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    w: np.ndarray = field(default_factory=lambda: np.zeros(3))
+
+    @classmethod
+    def from_config(cls, T_target: np.ndarray, config: "FrankaConfig") -> "PoseServo":
+        return cls(np.asarray(T_target, dtype=np.float64), 1.0 / config.home_rate_hz, config.home_max_lin_speed_m_s,
+                   config.home_max_ang_speed_rad_s, config.home_max_lin_accel_m_s2, config.home_gain_1_s,
+                   config.home_tolerance_m, config.home_tolerance_rad)
+
+    def step(self, T_base_ee: np.ndarray, ee_lin_m_s: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray]:
+        """(reached, v m/s, w rad/s) for the measured pose and EE velocity."""
+        T = self.T_target
+        e_p = T[:3, 3] - T_base_ee[:3, 3]
+        e_r = rotation_error_rotvec(T[:3, :3], T_base_ee[:3, :3])
+        if (np.linalg.norm(e_p) < self.tolerance_m and np.linalg.norm(e_r) < self.tolerance_rad
+                and np.linalg.norm(ee_lin_m_s) < self.rest_speed_m_s):
+            return True, np.zeros(3), np.zeros(3)
+        dv_max = self.max_lin_accel_m_s2 * self.period_s
+        dw_max = dv_max * self.max_ang_speed_rad_s / self.max_lin_speed_m_s
+        v_t = _clip_norm(self.gain_1_s * e_p, self.max_lin_speed_m_s)
+        w_t = _clip_norm(self.gain_1_s * e_r, self.max_ang_speed_rad_s)
+        self.v = self.v + _clip_norm(v_t - self.v, dv_max)
+        self.w = self.w + _clip_norm(w_t - self.w, dw_max)
+        return False, self.v, self.w
+
+
 def servo_to_pose(robot: "FrankaRobot", T_base_ee: np.ndarray, timeout_s: float, config: FrankaConfig,
                   clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> bool:
-    """Drive the EE to a pose with streamed velocities (P control, speed and acceleration
-    limited); True when within tolerance and at rest before ``timeout_s``. Blocks."""
+    """Drive the EE to a pose with streamed velocities (:class:`PoseServo`); True when within
+    tolerance and at rest before ``timeout_s``. Blocks."""
     T = np.asarray(T_base_ee, dtype=np.float64)
-    period = 1.0 / config.home_rate_hz
-    dv_max = config.home_max_lin_accel_m_s2 * period
-    dw_max = dv_max * config.home_max_ang_speed_rad_s / config.home_max_lin_speed_m_s
-    v, w = np.zeros(3), np.zeros(3)
+    servo = PoseServo.from_config(T, config)
+    period = servo.period_s
     t_end = clock() + timeout_s
     next_t = clock()
     while clock() < t_end:
         s = robot.read_state()
         if s.has_error:
             raise RobotError("robot in reflex/error state during the home move")
-        e_p = T[:3, 3] - s.p_base_ee
-        e_r = rotation_error_rotvec(T[:3, :3], s.T_base_ee[:3, :3])
-        if (np.linalg.norm(e_p) < config.home_tolerance_m and np.linalg.norm(e_r) < config.home_tolerance_rad
-                and np.linalg.norm(s.ee_lin_m_s) < 0.01):
+        reached, v, w = servo.step(s.T_base_ee, s.ee_lin_m_s)
+        if reached:
             robot.stop()
             return True
-        v_t = _clip_norm(config.home_gain_1_s * e_p, config.home_max_lin_speed_m_s)
-        w_t = _clip_norm(config.home_gain_1_s * e_r, config.home_max_ang_speed_rad_s)
-        v = v + _clip_norm(v_t - v, dv_max)
-        w = w + _clip_norm(w_t - w, dw_max)
         robot.send_twist(v, w)
         next_t += period
         sleep(max(0.0, next_t - clock()))  # loop pacing

@@ -1,12 +1,16 @@
-"""Sim world node: a task inside franky-sim standing in for the robot, cameras and operator.
+"""Sim world node: a simulated task standing in for the robot, cameras and operator.
 
-In the sim graph this node is the only difference from the real one. It runs
-:class:`robot_stack.sim.franky_world.FrankyWorld` (the FR3 in MuJoCo behind the libfranka
-protocol on ``hostname``; the Franka node connects to it with the ``franky`` backend, exactly
-as to a robot), renders the task's cameras into the camera topics, reports success, resets
-the task's objects between episodes, and runs the simulated operator, whose SpaceMouse
-readings go to the SpaceMouse node's ``sim`` backend (so intervention detection is the
-same code as with a person).
+In the sim graph this node is the only difference from the real one. With ``physics: franky``
+(default) it runs :class:`robot_stack.sim.franky_world.FrankyWorld` (the FR3 in MuJoCo behind
+the libfranka protocol on ``hostname``; the Franka node connects to it with the ``franky``
+backend, exactly as to a robot). With ``physics: direct`` it runs
+:class:`robot_stack.sim.direct_world.DirectWorld` instead: the same task scene stepped at a
+modest rate without libfranka, served on ``hostname:direct_port`` (UDP) to the Franka node's
+``direct`` backend, for machines where franky-sim's 1 kHz loop cannot keep real time next to
+the whole graph. Either way it renders the task's cameras into the camera topics, reports
+success, resets the task's objects between episodes, and runs the simulated operator, whose
+SpaceMouse readings go to the SpaceMouse node's ``sim`` backend (so intervention detection is
+the same code as with a person).
 
 The operator judges the command the robot is being sent (``/robot_stack/franka/cmd_twist``,
 as a person judges the motion they see), with the rule configured (RLIF's value rule by
@@ -73,6 +77,7 @@ RESET_TOPIC = "/robot_stack/episode/reset"
 RESET_DONE_TOPIC = "/robot_stack/episode/reset_done"
 CMD_TWIST_TOPIC = "/robot_stack/franka/cmd_twist"
 FRANKA_STATUS_TOPIC = "/robot_stack/franka/status"
+PHYSICS = ("franky", "direct")
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,14 @@ class SimWorldNodeConfig:
 
     task: str = "reach"
     """Task to run: reach or peg_insertion (robot_stack.sim.tasks)."""
+    physics: str = "franky"
+    """Robot side of the world: 'franky' (franky-sim behind the libfranka protocol; Franka node
+    robot.backend franky) or 'direct' (DirectWorld over a UDP link, no libfranka; Franka node
+    robot.backend direct). The launch file's physics argument sets both."""
     hostname: str = "127.0.0.1"
-    """Loopback address franky-sim serves the libfranka protocol on (the Franka node's robot_ip)."""
+    """Loopback address the world serves the robot on (the Franka node's robot_ip)."""
+    direct_port: int = 17337
+    """physics direct: UDP port of the direct link (the Franka node's robot.direct_port)."""
     realtime_factor: float = 1.0
     """Sim speed relative to wall time (1.0 = real time)."""
     spec_file: str = ""
@@ -129,6 +140,10 @@ class SimWorldNodeConfig:
 
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {sorted(TASKS)}, got '{self.task}'")
+        if self.physics not in PHYSICS:
+            raise ValueError(f"physics must be one of {PHYSICS}, got '{self.physics}'")
+        if not 1 <= self.direct_port <= 65535:
+            raise ValueError(f"direct_port must be a UDP port in 1..65535, got {self.direct_port}")
         if self.image_height < 8 or self.image_width < 8:
             raise ValueError(f"image size must be at least 8x8, got {self.image_height}x{self.image_width}")
         for name, v in (("render_rate_hz", self.render_rate_hz), ("control_rate_hz", self.control_rate_hz)):
@@ -201,7 +216,6 @@ class SimWorldNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__("sim_world", **node_kwargs)
         self.cfg: SimWorldNodeConfig = declare_config(self, SimWorldNodeConfig)
-        from robot_stack.sim.franky_world import FrankyWorld, FrankyWorldConfig
         from robot_stack.sim.operator import OperatorConfig, SimulatedOperator
         from robot_stack.sim.tasks import make_task
 
@@ -214,8 +228,7 @@ class SimWorldNode(Node):
         if unknown:
             raise ConfigError(f"cameras: task '{cfg.task}' has no camera {unknown}; it has {sorted(mounts)}")
         self._mounts = mounts
-        self.world = FrankyWorld(FrankyWorldConfig(hostname=cfg.hostname, realtime_factor=cfg.realtime_factor),
-                                 scene=self.task)
+        self.world = _make_world(cfg, self.task)
         self.operator = None
         if cfg.operator_enabled:
             self.operator = SimulatedOperator(
@@ -227,8 +240,9 @@ class SimWorldNode(Node):
                 seed=cfg.seed,
             )
         self.world.start()
+        where = cfg.hostname if cfg.physics == "franky" else f"udp://{cfg.hostname}:{cfg.direct_port}"
         self.get_logger().info(
-            f"franky-sim world '{cfg.task}' serving on {cfg.hostname} (cameras {list(cfg.cameras)} "
+            f"{cfg.physics} world '{cfg.task}' serving on {where} (cameras {list(cfg.cameras)} "
             f"{cfg.image_width}x{cfg.image_height}, operator {cfg.operator_skill if self.operator else 'off'}"
             f"/{cfg.operator_strategy})")
 
@@ -255,6 +269,7 @@ class SimWorldNode(Node):
         self._pending_reset: tuple[int, float] | None = None  # (episode id, wall time requested)
         self._operator_active = False  # off between a reset request and its completion
         self.frames_published = 0
+        self._rtf_mark = (0.0, time.monotonic())
         self.create_timer(1.0 / cfg.render_rate_hz, self._on_render)
         self.create_timer(30.0, self._log_realtime)
         self.create_timer(1.0 / cfg.control_rate_hz, self._on_control)
@@ -277,9 +292,13 @@ class SimWorldNode(Node):
         self.frames_published += 1
 
     def _log_realtime(self) -> None:
-        # franky-sim paces physics to wall time; on a loaded machine it falls behind: say so.
-        self.get_logger().info(f"sim time {self.world.sim_time_s:.0f} s, real-time factor "
-                               f"{self.world.realtime_factor_measured:.3f} since start")
+        # The world paces physics to wall time; on a loaded machine it falls behind: say so.
+        sim_t, wall_t = self.world.sim_time_s, time.monotonic()
+        last_sim, last_wall = self._rtf_mark
+        self._rtf_mark = (sim_t, wall_t)
+        self.get_logger().info(f"sim time {sim_t:.0f} s, real-time factor {self.world.realtime_factor_measured:.3f} "
+                               f"since start, {(sim_t - last_sim) / max(wall_t - last_wall, 1e-9):.3f} "
+                               f"over the last {wall_t - last_wall:.0f} s ({self.cfg.physics})")
 
     def _on_cmd(self, msg: TwistStamped) -> None:
         v = msg.twist.linear
@@ -364,8 +383,22 @@ class SimWorldNode(Node):
         self._reset_done_pub.publish(UInt64(data=episode))
 
     def close(self) -> None:
-        """Stop the physics thread and the franky-sim server (run_node calls this on exit)."""
+        """Stop the physics thread and the world's server (run_node calls this on exit)."""
+        if self.world.model is not None:
+            self._log_realtime()  # the session's figure (benchmarks/sim_direct_realtime.py reads it)
         self.world.close()
+
+
+def _make_world(cfg: SimWorldNodeConfig, task):
+    """The world of ``cfg.physics`` (not started)."""
+    if cfg.physics == "direct":
+        from robot_stack.sim.direct_world import DirectWorld, DirectWorldConfig
+
+        return DirectWorld(DirectWorldConfig(hostname=cfg.hostname, port=cfg.direct_port,
+                                             realtime_factor=cfg.realtime_factor), scene=task)
+    from robot_stack.sim.franky_world import FrankyWorld, FrankyWorldConfig
+
+    return FrankyWorld(FrankyWorldConfig(hostname=cfg.hostname, realtime_factor=cfg.realtime_factor), scene=task)
 
 
 def _apply_spec_file(cfg: SimWorldNodeConfig) -> SimWorldNodeConfig:
