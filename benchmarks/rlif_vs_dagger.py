@@ -12,10 +12,15 @@ seeds. Writes (merging with rows already there, keyed by task/obs/method/level/s
   one panel per skill level (a pair of rows per task/obs)
 * benchmarks/results/rlif_vs_dagger.md: final success per method and level (like Table 1)
 
-Example (state-based first, then a small image-based run):
+Runs behind the committed results (under ``nice -n 19``; one torch thread per job; separate
+``--out`` files per invocation, merged afterwards with ``--merge``):
 
     python benchmarks/rlif_vs_dagger.py --obs state --tasks reach --env-steps 4000 --seeds 0 1 --workers 1
-    python benchmarks/rlif_vs_dagger.py --obs pixels --tasks reach --env-steps 1500 --seeds 0
+    python benchmarks/rlif_vs_dagger.py --obs state --tasks peg_insertion --env-steps 10000 --eval-every 1000 \
+        --seeds 0 --workers 1 --out /tmp/peg_s0.csv          # and --seeds 1 --out /tmp/peg_s1.csv
+    python benchmarks/rlif_vs_dagger.py --obs pixels --tasks reach --env-steps 2000 --seeds 0 --workers 2 \
+        --out /tmp/pixels.csv
+    python benchmarks/rlif_vs_dagger.py --merge /tmp/peg_s0.csv /tmp/peg_s1.csv /tmp/pixels.csv
 """
 from __future__ import annotations
 
