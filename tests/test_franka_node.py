@@ -30,6 +30,7 @@ from robot_stack.nodes.franka_node import (  # noqa: E402
     HOME_TO_TOPIC,
     HOME_TOPIC,
     JOINT_STATES_TOPIC,
+    OPERATOR_TOPIC,
     STATUS_QOS,
     STATUS_TOPIC,
     FrankaNode,
@@ -339,3 +340,87 @@ def test_command_sent_at_once_and_reported_with_debug_latency(ros_context, spin,
         assert any(lin[0] > 0 for _, lin, _ in robot.sent[n_sent:])  # ramped by the safety filter, but moving
     finally:
         node.close()
+
+
+class OperatorStreamer:
+    """Publishes the SpaceMouse node's OperatorCommand at ``rate_hz`` from a thread."""
+
+    def __init__(self, node: Node, lin, intervening=True, rate_hz=50.0):
+        from robot_stack.msg import OperatorCommand
+
+        self.pub = node.create_publisher(OperatorCommand, OPERATOR_TOPIC, qos.COMMAND)
+        self.msg_type = OperatorCommand
+        self.lin, self.intervening, self.period = lin, intervening, 1.0 / rate_hz
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            msg = self.msg_type()
+            msg.header.frame_id = "base"
+            msg.intervening = self.intervening
+            msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in self.lin)
+            self.pub.publish(msg)
+            self._stop.wait(self.period)  # publishing rate, not synchronization
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def test_operator_drives_directly_only_while_no_actor_streams(ros_context, spin, collector):
+    """operator_fallback: with no velocity commands (no actor) an intervening operator moves the
+    arm through the safety filter; while commands stream, the operator topic is ignored (the
+    actor arbitrates); letting go ends the fallback."""
+    node = make_node(ros_context, **{"safety.watchdog_timeout_s": 0.2, "safety.max_lin_speed_m_s": 0.05})
+    probe = Node("probe", context=ros_context)
+    status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
+    poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
+    spin(node, probe)
+    try:
+        status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
+        p0 = poses.wait_for(3)[-1].pose.position
+        # No actor: the operator's +y (above the speed limit: clipped to 0.05 m/s) moves the arm.
+        n = len(poses.messages)
+        with OperatorStreamer(probe, (0.0, 0.2, 0.0)):
+            status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "operator_fallback")
+            poses.wait_for(1, timeout_s=5.0, start=n, where=lambda m: m.pose.position.y > p0.y + 0.02)
+        assert "rejected_out_of_range" not in events(status)
+        # Let go: not intervening -> fallback ends, the arm comes to rest.
+        with OperatorStreamer(probe, (0.0, 0.0, 0.0), intervening=False):
+            status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "operator_fallback_end")
+        # An actor streams +x: the operator's -x is ignored.
+        p1 = poses.messages[-1].pose.position
+        n = len(poses.messages)
+        n_status = len(status.messages)
+        with TwistStreamer(probe, (0.03, 0.0, 0.0)), OperatorStreamer(probe, (-0.05, 0.0, 0.0)):
+            poses.wait_for(1, timeout_s=5.0, start=n, where=lambda m: m.pose.position.x > p1.x + 0.02)
+        assert "operator_fallback" not in events(status, n_status)
+    finally:
+        node.close()
+        node.destroy_node()
+        probe.destroy_node()
+
+
+def test_operator_fallback_can_be_switched_off(ros_context, spin, collector):
+    node = make_node(ros_context, operator_fallback=False)
+    probe = Node("probe", context=ros_context)
+    status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
+    poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
+    spin(node, probe)
+    try:
+        status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
+        p0 = poses.wait_for(3)[-1].pose.position
+        n = len(poses.messages)
+        with OperatorStreamer(probe, (0.0, 0.05, 0.0)):
+            poses.wait_for(40, timeout_s=5.0, start=n)  # 0.8 s of state at 50 Hz
+        assert abs(poses.messages[-1].pose.position.y - p0.y) < 1e-4
+        assert "operator_fallback" not in events(status)
+    finally:
+        node.close()
+        node.destroy_node()
+        probe.destroy_node()

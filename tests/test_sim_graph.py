@@ -263,7 +263,13 @@ def test_sim_graph_learns_intervenes_stops_and_shuts_down(graph):
         late = [p for t, p in probe.ee_pos if t_cut + 1.0 <= t <= t_end]
     assert before and late, "no EE pose published around the cut"
     drift_mm = 1000 * float(np.linalg.norm(late[-1] - late[0]))
-    assert drift_mm < 1.0, f"arm moved {drift_mm:.2f} mm in the last 0.5 s of the cut: not at rest"
+    fallback = [e for e in events if e.get("event") == "operator_fallback" and e.get("t", 0) >= wall_cut]
+    if fallback:
+        # The simulated operator intervened while the actor was frozen: after the watchdog stop
+        # the franka node let it drive directly (operator_fallback), so the arm may move.
+        assert fallback[0]["t"] >= stops[0]["t"], "the operator drove before the watchdog had stopped the arm"
+    else:
+        assert drift_mm < 1.0, f"arm moved {drift_mm:.2f} mm in the last 0.5 s of the cut: not at rest"
 
     # -- clean shutdown ------------------------------------------------------------------------
     proc.send_signal(signal.SIGINT)

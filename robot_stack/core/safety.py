@@ -261,6 +261,11 @@ class SafetyFilter:
         self._watchdog_tripped = True
 
     @property
+    def watchdog_tripped(self) -> bool:
+        """True from the watchdog stop (or before any command) until the next fresh command."""
+        return self._watchdog_tripped
+
+    @property
     def output(self) -> tuple[np.ndarray, np.ndarray]:
         """Last twist returned by :meth:`update`."""
         return self._out_lin.copy(), self._out_ang.copy()

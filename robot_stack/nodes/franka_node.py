@@ -16,6 +16,14 @@ Subscribes (all ``qos.COMMAND``: reliable, volatile, depth 10)
   ``/robot_stack/franka/cmd_twist`` (geometry_msgs/TwistStamped): EE velocity in the robot
       base frame (``header.frame_id`` empty or ``base_frame``), m/s and rad/s. Must arrive
       faster than ``safety.watchdog_timeout_s``; otherwise the arm ramps to a stop.
+  ``/robot_stack/operator`` (robot_stack/OperatorCommand), with ``operator_fallback`` (default):
+      the SpaceMouse node's command. Ignored while the actor streams (the actor arbitrates and
+      forwards the operator itself). When no velocity command has come for
+      ``safety.watchdog_timeout_s`` (the actor crashed, hung or was stopped), once the watchdog
+      has stopped the arm, an intervening operator's twist drives it directly, through the same
+      safety filter:
+      the operator can take over without an actor. Status events ``operator_fallback`` /
+      ``operator_fallback_end``.
   ``/robot_stack/franka/gripper_cmd`` (std_msgs/Float32): target finger width in m
       (0..0.08). A width <= ``gripper_grasp_below_m`` grasps with ``robot.gripper_force_n``.
   ``/robot_stack/franka/home`` (std_msgs/Empty): move to the configured home pose, offset
@@ -37,7 +45,7 @@ Publishes
       ``rejected_nan``, ``rejected_shape``, ``rejected_out_of_range``, ``rejected_frame``,
       ``box_clamp``, ``box_outside``, ``error``, ``recovering``, ``recovered``,
       ``recovery_gave_up``, ``reconnected``, ``home_started``, ``home_done``, ``home_failed``, ``home_busy``,
-      ``gripper_rejected``, ``shutdown``. ``mode`` is ``streaming``, ``homing`` or ``gave_up``.
+      ``gripper_rejected``, ``operator_fallback``, ``operator_fallback_end``, ``shutdown``. ``mode`` is ``streaming``, ``homing`` or ``gave_up``.
   ``/robot_stack/franka/debug/sent`` (std_msgs/String, ``qos.STEPS``: reliable and deep, every
       event is a measurement sample), only with ``debug_latency: true``: one JSON object
       ``{"stamp_s", "recv_s", "sent_s", "trigger"}`` per velocity command, published right
@@ -91,9 +99,11 @@ from robot_stack.core.safety import (
     SafetyFilter,
     resolve_workspace,
 )
+from robot_stack.msg import OperatorCommand
 from robot_stack.nodes import qos
 from robot_stack.nodes.params import declare_config, run_node
 
+OPERATOR_TOPIC = "/robot_stack/operator"
 CMD_TWIST_TOPIC = "/robot_stack/franka/cmd_twist"
 GRIPPER_CMD_TOPIC = "/robot_stack/franka/gripper_cmd"
 HOME_TOPIC = "/robot_stack/franka/home"
@@ -142,6 +152,9 @@ class FrankaNodeConfig:
     reconnect_period_s: float = 1.0
     """After the link to the robot drops (libfranka network errors), try to reconnect this often,
     s (0: never; the node then only reports the loss). The arm starts from rest afterwards."""
+    operator_fallback: bool = True
+    """Without velocity commands for safety.watchdog_timeout_s (no actor), let an intervening
+    operator (/robot_stack/operator) drive the arm directly, through the safety filter."""
     connect_timeout_s: float = 0.0
     """Keep retrying a refused connection for this long, s (0: fail at once). The sim session
     sets it so this node may start before the sim world serves."""
@@ -206,6 +219,8 @@ class FrankaNode(Node):
         self._pending_stamp_s: tuple[float, float] | None = None  # debug_latency: (stamp, receipt) of the command not yet sent
         self._home_thread: threading.Thread | None = None
         self._closed = False
+        self._actor_cmd_t = -math.inf  # monotonic time of the last cmd_twist (operator fallback)
+        self._fallback = False  # the operator drives directly (no actor)
         self._link_lost_since: float | None = None
         self._reconnect_at = 0.0
 
@@ -219,6 +234,8 @@ class FrankaNode(Node):
         self._debug_pub = self.create_publisher(String, DEBUG_SENT_TOPIC, qos.STEPS) if cfg.debug_latency else None
         cmd_group = MutuallyExclusiveCallbackGroup()
         self.create_subscription(TwistStamped, CMD_TWIST_TOPIC, self._on_cmd_twist, qos.COMMAND, callback_group=cmd_group)
+        if cfg.operator_fallback:
+            self.create_subscription(OperatorCommand, OPERATOR_TOPIC, self._on_operator, qos.COMMAND, callback_group=cmd_group)
         self.create_subscription(Float32, GRIPPER_CMD_TOPIC, self._on_gripper_cmd, qos.COMMAND, callback_group=cmd_group)
         self.create_subscription(Empty, HOME_TOPIC, self._on_home, qos.COMMAND, callback_group=cmd_group)
         self.create_subscription(PoseStamped, HOME_TO_TOPIC, self._on_home_to, qos.COMMAND, callback_group=cmd_group)
@@ -263,18 +280,48 @@ class FrankaNode(Node):
 
     # -- commands -------------------------------------------------------------------------------
     def _on_cmd_twist(self, msg: TwistStamped) -> None:
-        if msg.header.frame_id not in ("", self.config.base_frame):
+        self._actor_cmd_t = time.monotonic()
+        if self._fallback:
+            self._fallback = False
+            self._status("operator_fallback_end", "velocity commands are back: the actor arbitrates again")
+        self._submit(msg.header, msg.twist)
+
+    def _on_operator(self, msg: OperatorCommand) -> None:
+        """operator_fallback: the operator drives directly while no actor streams commands."""
+        if not self._fallback:
+            if time.monotonic() - self._actor_cmd_t <= self.config.safety.watchdog_timeout_s:
+                return  # the actor streams: it arbitrates and forwards the operator itself
+            with self._cmd_lock:
+                stopped = self.safety.watchdog_tripped
+            if not stopped:
+                return  # the watchdog stops the arm first; then the operator may drive it
+        if msg.intervening:
+            if not self._fallback:
+                self._fallback = True
+                self._status("operator_fallback", "no velocity commands (actor silent): the operator "
+                                                  "drives the arm directly, within the safety limits")
+            self._submit(msg.header, msg.twist)
+        elif self._fallback:
+            self._fallback = False
+            msg.twist.linear.x = msg.twist.linear.y = msg.twist.linear.z = 0.0
+            msg.twist.angular.x = msg.twist.angular.y = msg.twist.angular.z = 0.0
+            self._submit(msg.header, msg.twist)  # let go: ramp to rest (the watchdog follows)
+            self._status("operator_fallback_end", "the operator let go")
+
+    def _submit(self, header, twist) -> None:
+        """A velocity command (cmd_twist, or the operator's in fallback) into the safety filter."""
+        if header.frame_id not in ("", self.config.base_frame):
             with self._cmd_lock:
                 self.safety.clear()
                 self.safety.counters["rejected_frame"] += 1
-            self._status("rejected_frame", f"twist in frame '{msg.header.frame_id}', expected '{self.config.base_frame}'")
+            self._status("rejected_frame", f"twist in frame '{header.frame_id}', expected '{self.config.base_frame}'")
             return
-        lin = (msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z)
-        ang = (msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z)
+        lin = (twist.linear.x, twist.linear.y, twist.linear.z)
+        ang = (twist.angular.x, twist.angular.y, twist.angular.z)
         with self._cmd_lock:
             verdict = self.safety.submit(lin, ang, time.monotonic())
             if verdict.accepted and self._debug_pub is not None:
-                self._pending_stamp_s = (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9,
+                self._pending_stamp_s = (header.stamp.sec + header.stamp.nanosec * 1e-9,
                                          self.get_clock().now().nanoseconds * 1e-9)
         if not verdict.accepted:
             self._status(verdict.reason, verdict.detail)
