@@ -47,21 +47,18 @@ def events(status_collector, start=0):
     return [json.loads(m.data)["event"] for m in status_collector.messages[start:]]
 
 
-class TwistStreamer:
-    """Publishes a TwistStamped at ``rate_hz`` from a thread until stopped."""
+class Streamer:
+    """Publishes ``make_msg()`` on ``topic`` at ``rate_hz`` from a thread until stopped."""
 
-    def __init__(self, node: Node, lin, frame="base", rate_hz=50.0):
-        self.pub = node.create_publisher(TwistStamped, CMD_TWIST_TOPIC, qos.COMMAND)
-        self.lin, self.frame, self.period = lin, frame, 1.0 / rate_hz
+    def __init__(self, node: Node, msg_type, topic, make_msg, rate_hz=50.0):
+        self.pub = node.create_publisher(msg_type, topic, qos.COMMAND)
+        self.make_msg, self.period = make_msg, 1.0 / rate_hz
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.is_set():
-            msg = TwistStamped()
-            msg.header.frame_id = self.frame
-            msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in self.lin)
-            self.pub.publish(msg)
+            self.pub.publish(self.make_msg())
             self._stop.wait(self.period)  # publishing rate, not synchronization
 
     def __enter__(self):
@@ -71,6 +68,29 @@ class TwistStreamer:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+def TwistStreamer(node: Node, lin, frame="base", rate_hz=50.0) -> Streamer:
+    """The actor's velocity commands (TwistStamped on cmd_twist)."""
+    def make():
+        msg = TwistStamped()
+        msg.header.frame_id = frame
+        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in lin)
+        return msg
+    return Streamer(node, TwistStamped, CMD_TWIST_TOPIC, make, rate_hz)
+
+
+def OperatorStreamer(node: Node, lin, intervening=True, rate_hz=50.0) -> Streamer:
+    """The SpaceMouse node's OperatorCommand."""
+    from robot_stack.msg import OperatorCommand
+
+    def make():
+        msg = OperatorCommand()
+        msg.header.frame_id = "base"
+        msg.intervening = intervening
+        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in lin)
+        return msg
+    return Streamer(node, OperatorCommand, OPERATOR_TOPIC, make, rate_hz)
 
 
 @pytest.mark.parametrize("params,match", [
@@ -340,36 +360,6 @@ def test_command_sent_at_once_and_reported_with_debug_latency(ros_context, spin,
         assert any(lin[0] > 0 for _, lin, _ in robot.sent[n_sent:])  # ramped by the safety filter, but moving
     finally:
         node.close()
-
-
-class OperatorStreamer:
-    """Publishes the SpaceMouse node's OperatorCommand at ``rate_hz`` from a thread."""
-
-    def __init__(self, node: Node, lin, intervening=True, rate_hz=50.0):
-        from robot_stack.msg import OperatorCommand
-
-        self.pub = node.create_publisher(OperatorCommand, OPERATOR_TOPIC, qos.COMMAND)
-        self.msg_type = OperatorCommand
-        self.lin, self.intervening, self.period = lin, intervening, 1.0 / rate_hz
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            msg = self.msg_type()
-            msg.header.frame_id = "base"
-            msg.intervening = self.intervening
-            msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in self.lin)
-            self.pub.publish(msg)
-            self._stop.wait(self.period)  # publishing rate, not synchronization
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def test_operator_drives_directly_only_while_no_actor_streams(ros_context, spin, collector):
