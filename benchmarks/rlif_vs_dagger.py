@@ -12,15 +12,24 @@ seeds. Writes (merging with rows already there, keyed by task/obs/method/level/s
   one panel per skill level (a pair of rows per task/obs)
 * benchmarks/results/rlif_vs_dagger.md: final success per method and level (like Table 1)
 
-Runs behind the committed results (under ``nice -n 19``; one torch thread per job; separate
+Runs behind the committed results (each under ``nice -n 19``, one torch thread per job; separate
 ``--out`` files per invocation, merged afterwards with ``--merge``):
 
-    python benchmarks/rlif_vs_dagger.py --obs state --tasks reach --env-steps 4000 --seeds 0 1 --workers 1
+    # reach, state: BC and HG-DAgger rows from the 4000-step run, RLIF re-run at UTD 4
+    python benchmarks/rlif_vs_dagger.py --obs state --tasks reach --env-steps 4000 --seeds 0 1 --workers 1 \
+        --expert-episodes 100
+    python benchmarks/rlif_vs_dagger.py --obs state --tasks reach --methods rlif --env-steps 4000 \
+        --seeds 0 1 --expert-episodes 100 --workers 2 --out /tmp/reach_rlif.csv
+    # peg insertion, state (two invocations side by side)
     python benchmarks/rlif_vs_dagger.py --obs state --tasks peg_insertion --env-steps 10000 --eval-every 1000 \
         --seeds 0 --workers 1 --out /tmp/peg_s0.csv          # and --seeds 1 --out /tmp/peg_s1.csv
-    python benchmarks/rlif_vs_dagger.py --obs pixels --tasks reach --env-steps 2000 --seeds 0 --workers 2 \
-        --out /tmp/pixels.csv
-    python benchmarks/rlif_vs_dagger.py --merge /tmp/peg_s0.csv /tmp/peg_s1.csv /tmp/pixels.csv
+    # reach, pixels (64x64 front camera)
+    python benchmarks/rlif_vs_dagger.py --obs pixels --tasks reach --env-steps 3000 --eval-every 1000 \
+        --seeds 0 --expert-episodes 100 --workers 2 --out /tmp/pixels.csv
+    python benchmarks/rlif_vs_dagger.py --merge /tmp/peg_s0.csv /tmp/peg_s1.csv /tmp/pixels.csv /tmp/reach_rlif.csv
+
+``--expert-episodes`` sets how precisely the operator's own success is measured (50 episodes:
+reach 0.96/0.60/0.26; 100: 0.96/0.55/0.20); use one value per task so all rows agree.
 """
 from __future__ import annotations
 
