@@ -3,8 +3,8 @@ TwistStamped, watchdog stop, NaN rejection, home, gripper, recovery limit, clean
 The fake backend runs in-process; the last test drives franky-sim through the franky backend."""
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
 import time
 
 import numpy as np
@@ -30,12 +30,12 @@ from robot_stack.nodes.franka_node import (  # noqa: E402
     HOME_TO_TOPIC,
     HOME_TOPIC,
     JOINT_STATES_TOPIC,
-    OPERATOR_TOPIC,
     STATUS_QOS,
     STATUS_TOPIC,
     FrankaNode,
 )
 from robot_stack.nodes.params import parameter_overrides  # noqa: E402
+from ros_streams import OperatorStreamer, TwistStreamer  # noqa: E402
 
 
 def make_node(ctx, robot=None, **params):
@@ -45,52 +45,6 @@ def make_node(ctx, robot=None, **params):
 
 def events(status_collector, start=0):
     return [json.loads(m.data)["event"] for m in status_collector.messages[start:]]
-
-
-class Streamer:
-    """Publishes ``make_msg()`` on ``topic`` at ``rate_hz`` from a thread until stopped."""
-
-    def __init__(self, node: Node, msg_type, topic, make_msg, rate_hz=50.0):
-        self.pub = node.create_publisher(msg_type, topic, qos.COMMAND)
-        self.make_msg, self.period = make_msg, 1.0 / rate_hz
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.pub.publish(self.make_msg())
-            self._stop.wait(self.period)  # publishing rate, not synchronization
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
-def TwistStreamer(node: Node, lin, frame="base", rate_hz=50.0) -> Streamer:
-    """The actor's velocity commands (TwistStamped on cmd_twist)."""
-    def make():
-        msg = TwistStamped()
-        msg.header.frame_id = frame
-        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in lin)
-        return msg
-    return Streamer(node, TwistStamped, CMD_TWIST_TOPIC, make, rate_hz)
-
-
-def OperatorStreamer(node: Node, lin, intervening=True, rate_hz=50.0) -> Streamer:
-    """The SpaceMouse node's OperatorCommand."""
-    from robot_stack.msg import OperatorCommand
-
-    def make():
-        msg = OperatorCommand()
-        msg.header.frame_id = "base"
-        msg.intervening = intervening
-        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in lin)
-        return msg
-    return Streamer(node, OperatorCommand, OPERATOR_TOPIC, make, rate_hz)
 
 
 @pytest.mark.parametrize("params,match", [
@@ -362,18 +316,29 @@ def test_command_sent_at_once_and_reported_with_debug_latency(ros_context, spin,
         node.close()
 
 
-def test_operator_drives_directly_only_while_no_actor_streams(ros_context, spin, collector):
-    """operator_fallback: with no velocity commands (no actor) an intervening operator moves the
-    arm through the safety filter; while commands stream, the operator topic is ignored (the
-    actor arbitrates); letting go ends the fallback."""
-    node = make_node(ros_context, **{"safety.watchdog_timeout_s": 0.2, "safety.max_lin_speed_m_s": 0.05})
+@contextlib.contextmanager
+def node_without_actor(ros_context, spin, collector, **params):
+    """A franka node with no actor: (probe, status collector, pose collector, start position)."""
+    node = make_node(ros_context, **params)
     probe = Node("probe", context=ros_context)
     status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
     poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
     spin(node, probe)
     try:
         status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
-        p0 = poses.wait_for(3)[-1].pose.position
+        yield probe, status, poses, poses.wait_for(3)[-1].pose.position
+    finally:
+        node.close()
+        node.destroy_node()
+        probe.destroy_node()
+
+
+def test_operator_drives_directly_only_while_no_actor_streams(ros_context, spin, collector):
+    """operator_fallback: with no velocity commands (no actor) an intervening operator moves the
+    arm through the safety filter; while commands stream, the operator topic is ignored (the
+    actor arbitrates); letting go ends the fallback."""
+    with node_without_actor(ros_context, spin, collector, **{"safety.watchdog_timeout_s": 0.2,
+                                                             "safety.max_lin_speed_m_s": 0.05}) as (probe, status, poses, p0):
         # No actor: the operator's +y (above the speed limit: clipped to 0.05 m/s) moves the arm.
         n = len(poses.messages)
         with OperatorStreamer(probe, (0.0, 0.2, 0.0)):
@@ -390,27 +355,12 @@ def test_operator_drives_directly_only_while_no_actor_streams(ros_context, spin,
         with TwistStreamer(probe, (0.03, 0.0, 0.0)), OperatorStreamer(probe, (-0.05, 0.0, 0.0)):
             poses.wait_for(1, timeout_s=5.0, start=n, where=lambda m: m.pose.position.x > p1.x + 0.02)
         assert "operator_fallback" not in events(status, n_status)
-    finally:
-        node.close()
-        node.destroy_node()
-        probe.destroy_node()
 
 
 def test_operator_fallback_can_be_switched_off(ros_context, spin, collector):
-    node = make_node(ros_context, operator_fallback=False)
-    probe = Node("probe", context=ros_context)
-    status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
-    poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
-    spin(node, probe)
-    try:
-        status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
-        p0 = poses.wait_for(3)[-1].pose.position
+    with node_without_actor(ros_context, spin, collector, operator_fallback=False) as (probe, status, poses, p0):
         n = len(poses.messages)
         with OperatorStreamer(probe, (0.0, 0.05, 0.0)):
             poses.wait_for(40, timeout_s=5.0, start=n)  # 0.8 s of state at 50 Hz
         assert abs(poses.messages[-1].pose.position.y - p0.y) < 1e-4
         assert "operator_fallback" not in events(status)
-    finally:
-        node.close()
-        node.destroy_node()
-        probe.destroy_node()

@@ -16,13 +16,12 @@ pytest.importorskip("rclpy")
 pytest.importorskip("franky_sim")
 pytestmark = pytest.mark.ros
 
-from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from std_msgs.msg import Empty, Float32, String  # noqa: E402
 
 from robot_stack.nodes import qos  # noqa: E402
 from robot_stack.nodes.franka_node import (  # noqa: E402
-    CMD_TWIST_TOPIC,
     EE_POSE_TOPIC,
     GRIPPER_CMD_TOPIC,
     GRIPPER_WIDTH_TOPIC,
@@ -32,6 +31,7 @@ from robot_stack.nodes.franka_node import (  # noqa: E402
     FrankaNode,
 )
 from robot_stack.nodes.params import parameter_overrides  # noqa: E402
+from ros_streams import TwistStreamer  # noqa: E402
 
 ADDRESS = f"127.0.0.{160 + os.getpid() % 10}"
 PORT = 17338
@@ -44,17 +44,6 @@ def franka_node(ctx, **params):
 
 def event_is(*names):
     return lambda m: json.loads(m.data)["event"] in names
-
-
-def stream_twist(node: Node, lin, seconds: float, rate_hz: float = 50.0) -> None:
-    pub = node.create_publisher(TwistStamped, CMD_TWIST_TOPIC, qos.COMMAND)
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        msg = TwistStamped()
-        msg.header.frame_id = "base"
-        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in lin)
-        pub.publish(msg)
-        time.sleep(1.0 / rate_hz)  # publishing rate
 
 
 def test_franka_node_drives_the_direct_world(ros_context, spin, collector):
@@ -72,7 +61,8 @@ def test_franka_node_drives_the_direct_world(ros_context, spin, collector):
             assert "backend=direct" in json.loads(ready.data)["detail"]
             z0 = poses.wait_for(3, timeout_s=10.0)[-1].pose.position.z
             n = len(poses.messages)
-            stream_twist(probe, (0.0, 0.0, -0.05), seconds=1.0)
+            with TwistStreamer(probe, (0.0, 0.0, -0.05)):
+                time.sleep(1.0)  # stream for 1 s
             moved = poses.wait_for(1, timeout_s=5.0, start=n, where=lambda m: m.pose.position.z < z0 - 0.02)
             assert abs(moved[-1].pose.position.x - poses.messages[n].pose.position.x) < 0.01  # straight down
             status.wait_for(1, timeout_s=5.0, where=event_is("watchdog_stop"))

@@ -73,7 +73,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, TwistStamped
+from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -303,9 +303,7 @@ class FrankaNode(Node):
             self._submit(msg.header, msg.twist)
         elif self._fallback:
             self._fallback = False
-            msg.twist.linear.x = msg.twist.linear.y = msg.twist.linear.z = 0.0
-            msg.twist.angular.x = msg.twist.angular.y = msg.twist.angular.z = 0.0
-            self._submit(msg.header, msg.twist)  # let go: ramp to rest (the watchdog follows)
+            self._submit(msg.header, Twist())  # let go: ramp to rest (the watchdog follows)
             self._status("operator_fallback_end", "the operator let go")
 
     def _submit(self, header, twist) -> None:
