@@ -184,7 +184,7 @@ class Probe:
 
     def __init__(self):
         import rclpy
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
         from std_msgs.msg import String
 
         from robot_stack.msg import OperatorCommand, StepRecord
@@ -205,7 +205,7 @@ class Probe:
         self.node.create_subscription(String, DEBUG_SENT_TOPIC, self._on_sent, qos.STEPS)
         from geometry_msgs.msg import TwistStamped
         self.node.create_subscription(TwistStamped, "/robot_stack/franka/cmd_twist", self._on_cmd, qos.COMMAND)
-        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor = SingleThreadedExecutor()  # callbacks only store: one thread, no busy-waiting
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
@@ -377,8 +377,9 @@ def main() -> int:
                     help="command prefix for the SpaceMouse, actor and Franka nodes, like a launch file's "
                          "launch-prefix (e.g. 'nice -n -10' or 'chrt -f 20'; needs root or CAP_SYS_NICE)")
     ap.add_argument("--rt-priority", type=int, default=0,
-                    help="SCHED_FIFO priority for the actor's control thread and the SpaceMouse reader "
-                         "(control_thread_priority, reader_thread_priority; 0: normal scheduling)")
+                    help="SCHED_FIFO priority for the actor's and the Franka node's control threads and "
+                         "the SpaceMouse reader (control_thread_priority, reader_thread_priority; "
+                         "0: normal scheduling)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latency.json"))
     args = ap.parse_args()
     if args.role == "cameras":
@@ -401,7 +402,8 @@ def main() -> int:
         try:
             kids.start("franka", [*prefix, py, "-m", "robot_stack.nodes.franka_node", "--ros-args", "--params-file", params_file(tmp, "franka", {
                 "robot": {"backend": "franky", "robot_ip": args.host},
-                "debug_latency": True, "send_on_command": not args.no_send_on_command})])
+                "debug_latency": True, "send_on_command": not args.no_send_on_command,
+                "control_thread_priority": args.rt_priority})])
             kids.start("cameras", [py, str(pathlib.Path(__file__).resolve()), "--role", "cameras"])
             spec_path = tmp / "spec.json"
             spec_path.write_text(policy_spec_json())

@@ -44,10 +44,12 @@ def ros_context():
 
 @pytest.fixture
 def spin(ros_context):
-    """``spin(*nodes)``: spin the nodes in a background MultiThreadedExecutor for the test."""
-    from rclpy.executors import MultiThreadedExecutor
+    """``spin(*nodes)``: spin the nodes in a background single-threaded executor for the test,
+    as the nodes run in their main(). (rclpy's MultiThreadedExecutor busy-waits on the ready
+    entities of busy callback groups: it took a core and delayed callbacks by up to 0.5 s.)"""
+    from rclpy.executors import SingleThreadedExecutor
 
-    executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
     thread: list[threading.Thread] = []
 
     def _spin(*nodes):

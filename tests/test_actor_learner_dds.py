@@ -18,7 +18,7 @@ pytestmark = pytest.mark.ros
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("torch")
 from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
@@ -102,7 +102,7 @@ def test_actor_and_learner_learn_together_over_dds(ros_context, tmp_path):
 
     probe.create_subscription(StepRecord, an.STEPS_TOPIC, on_step, qos.STEPS)
     probe.create_subscription(EpisodeSummary, an.EPISODES_TOPIC, episodes.append, qos.EPISODES)
-    executor = MultiThreadedExecutor(num_threads=4, context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
     for n in (learner, actor, world.node, probe):
         executor.add_node(n)
     spinner = threading.Thread(target=executor.spin, daemon=True)

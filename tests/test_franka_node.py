@@ -252,13 +252,10 @@ def test_franky_backend_node_moves_franky_sim(ros_context, spin, collector):
 
 
 def test_exception_in_control_loop_stops_the_robot(ros_context):
-    """A bug in a callback ends spin(); main()'s cleanup path then stops and releases the arm."""
-    from rclpy.executors import MultiThreadedExecutor
-
+    """A bug in a control tick stops and releases the arm at once (no executor or main() needed)
+    and marks the node done with the error, so main() exits non-zero."""
     robot = FakeRobot(FrankaConfig())
     node = make_node(ros_context, robot=robot)
-    executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
-    executor.add_node(node)
     ticks = [0]
     original = node.safety.update
 
@@ -271,14 +268,14 @@ def test_exception_in_control_loop_stops_the_robot(ros_context):
 
     node.safety.update = failing_update
     try:
-        with pytest.raises(RuntimeError, match="injected bug"):
-            executor.spin()
+        assert node.done.wait(timeout=10.0), "the control loop's failure did not end the node"
+        assert "injected bug" in node.fatal_error
+        assert ticks[0] == 31
         assert robot.lin[0] > 0.01  # it was moving
+        assert not robot.connected  # stopped and released by the failing loop itself
+        assert not np.any(robot.cmd.lin)  # last command to the robot: stop
     finally:
-        node.close()  # what main() does in its finally block
-        executor.shutdown()
-    assert not robot.connected
-    assert not np.any(robot.cmd.lin)  # last command to the robot: stop
+        node.close()
 
 
 @pytest.mark.parametrize("send_on_command,trigger", [(True, "command"), (False, "tick")])

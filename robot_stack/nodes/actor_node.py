@@ -104,10 +104,10 @@ from std_msgs.msg import Bool, Empty, Float32, String, UInt64
 
 from robot_stack.core.actor import ActorConfig, ActorCore, RobotCommand, TickResult, parse_spec_json
 from robot_stack.core.config import ConfigError
-from robot_stack.core.realtime import RealtimeError, make_current_thread_fifo
 from robot_stack.core.spec import PolicySpec
 from robot_stack.msg import EpisodeSummary, OperatorCommand, PolicyWeights, StepRecord
 from robot_stack.nodes import convert, qos
+from robot_stack.nodes.control_loop import ControlLoop
 from robot_stack.nodes.params import declare_config, run_node
 
 CAMERA_TOPIC = "/robot_stack/cameras/{name}/image_raw"
@@ -261,14 +261,15 @@ class ActorNode(Node):
         self.create_subscription(OperatorCommand, OPERATOR_TOPIC, self._on_operator, qos.COMMAND, callback_group=self._operator_group)
         if not cfg.evaluation:
             self.create_subscription(PolicyWeights, POLICY_TOPIC, self._on_weights, qos.POLICY, callback_group=self._weights_group)
-        self._control_stop = threading.Event()
         self.timer = None
-        self._control_loop_thread: threading.Thread | None = None
+        self._control_loop: ControlLoop | None = None
         # The thread paces on the host's monotonic clock; a sim clock (use_sim_time) needs the
         # ROS timer, which follows /clock.
         if cfg.control_thread and not self.get_parameter("use_sim_time").value:
-            self._control_loop_thread = threading.Thread(target=self._control_loop, name="actor-control", daemon=True)
-            self._control_loop_thread.start()
+            self._control_loop = ControlLoop(
+                "actor-control", cfg.period_s, self._on_tick, on_error=self._on_control_loop_error,
+                priority=cfg.control_thread_priority, prepare=self._prepare_control_thread,
+                alive=self.context.ok, log=self._log_control_loop).start()
         else:
             self.timer = self.create_timer(cfg.period_s, self._on_tick, callback_group=self._control_group)
         self.get_logger().info(
@@ -479,32 +480,20 @@ class ActorNode(Node):
             self._last_log_s = time.monotonic()
             self.get_logger().info(f"actor: {json.dumps({**core.snapshot(), 'steps_published': self.steps_published})}")
 
-    def _control_loop(self) -> None:
-        """Tick at absolute deadlines k * period (monotonic clock): a late tick does not shift
-        the later ones; after an overrun of more than a period the missed ticks are skipped."""
-        self._raise_control_thread_priority()
-        period = self.config.period_s
-        next_t = time.monotonic() + period
-        while not self._control_stop.wait(max(0.0, next_t - time.monotonic())):  # pacing to the deadline
-            if not self.context.ok():
-                return
-            try:
-                self._on_tick()
-            except Exception as e:  # noqa: BLE001 - thread top level: end the node like a timer would
-                if not self.context.ok():
-                    return  # Ctrl-C/SIGTERM shut the context down under this tick: a normal stop
-                self.fatal_error = f"control loop failed: {e!r}"
-                self.get_logger().fatal(self.fatal_error)
-                self.done.set()  # main() stops spinning and exits non-zero
-                raise
-            next_t += period
-            now = time.monotonic()
-            if now - next_t > period:
-                next_t = now + period - (now - next_t) % period
+    @property
+    def _control_loop_thread(self) -> threading.Thread | None:
+        return None if self._control_loop is None else self._control_loop.thread
 
-    def _raise_control_thread_priority(self) -> None:
-        prio = self.config.control_thread_priority
-        if prio <= 0:
+    def _on_control_loop_error(self, e: BaseException) -> None:
+        """An exception in a control tick ends the node like one in a timer callback would."""
+        if not self.context.ok():
+            return  # Ctrl-C/SIGTERM shut the context down under this tick: a normal stop
+        self.fatal_error = f"control loop failed: {e!r}"
+        self.get_logger().fatal(self.fatal_error)
+        self.done.set()  # main() stops spinning and exits non-zero
+
+    def _prepare_control_thread(self) -> None:
+        if self.config.control_thread_priority <= 0:
             return
         import sys
 
@@ -512,12 +501,9 @@ class ActorNode(Node):
 
         torch.set_num_threads(1)  # an intra-op pool started from this thread would inherit SCHED_FIFO
         sys.setswitchinterval(0.0005)  # a woken tick waits at most this long for the GIL
-        try:
-            make_current_thread_fifo(prio)
-        except RealtimeError as e:
-            self.get_logger().warning(f"control_thread_priority {prio}: {e}; the control loop runs at normal priority")
-        else:
-            self.get_logger().info(f"control thread runs SCHED_FIFO priority {prio}")
+
+    def _log_control_loop(self, level: str, text: str) -> None:
+        (self.get_logger().warning if level == "warning" else self.get_logger().info)(text)
 
     def _request_reset(self, episode_id: int) -> None:
         mode = self.config.reset_mode
@@ -567,11 +553,9 @@ class ActorNode(Node):
         super().destroy_node()
 
     def _stop_control_loop(self) -> None:
-        stop, thread = getattr(self, "_control_stop", None), getattr(self, "_control_loop_thread", None)
-        if stop is not None:
-            stop.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=2.0)
+        loop = getattr(self, "_control_loop", None)
+        if loop is not None:
+            loop.stop()
 
     def close(self) -> None:
         """Stop the control loop and leave the robot holding still (when the ROS context is still up)."""

@@ -1,16 +1,18 @@
 """Franka node: streams safe EE velocities to the arm and publishes its state.
 
 Every command passes through :class:`robot_stack.core.safety.SafetyFilter` (workspace box,
-speed and acceleration limits, watchdog, NaN/out-of-range rejection). A control timer in
-its own callback group runs at ``control_rate_hz``: read the robot state, run the safety
-filter on the latest command, send the resulting twist, publish state. With
-``send_on_command`` (default) a new velocity command is also sent at once by a sender
-thread that the command callback wakes (the callback itself stays short: a callback that
-blocks makes rclpy's MultiThreadedExecutor spin on the still-ready entities of its busy
-group), through the same safety filter and send path as the timer (one code path,
-serialized by a lock), with the EE position of the last control tick for the box check;
-so a command reaches the robot without waiting up to one control period (operator
-takeover latency). The timer keeps re-sending, ramping and watching at ``control_rate_hz``.
+speed and acceleration limits, watchdog, NaN/out-of-range rejection). A control thread
+(:class:`robot_stack.nodes.control_loop.ControlLoop`, optionally SCHED_FIFO with
+``control_thread_priority``) runs at ``control_rate_hz`` on absolute deadlines: read the robot
+state, run the safety filter on the latest command, send the resulting twist, publish state.
+The subscriptions run in a single-threaded executor (their callbacks are short; a home move
+runs in its own worker thread). With ``send_on_command`` (default) a new velocity command is
+also sent at once by a sender thread that the command callback wakes, through the same safety
+filter and send path as the control loop (one code path, serialized by a lock), with the EE
+position of the last control tick for the box check; so a command reaches the robot without
+waiting up to one control period (operator takeover latency). The loop keeps re-sending,
+ramping and watching at ``control_rate_hz``. An exception in the loop stops and releases the
+arm at once and ends the node with a non-zero exit status.
 
 Subscribes (all ``qos.COMMAND``: reliable, volatile, depth 10)
   ``/robot_stack/franka/cmd_twist`` (geometry_msgs/TwistStamped): EE velocity in the robot
@@ -52,7 +54,7 @@ Publishes
       after that command's first twist went to the robot: ``stamp_s`` is the command's header
       stamp, ``recv_s`` the node clock (ROS time) when its callback ran, ``sent_s`` the node
       clock just after ``send_twist`` returned, ``trigger``
-      ``command`` (sent from the subscription) or ``tick`` (sent by the control timer).
+      ``command`` (sent from the subscription) or ``tick`` (sent by the control loop).
       Used by benchmarks/latency.py; off by default (it costs a JSON encode per command).
 
 State is published every ``state_publish_every``-th control tick. On shutdown or an
@@ -101,6 +103,7 @@ from robot_stack.core.safety import (
 )
 from robot_stack.msg import OperatorCommand
 from robot_stack.nodes import qos
+from robot_stack.nodes.control_loop import ControlLoop
 from robot_stack.nodes.params import declare_config, run_node
 
 OPERATOR_TOPIC = "/robot_stack/operator"
@@ -155,6 +158,10 @@ class FrankaNodeConfig:
     operator_fallback: bool = True
     """Without velocity commands for safety.watchdog_timeout_s (no actor), let an intervening
     operator (/robot_stack/operator) drive the arm directly, through the safety filter."""
+    control_thread_priority: int = 0
+    """SCHED_FIFO priority (1..98) for the control thread, 0 for normal scheduling. Needs root,
+    CAP_SYS_NICE or an rtprio limit (as libfranka does); if refused the node logs the fix and
+    runs at normal priority."""
     connect_timeout_s: float = 0.0
     """Keep retrying a refused connection for this long, s (0: fail at once). The sim session
     sets it so this node may start before the sim world serves."""
@@ -166,6 +173,9 @@ class FrankaNodeConfig:
             raise ValueError(
                 f"robot.segment_hold_s ({self.robot.segment_hold_s}) must be at least two control periods "
                 f"({2.0 / self.control_rate_hz:.3f} s), or the robot stops between commands")
+        if not 0 <= self.control_thread_priority <= 98:
+            raise ValueError(f"control_thread_priority must be in 0..98 (0: normal scheduling), "
+                             f"got {self.control_thread_priority}")
         if self.state_publish_every < 1:
             raise ValueError(f"state_publish_every must be >= 1, got {self.state_publish_every}")
         if not self.base_frame:
@@ -239,15 +249,20 @@ class FrankaNode(Node):
         self.create_subscription(Float32, GRIPPER_CMD_TOPIC, self._on_gripper_cmd, qos.COMMAND, callback_group=cmd_group)
         self.create_subscription(Empty, HOME_TOPIC, self._on_home, qos.COMMAND, callback_group=cmd_group)
         self.create_subscription(PoseStamped, HOME_TO_TOPIC, self._on_home_to, qos.COMMAND, callback_group=cmd_group)
-        # The control loop has its own group so command callbacks never delay it.
-        self._timer = self.create_timer(1.0 / cfg.control_rate_hz, self._control_tick,
-                                        callback_group=MutuallyExclusiveCallbackGroup())
+        self.done = threading.Event()  # set when the node must end (control loop failed)
+        self.fatal_error: str | None = None
         self._send_request = threading.Event()
         self._sender: threading.Thread | None = None
         if cfg.send_on_command:
             self._sender = threading.Thread(target=self._sender_loop, name="franka-send", daemon=True)
             self._sender.start()
+        # The control loop has its own thread so command callbacks never delay it.
+        self._control_loop = ControlLoop(
+            "franka-control", 1.0 / cfg.control_rate_hz, self._control_tick,
+            on_error=self._on_control_loop_error, priority=cfg.control_thread_priority,
+            alive=self.context.ok, log=self._log_control_loop)
         self._status("ready", f"backend={cfg.robot.backend} ip={cfg.robot.robot_ip} rate={cfg.control_rate_hz} Hz")
+        self._control_loop.start()
 
     def _connect(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -450,6 +465,18 @@ class FrankaNode(Node):
         finally:
             self._robot_lock.release()
 
+    def _on_control_loop_error(self, e: BaseException) -> None:
+        """A bug in a control tick: stop and release the arm now, then end the node (exit 2)."""
+        if self._closed or not self.context.ok():
+            return  # shutting down under this tick: a normal stop
+        self.fatal_error = f"control loop failed: {e!r}"
+        self.get_logger().fatal(self.fatal_error)
+        self.close()
+        self.done.set()  # main() stops spinning and exits non-zero
+
+    def _log_control_loop(self, level: str, text: str) -> None:
+        (self.get_logger().warning if level == "warning" else self.get_logger().info)(text)
+
     def _on_link_lost(self, error: Exception) -> None:
         """The robot stopped answering: report it once, then reconnect every reconnect_period_s.
         Called with ``_robot_lock`` held; no command can reach the arm meanwhile (it holds on
@@ -559,7 +586,7 @@ class FrankaNode(Node):
         if self._closed:
             return
         self._closed = True
-        self._timer.cancel()
+        self._control_loop.stop()
         if self._sender is not None:
             self._send_request.set()
             self._sender.join(timeout=2.0)
@@ -575,12 +602,13 @@ class FrankaNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point: spin FrankaNode with a multi-threaded executor until Ctrl-C/SIGTERM; the arm
-    is stopped on any exit (run_node calls close() first). An unreachable robot exits with 3."""
-    from rclpy.executors import MultiThreadedExecutor
+    """Entry point: spin FrankaNode's subscriptions (its control loop has its own thread) until
+    Ctrl-C/SIGTERM or a failed control loop; the arm is stopped on any exit (run_node calls
+    close() first). An unreachable robot exits with 3, a failed control loop with 2."""
+    from rclpy.executors import SingleThreadedExecutor
 
-    return run_node(FrankaNode, args, make_executor=lambda node: MultiThreadedExecutor(num_threads=2),
-                    exit_codes={RobotConnectionError: 3})
+    return run_node(FrankaNode, args, make_executor=lambda node: SingleThreadedExecutor(),
+                    done=lambda node: node.done, exit_codes={RobotConnectionError: 3})
 
 
 if __name__ == "__main__":

@@ -131,10 +131,10 @@ class LearnerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    from rclpy.executors import MultiThreadedExecutor
-
-    # Training runs in the core's own thread; two executor threads keep steps flowing meanwhile.
-    return run_node(LearnerNode, args, make_executor=lambda node: MultiThreadedExecutor(num_threads=2))
+    # Training runs in the core's own thread; the callbacks (store a step, log stats) are short,
+    # so one executor thread keeps steps flowing. (rclpy's MultiThreadedExecutor busy-waits on
+    # the ready entities of busy callback groups: it took CPU from training.)
+    return run_node(LearnerNode, args)
 
 
 if __name__ == "__main__":
