@@ -8,8 +8,12 @@ camera, hidden 128x128), UTD 1, images uint8 until the network boundary. Variant
 * ``tuned``: 2 threads, channels_last, MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ (PLATFORM.md)
 * ablations at 64x64/1 camera: tuned minus one setting each
   (the untuned baseline runs at 64x64 only: at 128x128 one update takes tens of seconds here)
+* ``--device cuda``: the tuned settings with the networks on the GPU (batches leave the host
+  replay buffer as uint8 images), every size, plus the UTD 4 update of the RLIF presets
 
     python benchmarks/learner_throughput.py            # writes benchmarks/results/learner_throughput.json
+    python benchmarks/learner_throughput.py --device cuda --updates 50 --warmup 5 \
+        --out benchmarks/results/learner_throughput_cuda.json
 """
 from __future__ import annotations
 
@@ -25,7 +29,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 MALLOC = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 
 
-def measure(cams: int, size: int, threads: int, channels_last: bool, batch: int, updates: int, warmup: int) -> dict:
+def measure(cams: int, size: int, threads: int, channels_last: bool, batch: int, updates: int, warmup: int,
+            device: str = "cpu", utd: int = 1) -> dict:
     import dataclasses
 
     import numpy as np
@@ -44,7 +49,7 @@ def measure(cams: int, size: int, threads: int, channels_last: bool, batch: int,
     spec = PolicySpec(cameras=tuple(CameraSpec(n, size, size) for n in ("front", "wrist")[:cams]),
                       proprio_names=tuple(f"p{i}" for i in range(11)), action=ActionSpec())
     cfg = SACConfig(**{**{k: v for k, v in sac_kw.items() if k not in ("batch_size", "utd_ratio")},
-                       "network": net, "batch_size": batch, "utd_ratio": 1})
+                       "network": net, "batch_size": batch, "utd_ratio": utd, "device": device})
     agent = SACAgent(spec, cfg)
     rng = np.random.default_rng(0)
     buf = VisionReplayBuffer(spec, 4096)
@@ -57,17 +62,19 @@ def measure(cams: int, size: int, threads: int, channels_last: bool, batch: int,
                            episode_end=i % 50 == 49))
         o = obs() if i % 50 == 49 else n
     for _ in range(warmup):
-        agent.update(buf.sample(batch, rng))
+        agent.update(buf.sample(batch * utd, rng))
     t_sample = t_update = 0.0
     for _ in range(updates):
         t0 = time.perf_counter()
-        b = buf.sample(batch, rng)
+        b = buf.sample(batch * utd, rng)
         t1 = time.perf_counter()
-        agent.update(b)
+        agent.update(b)  # ends in .item() calls: the GPU has finished when it returns
         t_sample += t1 - t0
         t_update += time.perf_counter() - t1
-    return {"updates_per_s": updates / (t_sample + t_update), "sample_ms": 1e3 * t_sample / updates,
-            "update_ms": 1e3 * t_update / updates}
+    # one "update" = one critic step at the batch size (a UTD-4 call makes four)
+    return {"updates_per_s": updates * utd / (t_sample + t_update), "sample_ms": 1e3 * t_sample / updates,
+            "update_ms": 1e3 * t_update / updates,
+            "device_name": torch.cuda.get_device_name() if agent.device.type == "cuda" else "cpu"}
 
 
 VARIANTS = {
@@ -76,6 +83,8 @@ VARIANTS = {
     "tuned_1_thread": dict(threads=1, channels_last=True, malloc=True),
     "tuned_no_channels_last": dict(threads=2, channels_last=False, malloc=True),
     "tuned_default_malloc": dict(threads=2, channels_last=True, malloc=False),
+    "cuda": dict(threads=2, channels_last=True, malloc=True, device="cuda"),
+    "cuda_utd4": dict(threads=2, channels_last=True, malloc=True, device="cuda", utd=4),
 }
 
 
@@ -85,6 +94,8 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=8, help="timed updates per configuration")
     p.add_argument("--warmup", type=int, default=2, help="untimed updates first")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "learner_throughput.json"))
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="cpu: the CPU variants above; cuda: the networks on the GPU")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -92,9 +103,12 @@ def main() -> None:
         return
     # Tuned at every size; the untuned baseline and the ablations at 64x64 only (a 128x128
     # baseline update takes tens of seconds on this shared machine).
-    jobs = [("tuned", cams, size) for cams in (1, 2) for size in (64, 128)]
-    jobs += [("baseline", cams, 64) for cams in (1, 2)]
-    jobs += [(v, 1, 64) for v in VARIANTS if v not in ("baseline", "tuned")]
+    if args.device == "cuda":
+        jobs = [(v, cams, size) for v in ("cuda", "cuda_utd4") for cams in (1, 2) for size in (64, 128)]
+    else:
+        jobs = [("tuned", cams, size) for cams in (1, 2) for size in (64, 128)]
+        jobs += [("baseline", cams, 64) for cams in (1, 2)]
+        jobs += [(v, 1, 64) for v in VARIANTS if v not in ("baseline", "tuned") and not v.startswith("cuda")]
     results = []
     load_start = os.getloadavg()[0]
     for variant, cams, size in jobs:
@@ -103,7 +117,8 @@ def main() -> None:
         if var["malloc"]:
             env.update(MALLOC)
         child = json.dumps(dict(cams=cams, size=size, threads=var["threads"], channels_last=var["channels_last"],
-                                batch=args.batch, updates=args.updates, warmup=args.warmup))
+                                batch=args.batch, updates=args.updates, warmup=args.warmup,
+                                device=var.get("device", "cpu"), utd=var.get("utd", 1)))
         out = subprocess.run([sys.executable, __file__, "--child", child], env=env, capture_output=True, text=True,
                              check=True)
         r = {"variant": variant, "cameras": cams, "image_size": size, "batch": args.batch, **var,
@@ -114,7 +129,8 @@ def main() -> None:
     load = os.getloadavg()
     doc = {"machine": f"{os.cpu_count()} CPUs, shared with other jobs; 1-min load average "
                       f"{load_start:.1f} at start, {load[0]:.1f} at end (figures scale down with load)",
-           "network": "policies/reach_pixels.yaml (10 critics, conv 32ch per camera, MLP 128x128), UTD 1",
+           "network": "policies/reach_pixels.yaml (10 critics, conv 32ch per camera, MLP 128x128), UTD 1 "
+                      "unless the variant says utd",
            "command": " ".join(["python", "benchmarks/learner_throughput.py", *sys.argv[1:]]), "results": results}
     pathlib.Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {args.out}")

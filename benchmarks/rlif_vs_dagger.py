@@ -67,7 +67,9 @@ def run_job(job: dict) -> tuple[dict, list[dict], float]:
                       seed=job["seed"], env_steps=job["env_steps"], eval_every=job["eval_every"],
                       eval_episodes=job["eval_episodes"], strategy=job["strategy"], image_size=job["image_size"],
                       run_dir=str(tmp), policies_dir=str(tmp / "policies"), progress=False, tensorboard=False,
-                      persist_buffers=False, checkpoint_every=10**9)
+                      persist_buffers=False, checkpoint_every=10**9, device=job.get("device", ""),
+                      preset=str(ROOT / "policies" / f"{job['task']}_{job['obs']}_{job['preset_variant']}.yaml")
+                      if job.get("preset_variant") else "")
     rows = train(cfg)
     return job, rows, time.perf_counter() - t0
 
@@ -191,6 +193,9 @@ def main() -> None:
     p.add_argument("--strategy", default="value")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--preset-variant", default="",
+                   help="use policies/<task>_<obs>_<variant>.yaml (e.g. gpu: UTD 4, batch 128) instead of the default presets")
+    p.add_argument("--device", default="", help="cpu, cuda or auto for every job (default: the presets', cpu)")
     p.add_argument("--out", default=str(RESULTS / "rlif_vs_dagger.csv"))
     p.add_argument("--merge", nargs="*", default=[],
                    help="only merge these CSVs (written by earlier runs) into --out and redraw plot and table")
@@ -218,7 +223,7 @@ def main() -> None:
         print("operator alone:", {f"{k[0]}/{k[1]}": v for k, v in expert.items()}, flush=True)
         jobs = [dict(task=t, obs=o, method=m, expert_level=l, seed=s, env_steps=args.env_steps,
                      eval_every=args.eval_every, eval_episodes=args.eval_episodes, strategy=args.strategy,
-                     image_size=args.image_size)
+                     image_size=args.image_size, device=args.device, preset_variant=args.preset_variant)
                 for o in args.obs for s in args.seeds for t in args.tasks for l in args.levels for m in args.methods]
         futures = [pool.submit(run_job, j) for j in jobs]
         for fut in cf.as_completed(futures):

@@ -176,7 +176,9 @@ class LearnerCore:
             if given is not None and given[0] != spec:
                 raise ValueError(f"{ckpt_path} was trained for another policy spec than the one given; "
                                  "use another run_dir or drop spec_json/spec_file")
-            sac = cfgmod.from_dict(SACConfig, state["config"])
+            # The checkpoint's hyperparameters, on this machine's device (a run may move from a
+            # GPU machine to a CPU one and back).
+            sac = cfgmod.from_dict(SACConfig, {**state["config"], "device": cfg.sac.device})
             self.agent = SACAgent(spec, sac)
             self.agent.load_state_dict(state)
             meta = blob["learner"]

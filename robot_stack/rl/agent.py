@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from robot_stack.core import config as cfgmod
 from robot_stack.core.spec import PolicySpec
 from robot_stack.rl.networks import (ActorHead, EnsembleCritic, NetworkConfig, ObsEncoder, PolicyNet,
-                                     obs_to_torch)
+                                     obs_to_torch, resolve_device)
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,13 @@ class SACConfig:
     """Share of each minibatch drawn from the intervention/demonstration buffer (RLPD: 0.5)."""
     seed: int = 0
     """Seed of the agent's own RNGs (initialization, augmentation, action noise)."""
+    device: str = "cpu"
+    """Where the networks train: 'cpu', 'cuda', 'cuda:N', or 'auto' (CUDA if torch sees a GPU).
+    Replay data stays in host memory; each batch crosses to the GPU with its images as uint8.
+    Exported policies are always CPU tensors (the actor runs them on the robot PC)."""
 
     def validate(self) -> None:
+        resolve_device(self.device)
         if not 1 <= self.num_min_critics <= self.num_critics:
             raise ValueError(f"num_min_critics must be in [1, num_critics={self.num_critics}], got {self.num_min_critics}")
         if self.utd_ratio < 1:
@@ -78,14 +83,32 @@ class SACConfig:
         self.network.validate()
 
 
-def batch_to_torch(batch: dict, spec: PolicySpec) -> dict:
+def batch_to_torch(batch: dict, spec: PolicySpec, device: torch.device | None = None) -> dict:
     return {
-        "obs": obs_to_torch(batch["obs"], spec, batched=True),
-        "next_obs": obs_to_torch(batch["next_obs"], spec, batched=True),
-        "action": torch.as_tensor(batch["action"], dtype=torch.float32),
-        "reward": torch.as_tensor(batch["reward"], dtype=torch.float32),
-        "terminal": torch.as_tensor(batch["terminal"], dtype=torch.float32),
+        "obs": obs_to_torch(batch["obs"], spec, batched=True, device=device),
+        "next_obs": obs_to_torch(batch["next_obs"], spec, batched=True, device=device),
+        "action": torch.as_tensor(batch["action"], dtype=torch.float32, device=device),
+        "reward": torch.as_tensor(batch["reward"], dtype=torch.float32, device=device),
+        "terminal": torch.as_tensor(batch["terminal"], dtype=torch.float32, device=device),
     }
+
+
+def make_generators(device: torch.device, seed: int) -> tuple[torch.Generator, torch.Generator]:
+    """(update, act) generators on ``device``, seeded seed+1 and seed+2."""
+    return (torch.Generator(device=device).manual_seed(seed + 1),
+            torch.Generator(device=device).manual_seed(seed + 2))
+
+
+def restore_generators(gens: tuple[torch.Generator, ...], rng_state: dict, device: torch.device) -> None:
+    """Restore the generators saved by state_dict(); a checkpoint from another device type keeps
+    the fresh seeds (bit-identical resume holds on the same machine only)."""
+    saved = rng_state.get("device", "cpu")
+    if saved != device.type:
+        log.warning("checkpoint RNG state is from device '%s', this agent runs on '%s': random streams "
+                    "restart from the seed (the resume is not bit-identical)", saved, device.type)
+        return
+    for gen, key in zip(gens, ("update", "act")):
+        gen.set_state(rng_state[key])
 
 
 def _slice(batch: dict, sl: slice) -> dict:
@@ -97,16 +120,16 @@ class SACAgent:
         self.spec = spec
         self.cfg = cfg = cfg or SACConfig()
         cfg.validate()
-        torch.manual_seed(cfg.seed)  # parameter init uses the global generator
-        self.gen = torch.Generator().manual_seed(cfg.seed + 1)
-        self.act_gen = torch.Generator().manual_seed(cfg.seed + 2)
-        self.encoder = ObsEncoder(spec, cfg.network)
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)  # parameter init uses the global generator (on the CPU, then moved)
+        self.gen, self.act_gen = make_generators(self.device, cfg.seed)
+        self.encoder = ObsEncoder(spec, cfg.network).to(self.device)
         feat_dim = self.encoder.out_dim
-        self.critic = EnsembleCritic(cfg.num_critics, feat_dim + spec.action.dim, cfg.network.hidden_dims)
-        self.actor = ActorHead(feat_dim, spec.action.dim, cfg.network.hidden_dims)
+        self.critic = EnsembleCritic(cfg.num_critics, feat_dim + spec.action.dim, cfg.network.hidden_dims).to(self.device)
+        self.actor = ActorHead(feat_dim, spec.action.dim, cfg.network.hidden_dims).to(self.device)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.tensor(float(np.log(cfg.init_temperature)), requires_grad=True)
+        self.log_alpha = torch.tensor(float(np.log(cfg.init_temperature)), device=self.device, requires_grad=True)
         self.target_entropy = (cfg.target_entropy if cfg.target_entropy is not None
                                else -spec.action.dim / 2.0)
         critic_params = [p for p in [*self.encoder.parameters(), *self.critic.parameters()] if p.requires_grad]
@@ -128,7 +151,7 @@ class SACAgent:
 
         ``batch`` is a numpy dict as returned by the replay buffer (images uint8).
         """
-        tb = batch_to_torch(batch, self.spec)
+        tb = batch_to_torch(batch, self.spec, self.device)
         n = tb["reward"].shape[0]
         utd = self.cfg.utd_ratio
         if n % utd:
@@ -148,7 +171,7 @@ class SACAgent:
         with torch.no_grad():
             next_feat = self.encoder(b["next_obs"], self.gen)
             next_a, next_logp = self.actor.sample(next_feat, self.gen)
-            subset = torch.randperm(self.cfg.num_critics, generator=self.gen)[: self.cfg.num_min_critics]
+            subset = torch.randperm(self.cfg.num_critics, generator=self.gen, device=self.device)[: self.cfg.num_min_critics]
             next_q = self.target_critic(self.target_encoder(b["next_obs"], self.gen), next_a)[subset].min(0).values
             if self.cfg.backup_entropy:
                 next_q = next_q - self.alpha * next_logp
@@ -196,7 +219,7 @@ class SACAgent:
             "target_critic": self.target_critic.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
             "critic_opt": self.critic_opt.state_dict(), "actor_opt": self.actor_opt.state_dict(),
             "temp_opt": self.temp_opt.state_dict(),
-            "rng": {"update": self.gen.get_state(), "act": self.act_gen.get_state()},
+            "rng": {"update": self.gen.get_state(), "act": self.act_gen.get_state(), "device": self.device.type},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -210,8 +233,7 @@ class SACAgent:
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.temp_opt.load_state_dict(state["temp_opt"])
-        self.gen.set_state(state["rng"]["update"])
-        self.act_gen.set_state(state["rng"]["act"])
+        restore_generators((self.gen, self.act_gen), state["rng"], self.device)
         self.step = int(state["step"])
 
     def save(self, path: str | os.PathLike) -> None:
@@ -220,6 +242,8 @@ class SACAgent:
 
     @classmethod
     def load(cls, path: str | os.PathLike, **overrides) -> "SACAgent":
+        """Agent from a checkpoint; ``overrides`` replace config fields (e.g. ``device='cpu'``
+        for a checkpoint trained on a GPU)."""
         state = torch.load(path, map_location="cpu", weights_only=False)
         cfg = cfgmod.from_dict(SACConfig, {**state["config"], **overrides})
         agent = cls(PolicySpec.from_json(state["spec_json"]), cfg)

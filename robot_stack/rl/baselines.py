@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from robot_stack.core import config as cfgmod
 from robot_stack.core.spec import PolicySpec
-from robot_stack.rl.agent import save_atomic
-from robot_stack.rl.networks import ActorHead, NetworkConfig, ObsEncoder, PolicyNet, obs_to_torch
+from robot_stack.rl.agent import make_generators, restore_generators, save_atomic
+from robot_stack.rl.networks import ActorHead, NetworkConfig, ObsEncoder, PolicyNet, obs_to_torch, resolve_device
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,11 @@ class BCConfig:
     """Minibatch size."""
     seed: int = 0
     """Seed of initialization and augmentation."""
+    device: str = "cpu"
+    """Where the networks train: 'cpu', 'cuda', 'cuda:N' or 'auto' (as SACConfig.device)."""
 
     def validate(self) -> None:
+        resolve_device(self.device)
         self.network.validate()
 
 
@@ -44,8 +47,8 @@ class BCAgent:
         self.spec = spec
         self.cfg = cfg or BCConfig()
         self.cfg.validate()
-        self.gen = torch.Generator().manual_seed(self.cfg.seed + 1)
-        self.act_gen = torch.Generator().manual_seed(self.cfg.seed + 2)
+        self.device = resolve_device(self.cfg.device)
+        self.gen, self.act_gen = make_generators(self.device, self.cfg.seed)
         torch.manual_seed(self.cfg.seed)
         self._build()
         self.step = 0
@@ -53,7 +56,7 @@ class BCAgent:
     def _build(self) -> None:
         self.encoder = ObsEncoder(self.spec, self.cfg.network)
         self.actor = ActorHead(self.encoder.out_dim, self.spec.action.dim, self.cfg.network.hidden_dims)
-        self.policy = PolicyNet(self.encoder, self.actor)
+        self.policy = PolicyNet(self.encoder, self.actor).to(self.device)
         self.opt = torch.optim.Adam([p for p in self.policy.parameters() if p.requires_grad], lr=self.cfg.lr)
 
     def reset(self) -> None:
@@ -64,8 +67,8 @@ class BCAgent:
         return self.policy.act_batch(obs_to_torch(obs, self.spec, batched=False), deterministic, self.act_gen)[0]
 
     def update(self, batch: dict) -> dict[str, float]:
-        obs = obs_to_torch(batch["obs"], self.spec, batched=True)
-        target = torch.as_tensor(batch["action"], dtype=torch.float32).clamp(-1.0, 1.0)
+        obs = obs_to_torch(batch["obs"], self.spec, batched=True, device=self.device)
+        target = torch.as_tensor(batch["action"], dtype=torch.float32, device=self.device).clamp(-1.0, 1.0)
         pred = self.actor.mode(self.encoder(obs, self.gen))
         loss = F.mse_loss(pred, target)
         self.opt.zero_grad(set_to_none=True)
@@ -77,22 +80,21 @@ class BCAgent:
     def state_dict(self) -> dict:
         return {"config": cfgmod.to_dict(self.cfg), "spec_json": self.spec.to_json(), "step": self.step,
                 "policy": self.policy.state_dict(), "opt": self.opt.state_dict(),
-                "rng": {"update": self.gen.get_state(), "act": self.act_gen.get_state()}}
+                "rng": {"update": self.gen.get_state(), "act": self.act_gen.get_state(), "device": self.device.type}}
 
     def load_state_dict(self, state: dict) -> None:
         self.policy.load_state_dict(state["policy"])
         self.opt.load_state_dict(state["opt"])
-        self.gen.set_state(state["rng"]["update"])
-        self.act_gen.set_state(state["rng"]["act"])
+        restore_generators((self.gen, self.act_gen), state["rng"], self.device)
         self.step = int(state["step"])
 
     def save(self, path: str | os.PathLike) -> None:
         save_atomic(self.state_dict(), path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "BCAgent":
+    def load(cls, path: str | os.PathLike, **overrides) -> "BCAgent":
         state = torch.load(path, map_location="cpu", weights_only=False)
-        agent = cls(PolicySpec.from_json(state["spec_json"]), cfgmod.from_dict(BCConfig, state["config"]))
+        agent = cls(PolicySpec.from_json(state["spec_json"]), cfgmod.from_dict(BCConfig, {**state["config"], **overrides}))
         agent.load_state_dict(state)
         return agent
 

@@ -64,10 +64,10 @@ def random_shift(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch
     """Shift each image by an integer offset in [-pad, pad] (edge replicate); x is (N, C, H, W)."""
     n, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    off = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
-    rows = (off[:, 0:1] + torch.arange(h)).view(n, 1, h, 1).expand(n, c, h, w + 2 * pad)
+    off = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator, device=x.device)
+    rows = (off[:, 0:1] + torch.arange(h, device=x.device)).view(n, 1, h, 1).expand(n, c, h, w + 2 * pad)
     out = padded.gather(2, rows)
-    cols = (off[:, 1:2] + torch.arange(w)).view(n, 1, 1, w).expand(n, c, h, w)
+    cols = (off[:, 1:2] + torch.arange(w, device=x.device)).view(n, 1, 1, w).expand(n, c, h, w)
     return out.gather(3, cols)
 
 
@@ -148,7 +148,7 @@ class ActorHead(nn.Module):
         """Reparameterized sample and its log-probability (with the tanh correction)."""
         mean, log_std = self(feat)
         std = log_std.exp()
-        eps = torch.randn(mean.shape, generator=generator)
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device)
         u = mean + std * eps
         logp = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         # log(1 - tanh(u)^2) computed stably.
@@ -202,13 +202,38 @@ class PolicyNet(nn.Module):
 
     @torch.inference_mode()
     def act_batch(self, obs: dict, deterministic: bool, generator: torch.Generator | None) -> np.ndarray:
+        """Actions for a batch of torch observations (moved to this net's device), as numpy."""
+        device = next(self.head.parameters()).device
+        obs = {k: v.to(device, non_blocking=True) for k, v in obs.items()}
         feat = self.encoder(obs)
         a = self.head.mode(feat) if deterministic else self.head.sample(feat, generator)[0]
-        return a.numpy()
+        return a.cpu().numpy()
 
 
-def obs_to_torch(obs: dict, spec: PolicySpec, batched: bool) -> dict:
-    """Numpy observation dict -> torch (zero-copy where possible); adds a batch axis if needed."""
+def resolve_device(name: str) -> torch.device:
+    """'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when torch sees a GPU, else CPU) -> torch.device.
+    Raises ValueError naming the fix when CUDA is asked for but torch has none."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {name!r}") from e
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: this torch ({torch.__version__}) sees no CUDA GPU; install a "
+                             f"CUDA build of torch and the NVIDIA driver, or set device to 'cpu' or 'auto'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    elif device.type != "cpu":
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {name!r}")
+    return device
+
+
+def obs_to_torch(obs: dict, spec: PolicySpec, batched: bool, device: torch.device | None = None) -> dict:
+    """Numpy observation dict -> torch (zero-copy on the CPU); adds a batch axis if needed.
+    With a CUDA ``device`` the tensors are copied there as they are: images cross as uint8
+    (4x fewer bytes than float) and become float on the GPU, in the encoder."""
     out = {}
     for c in spec.cameras:
         img = np.asarray(obs[c.name])
@@ -218,4 +243,6 @@ def obs_to_torch(obs: dict, spec: PolicySpec, batched: bool) -> dict:
     if spec.proprio_dim:
         p = np.asarray(obs["proprio"], np.float32)
         out["proprio"] = torch.from_numpy(p if batched else p[None])
+    if device is not None and device.type != "cpu":
+        out = {k: v.to(device, non_blocking=True) for k, v in out.items()}
     return out

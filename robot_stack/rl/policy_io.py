@@ -43,7 +43,7 @@ def export_policy_bytes(agent) -> tuple[str, bytes]:
         "network": cfgmod.to_dict(agent.cfg.network),
     }, sort_keys=True)
     buf = io.BytesIO()
-    torch.save({k: v.detach().clone() for k, v in agent.policy.state_dict().items()}, buf)
+    torch.save({k: v.detach().to("cpu", copy=True) for k, v in agent.policy.state_dict().items()}, buf)
     return spec_json, buf.getvalue()
 
 

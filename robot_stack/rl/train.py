@@ -17,7 +17,7 @@ the deterministic policy alone (no operator) on fixed seeds in a separate env.
 
 Outputs under ``--run-dir`` (default ``runs/<run-name>``): ``checkpoint/`` (agent, trainer
 state, replay logs; ``--resume`` picks it up), TensorBoard scalars in ``tb/``,
-``metrics.csv`` (one row per evaluation). Exported policies: ``policies/<run-name>/latest.pt``
+``metrics.csv`` (one row per evaluation, rewritten after each). Exported policies: ``policies/<run-name>/latest.pt``
 and ``best.pt`` (see :mod:`robot_stack.rl.policy_io`).
 """
 from __future__ import annotations
@@ -102,6 +102,8 @@ class TrainConfig:
     """Keep the replay buffers in append-only logs in the checkpoint dir (needed by resume)."""
     resume: bool = False
     """Continue from run_dir/checkpoint if present."""
+    device: str = ""
+    """Where the networks train: cpu, cuda, cuda:N or auto (empty: the preset's, default cpu)."""
     torch_threads: int = 1
     """torch intra-op threads (this machine has 2 cores shared by several jobs)."""
     progress: bool = True
@@ -232,6 +234,8 @@ def load_preset(path: str) -> tuple[NetworkConfig, dict, dict]:
 
 def make_agent(cfg: TrainConfig, spec: PolicySpec):
     net, sac_kw, bc_kw = load_preset(cfg.preset)
+    if cfg.device:
+        sac_kw["device"] = bc_kw["device"] = cfg.device
     if cfg.method == "rlif":
         sac = cfgmod.from_dict(SACConfig, {**sac_kw, "seed": cfg.seed}, where=f"{cfg.preset}:sac")
         sac = dataclasses.replace(sac, network=net, **({"utd_ratio": cfg.utd_ratio} if cfg.utd_ratio else {}))
@@ -267,8 +271,8 @@ def train(cfg: TrainConfig) -> list[dict]:
     st = {"env_steps": 0, "episodes": 0, "best_success": -1.0, "rows": [], "window_steps": 0,
           "window_interventions": 0, "window_returns": [], "updates": 0}
     if cfg.resume and (ckpt_dir / "trainer.pt").exists():
-        agent.load_state_dict(torch.load(ckpt_dir / "agent.pt", weights_only=False))
-        saved = torch.load(ckpt_dir / "trainer.pt", weights_only=False)
+        agent.load_state_dict(torch.load(ckpt_dir / "agent.pt", map_location="cpu", weights_only=False))
+        saved = torch.load(ckpt_dir / "trainer.pt", map_location="cpu", weights_only=False)
         st = saved["state"]
         rng.bit_generator.state = saved["rng"]
         log.info("resumed %s at env step %d (%d + %d buffered)", cfg.run_name, st["env_steps"], len(main_buf), len(interv_buf))
@@ -348,6 +352,7 @@ def train(cfg: TrainConfig) -> list[dict]:
                    "eval_episode_len": ev["episode_len"], "updates_per_s": n_upd / t_upd if t_upd else 0.0,
                    **{k: float(v) for k, v in metrics.items()}}
             st["rows"].append(row)
+            write_metrics_csv(run_dir / "metrics.csv", st["rows"])  # progress survives a killed run
             st["window_steps"] = st["window_interventions"] = 0
             st["window_returns"] = []
             t_upd, n_upd = 0.0, 0
