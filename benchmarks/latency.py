@@ -440,8 +440,11 @@ def main() -> int:
             kids.stop("spacemouse")
             kids.stop("cameras")
             time.sleep(1.5)  # let the last records drain
-            kids.stop("actor")
-            time.sleep(0.5)
+            kids.stop("actor")  # its close() waits until this probe acknowledged every record
+            n_seen, settle_deadline = -1, time.time() + 10.0
+            while time.time() < settle_deadline and len(probe.steps) != n_seen:
+                n_seen = len(probe.steps)
+                time.sleep(1.0)  # until the probe's count stops moving (its callbacks may lag)
             franka_errors = len(re.findall(r"\] \[franka\]: error:", kids.log("franka")))
             m = re.findall(r"steps_published=(\d+)", kids.log("actor"))
             steps_sent = int(m[-1]) if m else None

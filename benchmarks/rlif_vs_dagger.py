@@ -27,6 +27,11 @@ Runs behind the committed results (each under ``nice -n 19``, one torch thread p
     python benchmarks/rlif_vs_dagger.py --obs pixels --tasks reach --env-steps 3000 --eval-every 1000 \
         --seeds 0 --expert-episodes 100 --workers 2 --out /tmp/pixels.csv
     python benchmarks/rlif_vs_dagger.py --merge /tmp/peg_s0.csv /tmp/peg_s1.csv /tmp/pixels.csv /tmp/reach_rlif.csv
+    # reach, pixels, on a GPU machine (one H200, 16 cores; stopped after 370 s, RLIF's rows
+    # taken from its runs' metrics.csv): benchmarks/results/rlif_vs_dagger_pixels_gpu.csv
+    python benchmarks/rlif_vs_dagger.py --obs pixels --tasks reach --env-steps 20000 --eval-every 1000 \
+        --seeds 0 --expert-episodes 100 --workers 12 --device cuda --preset-variant gpu \
+        --out benchmarks/results/rlif_vs_dagger_pixels_gpu.csv
 
 ``--expert-episodes`` sets how precisely the operator's own success is measured (50 episodes:
 reach 0.96/0.60/0.26; 100: 0.96/0.55/0.20); use one value per task so all rows agree.
@@ -104,20 +109,33 @@ def write_csv(path: pathlib.Path, rows: list[dict]) -> None:
 
 
 def final_rows(rows: list[dict]) -> dict:
-    """Last evaluation point of every run, keyed by KEY."""
+    """Each run's evaluation point at the equal budget of its (task, obs, level) group, keyed by
+    KEY: the group's budget is the fewest env steps any of its runs reached (all of them, when
+    every run finished; less when one was stopped early), and a run's point is its last one
+    within that budget."""
     last: dict = {}
     for r in rows:
         k = tuple(r[c] for c in KEY)
         if k not in last or r["env_steps"] > last[k]["env_steps"]:
             last[k] = r
-    return last
+    budget: dict = {}
+    for k, r in last.items():
+        g = (k[0], k[1], k[3])
+        budget[g] = min(budget.get(g, r["env_steps"]), r["env_steps"])
+    out: dict = {}
+    for r in rows:
+        k = tuple(r[c] for c in KEY)
+        if r["env_steps"] <= budget[(k[0], k[1], k[3])] and (k not in out or r["env_steps"] > out[k]["env_steps"]):
+            out[k] = r
+    return out
 
 
 def write_table(path: pathlib.Path, rows: list[dict]) -> None:
     last = final_rows(rows)
     groups = sorted({(k[0], k[1], k[3]) for k in last}, key=lambda g: (g[0], g[1], -g[2]))
     lines = ["# RLIF vs HG-DAgger vs BC: final success rate (deterministic policy alone)", "",
-             "Mean ± std over seeds of the last evaluation point; `RLIF interv.` is RLIF's intervention rate "
+             "Mean ± std over seeds at an equal env-step budget per row (the fewest steps any run of the "
+             "row reached); `RLIF interv.` is RLIF's intervention rate "
              "(fraction of steps under operator control) in its first → last training window. Operator: "
              "robot_stack/sim/operator.py (systematic goal bias, judges with the true reference value). "
              "Budget and seeds: see the env_steps column of rlif_vs_dagger.csv.", "",
@@ -197,10 +215,11 @@ def main() -> None:
                    help="use policies/<task>_<obs>_<variant>.yaml (e.g. gpu: UTD 4, batch 128) instead of the default presets")
     p.add_argument("--device", default="", help="cpu, cuda or auto for every job (default: the presets', cpu)")
     p.add_argument("--out", default=str(RESULTS / "rlif_vs_dagger.csv"))
-    p.add_argument("--merge", nargs="*", default=[],
-                   help="only merge these CSVs (written by earlier runs) into --out and redraw plot and table")
+    p.add_argument("--merge", nargs="*", default=None,
+                   help="only merge these CSVs (written by earlier runs) into --out and redraw plot and table "
+                        "(no files: just redraw from --out)")
     args = p.parse_args()
-    if args.merge is not None and args.merge:
+    if args.merge is not None:
         out = pathlib.Path(args.out)
         rows = read_csv(out)
         for extra in args.merge:

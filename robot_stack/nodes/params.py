@@ -213,6 +213,10 @@ def params_yaml(node_name: str, config: Any) -> dict[str, Any]:
     return {node_name: {"ros__parameters": _nest(data)}}
 
 
+def _stop_on_signal(signum, _frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_node(make_node: Callable[[], Node], args: list[str] | None = None, *,
              make_executor: Callable[[Node], Any] | None = None,
              done: Callable[[Node], Any] | None = None,
@@ -223,54 +227,61 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None, *,
     A :class:`ConfigError` at start-up (bad parameter) is printed as one line and gives exit
     status 2, so a launch shows the parameter's name instead of a traceback; ``exit_codes``
     maps further start-up errors to statuses (e.g. an unreachable robot). ``make_executor``
-    builds the executor for nodes whose callback groups must run in parallel (default: the
-    single-threaded ``rclpy.spin``); ``done(node)`` returns an Event that ends the spin (e.g.
-    evaluation finished). On any exit the node's ``close()`` runs first (the Franka node stops
-    the arm there), then the executor and the node are torn down.
+    builds the executor (default: single-threaded); ``done(node)`` returns an Event that ends
+    the spin (e.g. evaluation finished, or a failed control loop).
+
+    Ctrl-C and SIGTERM end the spin here, not in rclpy: rclpy's own handler would shut the ROS
+    context down first, and the node could then publish nothing more while it closes. So on
+    any exit the node's ``close()`` runs with the context still up (the Franka node stops the
+    arm and reports it; the actor waits until the learner has acknowledged every step record),
+    with further Ctrl-C/SIGTERM ignored until it returns; then the executor, the node and the
+    context are torn down.
     """
+    import signal
     import sys
 
     import rclpy
-    from rclpy.executors import ExternalShutdownException
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
     codes = {ConfigError: 2, **(exit_codes or {})}
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    previous = {sig: signal.signal(sig, _stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = None
     executor = None
     try:
         node = make_node()
-        if make_executor is None:
-            rclpy.spin(node)
-        else:
-            executor = make_executor(node)
-            executor.add_node(node)
-            stop = done(node) if done is not None else None
-            if stop is None:
-                executor.spin()
-            else:
-                while rclpy.ok() and not stop.is_set():
-                    executor.spin_once(timeout_sec=0.5)
+        executor = make_executor(node) if make_executor is not None else SingleThreadedExecutor()
+        executor.add_node(node)
+        stop = done(node) if done is not None else None
+        # Short waits: a signal's KeyboardInterrupt is raised once the wait returns.
+        while rclpy.ok() and not (stop is not None and stop.is_set()):
+            executor.spin_once(timeout_sec=0.25)
     except tuple(codes) as e:
         print(f"error: {e}", file=sys.stderr)
         return next(code for kind, code in codes.items() if isinstance(e, kind))
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C / SIGTERM: a normal stop (or the node shut itself down, see below)
     except Exception:
-        # A node that shut its context down before spin() began makes spin() fail on the
-        # dead context; its own error message (below) is the one that matters then. Once
-        # Ctrl-C/SIGTERM has shut the context down, rclpy can fail taking a message that was
-        # in flight: that is the stop we were asked for, not a crash.
+        # A node that shut its context down before spinning makes the executor fail on the
+        # dead context; its own error message (below) is the one that matters then.
         if getattr(node, "fatal_error", None) is None and rclpy.ok():
             raise
     finally:
-        if node is not None:
-            close = getattr(node, "close", None)
-            if callable(close):
-                close()
-            if executor is not None:
-                executor.shutdown(timeout_sec=2.0)
-            node.destroy_node()
-        rclpy.try_shutdown()
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut close() short
+        try:
+            if node is not None:
+                close = getattr(node, "close", None)
+                if callable(close):
+                    close()
+                if executor is not None:
+                    executor.shutdown(timeout_sec=2.0)
+                node.destroy_node()
+            rclpy.try_shutdown()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     # A node that found a fatal problem after start-up (set node.fatal_error, then shut the
     # context down) exits like a start-up error.
     fatal = getattr(node, "fatal_error", None)
