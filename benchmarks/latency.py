@@ -338,6 +338,7 @@ def analyse(probe: Probe, arrivals_unix: list[float], cycles: list[int], t_windo
     return {
         "takeover_ms": stats_ms(lat),
         "takeover_onset_ms": stats_ms(onset_lat),
+        "takeover_onset_ms_each": [round(1e3 * x, 2) for x in onset_lat],  # in cycle order
         "takeover_report_to_read_ms": stats_ms(report_to_read),
         "takeover_read_to_sent_ms": stats_ms(read_to_sent),
         "takeover_hops_ms": {k: stats_ms(v) for k, v in hops.items()},
@@ -437,8 +438,11 @@ def main() -> int:
                 time.sleep(0.5)  # waiting out the measurement window (not synchronization)
             # Stop the sources first: without fresh frames the actor takes no more steps, so
             # every record it published can arrive before it exits and reports its count.
+            t_stop = time.time()
             kids.stop("spacemouse")
+            t_sm = time.time()
             kids.stop("cameras")
+            t_cam = time.time()
             time.sleep(1.5)  # let the last records drain
             kids.stop("actor")  # its close() waits until this probe acknowledged every record
             n_seen, settle_deadline = -1, time.time() + 10.0
@@ -449,6 +453,11 @@ def main() -> int:
             m = re.findall(r"steps_published=(\d+)", kids.log("actor"))
             steps_sent = int(m[-1]) if m else None
             arrivals = [t0 + a for a in at]
+            with probe.lock:
+                last = sorted(probe.steps, key=lambda r: r[0])[-3:]
+            print(f"stop: spacemouse {t_sm - t_stop:.2f} s, cameras {t_cam - t_sm:.2f} s; probe thread alive "
+                  f"{probe.thread.is_alive()}; last steps (recv rel. to camera stop, ep, idx): "
+                  f"{[(round(r[0] - t_cam, 2), r[2], r[3]) for r in last]}", file=sys.stderr)
             res = analyse(probe, arrivals, cycles, window)
         finally:
             kids.stop_all()

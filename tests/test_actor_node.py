@@ -404,3 +404,28 @@ def test_control_loop_ticks_at_its_rate_and_stamps_commands_with_the_tick(ros_co
             n.destroy_node()
     if control_thread:
         assert not actor._control_loop_thread.is_alive()  # close() stopped it
+
+
+def test_first_step_waits_for_a_learner_so_none_is_lost(ros_context, spin, collector):
+    """wait_for_learner_s: without a subscriber to the step records the actor takes no step;
+    once one subscribes, the first record it gets is episode 1, step 0 (nothing was published
+    into the void). Without any learner the wait ends after wait_for_learner_s."""
+    actor = make_actor(ros_context, wait_for_learner_s=60.0)
+    feeder = Feeder(ros_context)
+    probe = Node("probe", context=ros_context)
+    spin(actor, feeder.node, probe)
+    try:
+        time.sleep(1.5)  # fresh sensors at 30 Hz, ticks at 10 Hz: it would have stepped by now
+        assert actor.core is not None and actor.steps_published == 0
+        steps = collector(probe, StepRecord, an.STEPS_TOPIC, qos.STEPS)
+        first = steps.wait_for(3, timeout_s=15.0)[0]
+        assert (first.episode_id, first.step_index) == (1, 0)
+    finally:
+        actor.close()
+
+    lone = make_actor(ros_context, wait_for_learner_s=0.5)
+    spin(lone)
+    try:
+        assert _wait(lambda: lone.steps_published > 0, 10.0), "the wait for a learner never ended"
+    finally:
+        lone.close()

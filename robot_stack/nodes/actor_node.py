@@ -161,6 +161,10 @@ class ActorNodeConfig(ActorConfig):
     """File keeping the last episode id, so a restarted actor continues counting ('' = start at 1)."""
     log_every_s: float = 10.0
     """Period of the status log line (steps, refusals, policy version), in s."""
+    wait_for_learner_s: float = 10.0
+    """At start-up, take no step until a learner subscribes to the step records (DDS discovery
+    can take seconds on a busy machine; steps published before it are lost to the learner), but
+    at most this long, s; then run without one (logged). 0: do not wait. Not in evaluation."""
     close_ack_timeout_s: float = 2.0
     """On a clean stop, wait this long at most for the learner to acknowledge every step record
     (no collected step lost in flight), s."""
@@ -195,6 +199,8 @@ class ActorNodeConfig(ActorConfig):
             raise ValueError(f"executor must be 'multi_threaded' or 'events', got '{self.executor}'")
         if self.spec_json and self.spec_file:
             raise ValueError("give spec_json or spec_file, not both")
+        if not (math.isfinite(self.wait_for_learner_s) and self.wait_for_learner_s >= 0):
+            raise ValueError(f"wait_for_learner_s must be a finite number >= 0, got {self.wait_for_learner_s}")
         if not (math.isfinite(self.close_ack_timeout_s) and self.close_ack_timeout_s >= 0):
             raise ValueError(f"close_ack_timeout_s must be a finite number >= 0, got {self.close_ack_timeout_s}")
 
@@ -241,6 +247,8 @@ class ActorNode(Node):
         """PolicyWeights messages rejected (bad digest, format, layout or network)."""
         self.steps_published = 0
         """StepRecords published (benchmarks compare it with what the learner received)."""
+        self._learner_wait_over = cfg.evaluation or cfg.wait_for_learner_s <= 0
+        self._learner_wait_start = time.monotonic()
 
         self._control_group = MutuallyExclusiveCallbackGroup()
         self._operator_group = MutuallyExclusiveCallbackGroup()
@@ -458,7 +466,7 @@ class ActorNode(Node):
 
     def _on_tick(self) -> None:
         core = self.core
-        if core is None or self.done.is_set():
+        if core is None or self.done.is_set() or not self._learner_ready():
             return
         now = self._now_s()
         out: TickResult = core.tick(now)
@@ -485,6 +493,27 @@ class ActorNode(Node):
         if time.monotonic() - self._last_log_s >= self.config.log_every_s:
             self._last_log_s = time.monotonic()
             self.get_logger().info(f"actor: {json.dumps({**core.snapshot(), 'steps_published': self.steps_published})}")
+
+    def _learner_ready(self) -> bool:
+        """wait_for_learner_s: True once a learner subscribes to the step records (or the wait
+        is over, or not needed)."""
+        if self._learner_wait_over:
+            return True
+        if self.steps_pub.get_subscription_count() > 0:
+            self._learner_wait_over = True
+            self.get_logger().info("a learner subscribes to the step records: stepping")
+            return True
+        waited = time.monotonic() - self._learner_wait_start
+        if waited >= self.config.wait_for_learner_s:
+            self._learner_wait_over = True
+            self.get_logger().warning(
+                f"no learner subscribed to {STEPS_TOPIC} within wait_for_learner_s={self.config.wait_for_learner_s:g} s: "
+                f"stepping without one (step records are lost until a learner subscribes; start learner_node "
+                f"with the same ROS_DOMAIN_ID)")
+            return True
+        self._warn_throttled("learner", f"waiting for a learner to subscribe to {STEPS_TOPIC} "
+                                        f"({waited:.0f} of {self.config.wait_for_learner_s:g} s)")
+        return False
 
     @property
     def _control_loop_thread(self) -> threading.Thread | None:
