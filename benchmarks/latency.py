@@ -32,7 +32,8 @@ Figures (all times are ROS time = the host's wall clock, shared by the processes
 
 Run (about 1.5 min):
     bash tools/in_env.sh python benchmarks/latency.py [--seconds 60] [--out benchmarks/results/latency.json]
-Before/after switches: ``--no-send-on-command`` (franka node sends only on its 100 Hz
+``--node-prefix "chrt -f 20" --prefix-nodes actor,franka`` runs those two processes SCHED_FIFO
+(as ``rt_prefix`` does in session.launch.yaml). Before/after switches: ``--no-send-on-command`` (franka node sends only on its 100 Hz
 timer), ``--no-publish-on-report`` (SpaceMouse node publishes deflection changes only at its
 50 Hz rate), ``--spacemouse-read-rate-hz``.
 """
@@ -377,6 +378,8 @@ def main() -> int:
     ap.add_argument("--node-prefix", default="",
                     help="command prefix for the SpaceMouse, actor and Franka nodes, like a launch file's "
                          "launch-prefix (e.g. 'nice -n -10' or 'chrt -f 20'; needs root or CAP_SYS_NICE)")
+    ap.add_argument("--prefix-nodes", default="spacemouse,actor,franka",
+                    help="which of the three nodes get --node-prefix (comma-separated)")
     ap.add_argument("--rt-priority", type=int, default=0,
                     help="SCHED_FIFO priority for the actor's and the Franka node's control threads and "
                          "the SpaceMouse reader (control_thread_priority, reader_thread_priority; "
@@ -395,20 +398,21 @@ def main() -> int:
         os.nice(args.nice)  # inherited by the world, the nodes and the probe
     kids = Children(tmp)
     py = sys.executable
-    prefix = shlex.split(args.node_prefix)
+    prefixed = set(args.prefix_nodes.split(","))
+    prefix_for = {n: shlex.split(args.node_prefix) if n in prefixed else [] for n in ("spacemouse", "actor", "franka")}
     result: dict = {}
     t_launch = time.time()
     with WorldProcess(args.host, task="none"):
         probe = Probe()
         try:
-            kids.start("franka", [*prefix, py, "-m", "robot_stack.nodes.franka_node", "--ros-args", "--params-file", params_file(tmp, "franka", {
+            kids.start("franka", [*prefix_for["franka"], py, "-m", "robot_stack.nodes.franka_node", "--ros-args", "--params-file", params_file(tmp, "franka", {
                 "robot": {"backend": "franky", "robot_ip": args.host},
                 "debug_latency": True, "send_on_command": not args.no_send_on_command,
                 "control_thread_priority": args.rt_priority})])
             kids.start("cameras", [py, str(pathlib.Path(__file__).resolve()), "--role", "cameras"])
             spec_path = tmp / "spec.json"
             spec_path.write_text(policy_spec_json())
-            kids.start("actor", [*prefix, py, "-m", "robot_stack.nodes.actor_node", "--ros-args", "--params-file", params_file(tmp, "actor", {
+            kids.start("actor", [*prefix_for["actor"], py, "-m", "robot_stack.nodes.actor_node", "--ros-args", "--params-file", params_file(tmp, "actor", {
                 "spec_file": str(spec_path), "reset_mode": "none", "max_episode_steps": 100, "log_every_s": 5.0,
                 "executor": args.actor_executor, "control_thread_priority": args.rt_priority,
                 **({} if args.actor_timer == "thread" else {"control_thread": False})})],
@@ -423,7 +427,7 @@ def main() -> int:
             t0 = time.time() + lead_s
             script, at, cycles = operator_script(args.seconds, args.cycle_s, args.deflect_s, 0.0)
             (tmp / "reports.yaml").write_text(yaml.safe_dump(script))
-            kids.start("spacemouse", [*prefix, py, "-m", "robot_stack.nodes.spacemouse_node", "--ros-args", "--params-file", params_file(tmp, "spacemouse", {
+            kids.start("spacemouse", [*prefix_for["spacemouse"], py, "-m", "robot_stack.nodes.spacemouse_node", "--ros-args", "--params-file", params_file(tmp, "spacemouse", {
                 "backend": "fake", "fake_reports_file": str(tmp / "reports.yaml"), "fake_script_start_unix_s": t0,
                 "read_rate_hz": args.spacemouse_read_rate_hz, "reader_thread_priority": args.rt_priority,
                 "publish_on_report": not args.no_publish_on_report})])
@@ -488,9 +492,9 @@ def main() -> int:
             "franka_send_on_command": not args.no_send_on_command,
             "spacemouse_publish_on_report": not args.no_publish_on_report,
             "spacemouse_read_rate_hz": args.spacemouse_read_rate_hz,
-            "actor_control_loop": args.actor_timer, "actor_executor": args.actor_executor, "nice": args.nice, "node_prefix": args.node_prefix, "rt_priority": args.rt_priority, "rmw": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
+            "actor_control_loop": args.actor_timer, "actor_executor": args.actor_executor, "nice": args.nice, "node_prefix": args.node_prefix, "prefix_nodes": args.prefix_nodes, "rt_priority": args.rt_priority, "rmw": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
             "rmw_fastrtps_publication_mode": os.environ.get("RMW_FASTRTPS_PUBLICATION_MODE", "(default)"),
-            "command": " ".join(["python", "benchmarks/latency.py", *sys.argv[1:]]),
+            "command": shlex.join(["python", "benchmarks/latency.py", *sys.argv[1:]]),
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
     }

@@ -195,7 +195,7 @@ def test_parse_sample_with_args_params_remaps_substitutions(tmp_path, env):
     "body, pattern",
     [
         ("  - timer: {period: 1.0}\n", r"test.launch.yaml:3: launch entity 'timer' is not supported"),
-        ("  - node: {pkg: rs_launch_test, exec: talker, launch-prefix: gdb}\n", r":3: 'node' attribute 'launch-prefix' is not supported"),
+        ("  - node: {pkg: rs_launch_test, exec: talker, respawn_max_retries: '3'}\n", r":3: 'node' attribute 'respawn_max_retries' is not supported"),
         ("  - let: {name: x, value: '$(eval 1 + 1)'}\n", r":3: substitution \$\(eval ...\) is not supported"),
         ("  - node: {pkg: rs_launch_test, exec: nope}\n", r"executable 'nope' of package 'rs_launch_test' not found"),
         ("  - let: {name: x, value: '$(var missing)'}\n", r"launch configuration 'missing' is not set"),
@@ -655,3 +655,25 @@ def test_children_run_at_normal_priority_even_if_the_runner_is_real_time(tmp_pat
     out = buf.getvalue()
     assert rc == 0, out
     assert f"policy {os.SCHED_OTHER}" in out, out
+
+
+def test_launch_prefix_goes_before_the_command_as_in_ros2_launch(tmp_path, env):
+    """launch-prefix (node and executable): substituted, split like a shell, put before the
+    command; an empty one adds nothing (session.launch.yaml's rt_prefix default)."""
+    text = textwrap.dedent("""
+        launch:
+          - arg: {name: prefix, default: ""}
+          - node: {pkg: rs_launch_test, exec: talker, name: plain, launch-prefix: "$(var prefix)"}
+          - node: {pkg: rs_launch_test, exec: talker, name: niced, launch-prefix: "nice -n '5'"}
+          - executable: {cmd: "python3 -c 'import os; print(os.nice(0))'", name: shown, launch-prefix: "nice -n 7", output: screen}
+    """)
+    plan = load_launch(_write(tmp_path, text), parse_cli_args([]))
+    try:
+        plain, niced, shown = plan.processes
+        assert plain.cmd[0] == sys.executable
+        assert niced.cmd[:4] == ["nice", "-n", "5", sys.executable]
+        assert shown.cmd[:3] == ["nice", "-n", "7"]
+        out = subprocess.run(shown.cmd, capture_output=True, text=True, timeout=30, check=True).stdout
+        assert int(out) == min(19, os.nice(0) + 7)  # the prefix really ran the command
+    finally:
+        plan.cleanup()

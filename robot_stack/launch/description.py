@@ -10,8 +10,8 @@ Entities (one-key mappings in the ``launch:`` list)
   ``node``       pkg, exec, name, namespace, output, args, ros_args, respawn, respawn_delay,
                  exec_name, on_exit (``shutdown``), env [{name, value}],
                  param [{name, value[, type]} | {name, param: [...]} | {from: file[, allow_substs]}],
-                 remap [{from, to}]
-  ``executable`` cmd, name, output, cwd, env, respawn, respawn_delay, on_exit
+                 remap [{from, to}], launch-prefix
+  ``executable`` cmd, name, output, cwd, env, respawn, respawn_delay, on_exit, launch-prefix
   ``include``    file, arg [{name, value}]  (YAML launch files only)
   ``group``      scoped, forwarding, keep [{name, value}], children
   ``push_ros_namespace`` / ``push-ros-namespace``  namespace
@@ -328,8 +328,8 @@ class LaunchPlan:
 
 _COMMON = {"if", "unless"}
 _NODE_KEYS = _COMMON | {"pkg", "exec", "name", "namespace", "output", "args", "ros_args", "respawn", "respawn_delay",
-                        "exec_name", "on_exit", "env", "param", "remap"}
-_EXEC_KEYS = _COMMON | {"cmd", "name", "output", "cwd", "env", "respawn", "respawn_delay", "on_exit"}
+                        "exec_name", "on_exit", "env", "param", "remap", "launch-prefix"}
+_EXEC_KEYS = _COMMON | {"cmd", "name", "output", "cwd", "env", "respawn", "respawn_delay", "on_exit", "launch-prefix"}
 
 
 def _join_ns(base: str, ns: str) -> str:
@@ -763,6 +763,7 @@ class _Parser:
             ros += shlex.split(self._str(body["ros_args"], scope, ctx, "ros_args"))
         if ros:
             cmd += ["--ros-args", *ros]
+        cmd = self._launch_prefix(body, scope, ctx) + cmd
         label = self._str(body.get("exec_name", ""), scope, ctx, "exec_name") or node_name or exe
         self.plan.processes.append(ProcessSpec(
             name=self._unique(label), cmd=cmd, env=self._env_list(body, scope, ctx),
@@ -781,11 +782,23 @@ class _Parser:
         if cmd[0] in ("python", "python3"):
             cmd[0] = sys.executable  # the interpreter of this environment, not whatever is on PATH
         name = self._str(body.get("name", ""), scope, ctx, "name") or pathlib.Path(cmd[0]).name
+        cmd = self._launch_prefix(body, scope, ctx) + cmd
         cwd = self._str(body["cwd"], scope, ctx, "cwd") if "cwd" in body else None
         self.plan.processes.append(ProcessSpec(
             name=self._unique(name), cmd=cmd, env=self._env_list(body, scope, ctx), cwd=cwd,
             where=f"{ctx.file}:{ctx.line}", is_node=False, **self._common_process(body, scope, ctx),
         ))
+
+    def _launch_prefix(self, body, scope: Scope, ctx: _Ctx) -> list[str]:
+        """``launch-prefix``: words put before the command (as ros2 launch does: substituted,
+        then split like a shell would), e.g. ``chrt -f 20`` or ``nice -n -5``; empty: none."""
+        if "launch-prefix" not in body:
+            return []
+        text = self._str(body["launch-prefix"], scope, ctx, "launch-prefix")
+        try:
+            return shlex.split(text)
+        except ValueError as e:
+            raise ctx.err(f"cannot split launch-prefix {text!r}: {e}") from e
 
     def _unique(self, name: str) -> str:
         taken = {p.name for p in self.plan.processes}

@@ -108,6 +108,7 @@ from robot_stack.core.config import ConfigError
 from robot_stack.core.spec import PolicySpec
 from robot_stack.msg import EpisodeSummary, OperatorCommand, PolicyWeights, StepRecord
 from robot_stack.nodes import convert, qos
+from robot_stack.core.realtime import current_thread_scheduling
 from robot_stack.nodes.control_loop import ControlLoop
 from robot_stack.nodes.params import declare_config, run_node
 
@@ -528,7 +529,11 @@ class ActorNode(Node):
         self.done.set()  # main() stops spinning and exits non-zero
 
     def _prepare_control_thread(self) -> None:
-        if self.config.control_thread_priority <= 0:
+        # A process started real-time as a whole (launch-prefix 'chrt -f N', session.launch.yaml's
+        # rt_prefix) would hand SCHED_FIFO to torch's worker pool as well: busy-waiting workers
+        # at real-time priority starve the machine. Same for a real-time control thread.
+        process_rt = (current_thread_scheduling() or (os.SCHED_OTHER, 0))[0] in (os.SCHED_FIFO, os.SCHED_RR)
+        if self.config.control_thread_priority <= 0 and not process_rt:
             return
         import sys
 
@@ -536,6 +541,8 @@ class ActorNode(Node):
 
         torch.set_num_threads(1)  # an intra-op pool started from this thread would inherit SCHED_FIFO
         sys.setswitchinterval(0.0005)  # a woken tick waits at most this long for the GIL
+        if process_rt:
+            self.get_logger().info("running real-time (launch-prefix): torch on one thread")
 
     def _log_control_loop(self, level: str, text: str) -> None:
         (self.get_logger().warning if level == "warning" else self.get_logger().info)(text)
