@@ -32,6 +32,8 @@ Runs behind the committed results (each under ``nice -n 19``, one torch thread p
     python benchmarks/rlif_vs_dagger.py --obs pixels --tasks reach --env-steps 20000 --eval-every 1000 \
         --seeds 0 --expert-episodes 100 --workers 12 --device cuda --preset-variant gpu \
         --out benchmarks/results/rlif_vs_dagger_pixels_gpu.csv
+    # two more seeds at the 50% level (stopped after 190 s), merged into the same file
+    python benchmarks/rlif_vs_dagger.py ... --levels 50 --methods rlif hg_dagger --seeds 1 2
 
 ``--expert-episodes`` sets how precisely the operator's own success is measured (50 episodes:
 reach 0.96/0.60/0.26; 100: 0.96/0.55/0.20); use one value per task so all rows agree.
