@@ -174,7 +174,8 @@ class ActorNodeConfig(ActorConfig):
     less per-callback overhead, measured 2-3x lower takeover latency and jitter on a loaded
     2-core machine, benchmarks/latency.py; one thread, so a weights update delays operator
     commands by its deserialization; the control loop keeps its own thread) or
-    'multi_threaded' (rclpy MultiThreadedExecutor: the callback groups run in parallel)."""
+    'multi_threaded' (rclpy MultiThreadedExecutor: the callback groups run in parallel, but it
+    busy-waits on the ready entities of busy groups and can take a core; see README, Latency)."""
     control_thread: bool = True
     """Run the control loop in a dedicated thread paced to absolute monotonic deadlines
     (lower period jitter than an executor timer); false, or use_sim_time: an rclpy timer in
