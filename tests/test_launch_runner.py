@@ -605,7 +605,7 @@ def test_device_nodes_start_from_config_files_and_stop_on_sigint(tmp_path, env):
     r.proc.send_signal(signal.SIGINT)
     rc, out = r.finish()
     assert rc == 0, out
-    assert "'spacemouse' exited with status 0" in out and "'camera_front' exited with status 0" in out
+    assert "'spacemouse' exited with status 0" in out and "'camera_front' exited with status 0" in out, out
 
 
 def test_camera_node_with_impossible_crop_exits_with_the_reason(tmp_path, env):

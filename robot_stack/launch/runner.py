@@ -44,6 +44,10 @@ class _Child:
     readers: list[threading.Thread]
     log_file: IO[str] | None
     returncode: int | None = None
+    """Set by the waiting thread as soon as the process has exited."""
+    reported: bool = False
+    """Set by the supervising loop once it took the exit event (output drained, log closed,
+    exit reported): until then the child counts as running, so no exit goes unreported."""
 
 
 def _normal_scheduling() -> None:
@@ -143,10 +147,22 @@ class LaunchRunner:
         self._events.put(child)
 
     def _alive(self) -> list[_Child]:
-        return [c for c in self._children.values() if c.returncode is None]
+        return [c for c in self._children.values() if not c.reported]
+
+    def _next_exit(self, timeout_s: float) -> _Child | None:
+        """The next child whose exit has been fully handled (output pumped, log closed), marked
+        reported; None after ``timeout_s``."""
+        try:
+            child = self._events.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+        child.reported = True
+        return child
 
     def _signal_all(self, sig: int) -> None:
         for c in self._alive():
+            if c.returncode is not None:
+                continue  # exited (and reaped): its group id may belong to someone else now
             try:
                 os.killpg(c.proc.pid, sig)
             except ProcessLookupError:
@@ -195,10 +211,7 @@ class LaunchRunner:
         while True:
             if self._signals > seen_signals:
                 return self._shutdown(0, "stop requested (signal)")
-            try:
-                child = self._events.get(timeout=_POLL_S)
-            except queue.Empty:
-                child = None
+            child = self._next_exit(_POLL_S)
             now = time.monotonic()
             for name, at in list(self._respawn_at.items()):
                 if now >= at:
@@ -239,16 +252,11 @@ class LaunchRunner:
             while self._alive() and time.monotonic() < deadline:
                 if self._signals > signals_at_start:
                     break  # another Ctrl-C: escalate now
-                try:
-                    child = self._events.get(timeout=_POLL_S)
-                except queue.Empty:
-                    continue
-                self.say(f"'{child.spec.name}' exited with {_describe_rc(child.returncode)}")
+                child = self._next_exit(_POLL_S)
+                if child is not None:
+                    self.say(f"'{child.spec.name}' exited with {_describe_rc(child.returncode)}")
             if not self._alive():
                 break
-        # Drain exit events so every child's readers finished and its log file is closed.
-        while not self._events.empty():
-            self._events.get_nowait()
         return status
 
 

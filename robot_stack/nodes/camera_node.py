@@ -16,6 +16,8 @@ Parameters: every field of :class:`CameraNodeConfig` (see config/camera.yaml).
 """
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -67,10 +69,16 @@ def camera_info_msg(intr: CameraIntrinsics, header) -> CameraInfo:
 class CameraNode(Node):
     """Thin node over :mod:`robot_stack.core.cameras`."""
 
-    def __init__(self, *, provider: FrameProvider | None = None, **node_kwargs: Any) -> None:
-        """``provider`` feeds the sim backend (in-process graphs, tests)."""
+    def __init__(self, *, provider: FrameProvider | None = None, process_exit_releases_playback: bool = False,
+                 **node_kwargs: Any) -> None:
+        """``provider`` feeds the sim backend (in-process graphs, tests).
+        ``process_exit_releases_playback`` (main() only): with the file backend, close() leaves
+        the playback pipeline running and the process ends right after without C++ teardown
+        (see main()); stopping a playback pipeline crashed librealsense now and then."""
         super().__init__(node_kwargs.pop("node_name", "camera"), **node_kwargs)
+        self._release_camera = True
         self.config = declare_config(self, CameraNodeConfig)
+        self._release_camera = not (process_exit_releases_playback and self.config.backend == "file")
         self.frame_id = self.config.frame_id or f"{self.config.name}_color_optical_frame"
         self.camera = make_camera(self.config, provider=provider)
         prefix = topic_prefix(self.config.name)
@@ -87,6 +95,13 @@ class CameraNode(Node):
         self.get_logger().info(f"camera '{self.config.name}' ({self.config.backend}) publishing on {prefix}/image_raw")
 
     def _capture_loop(self) -> None:
+        try:
+            self._capture()
+        finally:
+            if self._release_camera:
+                self.camera.close()  # from the thread that read it
+
+    def _capture(self) -> None:
         last_error = ""
         while not self._stop.is_set():
             try:
@@ -144,11 +159,21 @@ class CameraNode(Node):
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=self.config.read_timeout_s + 2.0)
-        self.camera.close()
+        if self._thread.is_alive() and self._release_camera:  # stuck in the driver: release it from here
+            self.camera.close()
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(CameraNode, args)
+    """Entry point of the camera node process. It ends the process itself (``os._exit``) once
+    the node is closed, skipping the C++ teardown at interpreter exit, and with the file backend
+    it does not stop the playback pipeline first: stopping or tearing down librealsense's
+    playback raced its reader threads ("pure virtual method called", heap corruption, SIGABRT)
+    in 2 of 60 to 2 of 80 Ctrl-C stops under CPU load (2026-11-26), also with the stop done from
+    the reading thread. Live cameras are still stopped, from their reading thread."""
+    rc = run_node(lambda: CameraNode(process_exit_releases_playback=True), args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 if __name__ == "__main__":
