@@ -1,5 +1,6 @@
-"""Test helpers: publish the actor's velocity commands or the SpaceMouse node's operator
-commands at a steady rate from a thread, for the franka node tests (``with TwistStreamer(...):``)."""
+"""Test helpers for the franka node tests: publish the actor's velocity commands or the
+SpaceMouse node's operator commands at a steady rate from a thread (``with TwistStreamer(...):``),
+and watch the node's status and EE pose from a probe node (``watch_franka``)."""
 from __future__ import annotations
 
 import threading
@@ -9,7 +10,8 @@ from rclpy.node import Node
 
 from robot_stack.msg import OperatorCommand
 from robot_stack.nodes import qos
-from robot_stack.nodes.franka_node import CMD_TWIST_TOPIC, OPERATOR_TOPIC
+from robot_stack.nodes.franka_node import (CMD_TWIST_TOPIC, EE_POSE_TOPIC, GRIPPER_WIDTH_TOPIC, OPERATOR_TOPIC,
+                                           STATUS_QOS, STATUS_TOPIC)
 
 
 class Streamer:
@@ -54,3 +56,17 @@ def OperatorStreamer(node: Node, lin, intervening=True, rate_hz=50.0) -> Streame
         msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in lin)
         return msg
     return Streamer(node, OperatorCommand, OPERATOR_TOPIC, make, rate_hz)
+
+
+def watch_franka(ctx, spin, collector, node, gripper: bool = False):
+    """A probe node collecting the franka ``node``'s status events and EE poses (and gripper
+    widths), spun together with it: ``(probe, status, poses[, widths])``."""
+    from geometry_msgs.msg import PoseStamped
+    from std_msgs.msg import Float32, String
+
+    probe = Node("probe", context=ctx)
+    status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
+    poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
+    widths = collector(probe, Float32, GRIPPER_WIDTH_TOPIC, qos.STATE) if gripper else None
+    spin(node, probe)
+    return (probe, status, poses, widths) if gripper else (probe, status, poses)

@@ -11,6 +11,19 @@ import pytest
 from robot_stack.nodes.control_loop import ControlLoop
 
 
+class RecordingLogger:
+    """Logger stand-in: keeps (level, text) of every call."""
+
+    def __init__(self, records: list):
+        self.records = records
+
+    def info(self, text):
+        self.records.append(("info", text))
+
+    def warning(self, text):
+        self.records.append(("warning", text))
+
+
 def test_ticks_at_its_period_without_drift():
     stamps: list[float] = []
     loop = ControlLoop("t-loop", 0.01, lambda: stamps.append(time.monotonic()), on_error=pytest.fail).start()
@@ -106,7 +119,7 @@ def test_real_time_request_is_applied_or_reported(monkeypatch):
     import robot_stack.nodes.control_loop as cl
     monkeypatch.setattr(cl, "make_current_thread_fifo", maybe_refuse)
     loop = ControlLoop("t-rt", 0.01, tick, on_error=pytest.fail, priority=10, prepare=prepare,
-                       log=lambda level, text: logs.append((level, text))).start()
+                       logger=RecordingLogger(logs)).start()
     time.sleep(0.1)
     loop.stop()
     assert seen["prepare_thread"] == "t-rt"
@@ -121,7 +134,7 @@ def test_real_time_request_really_applies_where_allowed():
     seen: list[int] = []
     logs: list[tuple[str, str]] = []
     loop = ControlLoop("t-rt-real", 0.01, lambda: seen.append(os.sched_getscheduler(0)), on_error=pytest.fail,
-                       priority=1, log=lambda level, text: logs.append((level, text))).start()
+                       priority=1, logger=RecordingLogger(logs)).start()
     time.sleep(0.1)
     loop.stop()
     assert seen

@@ -35,7 +35,7 @@ from robot_stack.nodes.franka_node import (  # noqa: E402
     FrankaNode,
 )
 from robot_stack.nodes.params import parameter_overrides  # noqa: E402
-from ros_streams import OperatorStreamer, TwistStreamer  # noqa: E402
+from ros_streams import OperatorStreamer, TwistStreamer, watch_franka  # noqa: E402
 
 
 def make_node(ctx, robot=None, **params):
@@ -122,11 +122,7 @@ def test_publishes_state_moves_and_watchdog_stops(ros_context, spin, collector):
 
 def test_nan_frame_home_and_gripper(ros_context, spin, collector):
     node = make_node(ros_context, home_xyz_m=[0.45, 0.1, 0.3], home_randomize_xyz_m=[0.0, 0.0, 0.0])
-    probe = Node("probe", context=ros_context)
-    status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
-    poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
-    widths = collector(probe, Float32, GRIPPER_WIDTH_TOPIC, qos.STATE)
-    spin(node, probe)
+    probe, status, poses, widths = watch_franka(ros_context, spin, collector, node, gripper=True)
     try:
         status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
         with TwistStreamer(probe, (float("nan"), 0.0, 0.0), rate_hz=10.0):
@@ -232,10 +228,7 @@ def test_franky_backend_node_moves_franky_sim(ros_context, spin, collector):
     host = "127.0.0.43"
     with WorldProcess(host, task="none"):
         node = make_node(ros_context, **{"robot.backend": "franky", "robot.robot_ip": host})
-        probe = Node("probe", context=ros_context)
-        status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
-        poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
-        spin(node, probe)
+        probe, status, poses = watch_franka(ros_context, spin, collector, node)
         try:
             status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
             z0 = poses.wait_for(3, timeout_s=10.0)[-1].pose.position.z
@@ -317,10 +310,7 @@ def test_command_sent_at_once_and_reported_with_debug_latency(ros_context, spin,
 def node_without_actor(ros_context, spin, collector, **params):
     """A franka node with no actor: (probe, status collector, pose collector, start position)."""
     node = make_node(ros_context, **params)
-    probe = Node("probe", context=ros_context)
-    status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
-    poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
-    spin(node, probe)
+    probe, status, poses = watch_franka(ros_context, spin, collector, node)
     try:
         status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
         yield probe, status, poses, poses.wait_for(3)[-1].pose.position

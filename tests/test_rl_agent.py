@@ -34,9 +34,23 @@ def policy_error(agent, rng):
     return float(np.abs(acts - target).mean())
 
 
-def test_sac_learns_a_contextual_bandit_in_seconds():
+# The learning tests run on every device this machine has (CUDA where torch sees a GPU).
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                 reason="needs a CUDA GPU"))]
+
+
+def on(agent_params, device: str) -> None:
+    """Assert the agent's networks really sit on ``device``."""
+    assert next(agent_params).device.type == device
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_sac_learns_a_contextual_bandit_in_seconds(device):
     agent = SACAgent(STATE_SPEC, SACConfig(network=SMALL, num_critics=4, utd_ratio=2, batch_size=128,
-                                          actor_lr=1e-3, critic_lr=1e-3, init_temperature=0.05, seed=1))
+                                          actor_lr=1e-3, critic_lr=1e-3, init_temperature=0.05, seed=1,
+                                          device=device))
+    on(agent.critic.parameters(), device)
+    assert agent.log_alpha.device.type == device
     rng = np.random.default_rng(0)
     before = policy_error(agent, np.random.default_rng(5))
     for _ in range(400):
@@ -45,8 +59,10 @@ def test_sac_learns_a_contextual_bandit_in_seconds():
     assert after < 0.15 and after < 0.5 * before, (before, after)
 
 
-def test_bc_regresses_demonstrated_actions():
-    agent = BCAgent(STATE_SPEC, BCConfig(network=SMALL, lr=1e-3))
+@pytest.mark.parametrize("device", DEVICES)
+def test_bc_regresses_demonstrated_actions(device):
+    agent = BCAgent(STATE_SPEC, BCConfig(network=SMALL, lr=1e-3, device=device))
+    on(agent.policy.parameters(), device)
     rng = np.random.default_rng(0)
     for _ in range(300):
         b, target = bandit_batch(rng, 128)

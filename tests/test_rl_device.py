@@ -1,6 +1,7 @@
 """Where the agents train: device names are checked up front (a GPU asked for on a machine
 without one is a clear error), checkpoints move between devices, exported policies are CPU
-tensors. The CUDA tests run where torch sees a GPU (skipped on CI's CPU machines)."""
+tensors. The CUDA tests run where torch sees a GPU (skipped on CI's CPU machines); learning on
+the GPU is tested by test_rl_agent.py's device-parametrized tests."""
 import logging
 
 import numpy as np
@@ -12,7 +13,7 @@ from robot_stack.rl.agent import SACAgent, SACConfig
 from robot_stack.rl.baselines import BCAgent, BCConfig
 from robot_stack.rl.networks import resolve_device
 from robot_stack.rl.policy_io import export_policy_bytes, load_policy_from_bytes, policy_state_from_bytes
-from test_rl_agent import PIX_SPEC, SMALL, STATE_SPEC, bandit_batch, params, pixel_batch, policy_error
+from test_rl_agent import PIX_SPEC, SMALL, STATE_SPEC, params, pixel_batch
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
@@ -49,26 +50,6 @@ def test_checkpoint_rng_from_another_device_warns_and_keeps_training(tmp_path, c
     assert "not bit-identical" in caplog.text
     assert torch.equal(params(a), params(b)) and b.step == a.step
     b.update(pixel_batch(rng, 8))
-
-
-@cuda
-def test_sac_and_bc_learn_on_the_gpu():
-    agent = SACAgent(STATE_SPEC, SACConfig(network=SMALL, num_critics=4, utd_ratio=2, batch_size=128,
-                                          actor_lr=1e-3, critic_lr=1e-3, init_temperature=0.05, seed=1,
-                                          device="cuda"))
-    assert next(agent.critic.parameters()).is_cuda and agent.log_alpha.is_cuda
-    rng = np.random.default_rng(0)
-    before = policy_error(agent, np.random.default_rng(5))
-    for _ in range(400):
-        agent.update(bandit_batch(rng, 256)[0])
-    after = policy_error(agent, np.random.default_rng(5))
-    assert after < 0.15 and after < 0.5 * before, (before, after)
-    bc = BCAgent(STATE_SPEC, BCConfig(network=SMALL, lr=1e-3, device="cuda"))
-    for _ in range(300):
-        b, target = bandit_batch(rng, 128)
-        b["action"] = target
-        m = bc.update(b)
-    assert m["bc_loss"] < 0.01 and next(bc.policy.parameters()).is_cuda
 
 
 @cuda

@@ -24,14 +24,13 @@ from robot_stack.nodes import qos  # noqa: E402
 from robot_stack.nodes.franka_node import (  # noqa: E402
     EE_POSE_TOPIC,
     GRIPPER_CMD_TOPIC,
-    GRIPPER_WIDTH_TOPIC,
     HOME_TOPIC,
     STATUS_QOS,
     STATUS_TOPIC,
     FrankaNode,
 )
 from robot_stack.nodes.params import parameter_overrides  # noqa: E402
-from ros_streams import TwistStreamer  # noqa: E402
+from ros_streams import TwistStreamer, watch_franka  # noqa: E402
 
 ADDRESS = f"127.0.0.{160 + os.getpid() % 10}"
 PORT = 17338
@@ -51,11 +50,7 @@ def test_franka_node_drives_the_direct_world(ros_context, spin, collector):
 
     with DirectWorld(DirectWorldConfig(hostname=ADDRESS, port=PORT)) as world:
         node = franka_node(ros_context, home_xyz_m=[0.45, 0.05, 0.3], home_randomize_xyz_m=[0.0, 0.0, 0.0])
-        probe = Node("probe", context=ros_context)
-        status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
-        poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
-        widths = collector(probe, Float32, GRIPPER_WIDTH_TOPIC, qos.STATE)
-        spin(node, probe)
+        probe, status, poses, widths = watch_franka(ros_context, spin, collector, node, gripper=True)
         try:
             ready = status.wait_for(1, timeout_s=10.0, where=event_is("ready"))[0]
             assert "backend=direct" in json.loads(ready.data)["detail"]

@@ -285,7 +285,7 @@ class ActorNode(Node):
             self._control_loop = ControlLoop(
                 "actor-control", cfg.period_s, self._on_tick, on_error=self._on_control_loop_error,
                 priority=cfg.control_thread_priority, prepare=self._prepare_control_thread,
-                alive=self.context.ok, log=self._log_control_loop).start()
+                alive=self.context.ok, logger=self.get_logger()).start()
         else:
             self.timer = self.create_timer(cfg.period_s, self._on_tick, callback_group=self._control_group)
         self.get_logger().info(
@@ -544,9 +544,6 @@ class ActorNode(Node):
         sys.setswitchinterval(0.0005)  # a woken tick waits at most this long for the GIL
         if process_rt:
             self.get_logger().info("running real-time (launch-prefix): torch on one thread")
-
-    def _log_control_loop(self, level: str, text: str) -> None:
-        (self.get_logger().warning if level == "warning" else self.get_logger().info)(text)
 
     def _request_reset(self, episode_id: int) -> None:
         mode = self.config.reset_mode

@@ -31,8 +31,8 @@ class ControlLoop:
     loop also ends quietly once ``alive()`` returns False (e.g. the ROS context shut down);
     ``prepare()`` runs in the thread before the priority is raised (e.g. to stop a library
     from starting worker threads that would inherit it). ``priority`` 1..98 asks for
-    SCHED_FIFO at that priority; 0 keeps normal scheduling. ``log`` receives (level, text)
-    with level ``"info"`` or ``"warning"``.
+    SCHED_FIFO at that priority; 0 keeps normal scheduling. ``logger`` (an rclpy or a
+    ``logging`` logger) hears how the priority request went.
     """
 
     def __init__(self, name: str, period_s: float, tick: Callable[[], None], *,
@@ -40,7 +40,7 @@ class ControlLoop:
                  priority: int = 0,
                  prepare: Callable[[], None] | None = None,
                  alive: Callable[[], bool] | None = None,
-                 log: Callable[[str, str], None] | None = None):
+                 logger=None):
         if not period_s > 0:
             raise ValueError(f"period_s must be > 0, got {period_s}")
         if not 0 <= priority <= 98:
@@ -49,7 +49,7 @@ class ControlLoop:
         self._tick, self._on_error, self._prepare = tick, on_error, prepare
         self._priority = priority
         self._alive = alive or (lambda: True)
-        self._log = log or (lambda level, text: None)
+        self._logger = logger
         self._stop = threading.Event()
         self.ticks = 0
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -76,10 +76,12 @@ class ControlLoop:
         try:
             make_current_thread_fifo(self._priority)
         except RealtimeError as e:
-            self._log("warning", f"{self.thread.name}: priority {self._priority} refused: {e}; "
-                                 f"the loop runs at normal priority")
+            if self._logger is not None:
+                self._logger.warning(f"{self.thread.name}: priority {self._priority} refused: {e}; "
+                                     f"the loop runs at normal priority")
         else:
-            self._log("info", f"{self.thread.name} runs SCHED_FIFO priority {self._priority}")
+            if self._logger is not None:
+                self._logger.info(f"{self.thread.name} runs SCHED_FIFO priority {self._priority}")
 
     def _run(self) -> None:
         self._raise_priority()

@@ -262,7 +262,7 @@ class FrankaNode(Node):
         self._control_loop = ControlLoop(
             "franka-control", 1.0 / cfg.control_rate_hz, self._control_tick,
             on_error=self._on_control_loop_error, priority=cfg.control_thread_priority,
-            prepare=self._prepare_control_thread, alive=self.context.ok, log=self._log_control_loop)
+            prepare=self._prepare_control_thread, alive=self.context.ok, logger=self.get_logger())
         self._status("ready", f"backend={cfg.robot.backend} ip={cfg.robot.robot_ip} rate={cfg.control_rate_hz} Hz")
         self._control_loop.start()
 
@@ -483,9 +483,6 @@ class FrankaNode(Node):
             # With real-time priority asked for, a woken thread (the control tick, the sender)
             # waits at most 0.5 ms for the GIL instead of Python's default 5 ms.
             sys.setswitchinterval(0.0005)
-
-    def _log_control_loop(self, level: str, text: str) -> None:
-        (self.get_logger().warning if level == "warning" else self.get_logger().info)(text)
 
     def _on_link_lost(self, error: Exception) -> None:
         """The robot stopped answering: report it once, then reconnect every reconnect_period_s.

@@ -237,7 +237,6 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None, *,
     with further Ctrl-C/SIGTERM ignored until it returns; then the executor, the node and the
     context are torn down.
     """
-    import gc
     import signal
     import sys
 
@@ -252,11 +251,6 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None, *,
     executor = None
     try:
         node = make_node()
-        # Everything built so far (torch, the policy, DDS entities) lives to the end: keep it out
-        # of the garbage collector's full passes, which otherwise stall a node's threads for tens
-        # of milliseconds now and then (seen as 100 ms takeover outliers in benchmarks/latency.py).
-        gc.collect()
-        gc.freeze()
         executor = make_executor(node) if make_executor is not None else SingleThreadedExecutor()
         executor.add_node(node)
         stop = done(node) if done is not None else None
