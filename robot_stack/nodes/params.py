@@ -213,10 +213,6 @@ def params_yaml(node_name: str, config: Any) -> dict[str, Any]:
     return {node_name: {"ros__parameters": _nest(data)}}
 
 
-def _stop_on_signal(signum, _frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def run_node(make_node: Callable[[], Node], args: list[str] | None = None, *,
              make_executor: Callable[[Node], Any] | None = None,
              done: Callable[[Node], Any] | None = None,
@@ -239,6 +235,7 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None, *,
     """
     import signal
     import sys
+    import threading
 
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -246,16 +243,27 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None, *,
 
     codes = {ConfigError: 2, **(exit_codes or {})}
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    previous = {sig: signal.signal(sig, _stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # While the node is built (a robot connection may be retried for seconds), a signal interrupts
+    # at once; once it spins, the handler only sets a flag: an exception raised from a signal
+    # handler can surface inside any code, e.g. an object's __del__, where Python ignores it
+    # (then the node never stopped: seen once in tests/test_run_node.py).
+    stop_requested = threading.Event()
+
+    def interrupt(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = None
     executor = None
     try:
         node = make_node()
+        for sig in previous:
+            signal.signal(sig, lambda _signum, _frame: stop_requested.set())
         executor = make_executor(node) if make_executor is not None else SingleThreadedExecutor()
         executor.add_node(node)
         stop = done(node) if done is not None else None
-        # Short waits: a signal's KeyboardInterrupt is raised once the wait returns.
-        while rclpy.ok() and not (stop is not None and stop.is_set()):
+        # Short waits: a stop request is seen within 0.25 s.
+        while rclpy.ok() and not stop_requested.is_set() and not (stop is not None and stop.is_set()):
             executor.spin_once(timeout_sec=0.25)
     except tuple(codes) as e:
         print(f"error: {e}", file=sys.stderr)
