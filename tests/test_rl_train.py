@@ -1,11 +1,15 @@
 """The single-process training script end to end on the sim (tiny budgets)."""
+import pathlib
+
 import pytest
 
 pytest.importorskip("mujoco")
 
-from robot_stack.rl.agent import SACAgent
+from robot_stack.core import config as cfgmod
+from robot_stack.rl.agent import SACAgent, SACConfig
+from robot_stack.rl.baselines import BCConfig
 from robot_stack.rl.evaluate import evaluate_policy_file
-from robot_stack.rl.train import TrainConfig, main, train
+from robot_stack.rl.train import TASK_IDS, TrainConfig, load_preset, main, train
 
 
 def cfg(tmp_path, **kw):
@@ -46,3 +50,28 @@ def test_resume_continues_from_the_checkpoint_with_restored_buffers(tmp_path):
 def test_cli_rejects_unknown_method(tmp_path):
     with pytest.raises(Exception, match="method"):
         main(["--method", "dagger", "--run-dir", str(tmp_path)])
+
+
+PRESETS = sorted((pathlib.Path(__file__).resolve().parents[1] / "policies").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=[p.stem for p in PRESETS])
+def test_every_policy_preset_loads_into_valid_configs(path):
+    """policies/<task>_<obs>[_variant].yaml: known task and obs in the name, only known keys, valid values
+    (a typo in a preset fails here instead of hours into a benchmark)."""
+    task, obs = next(((t, o) for t in TASK_IDS for o in ("state", "pixels")
+                      if path.stem == f"{t}_{o}" or path.stem.startswith(f"{t}_{o}_")), (None, None))
+    assert task, f"{path.name}: name is not <task>_<obs>[_variant].yaml"
+    net, sac_kw, bc_kw = load_preset(str(path))
+    sac = cfgmod.from_dict(SACConfig, {**sac_kw, "network": net})
+    bc = cfgmod.from_dict(BCConfig, {**bc_kw, "network": net})
+    for c in (sac, bc):
+        c.validate()
+
+
+def test_a_preset_with_an_unknown_key_names_the_file_and_key(tmp_path):
+    bad = tmp_path / "reach_state.yaml"
+    bad.write_text("sac:\n  utd_ration: 4\n")
+    _, sac_kw, _ = load_preset(str(bad))
+    with pytest.raises(cfgmod.ConfigError, match="utd_ration"):
+        cfgmod.from_dict(SACConfig, sac_kw, where=f"{bad}:sac")
