@@ -20,6 +20,8 @@ Runs behind the committed results (each under ``nice -n 19``, one torch thread p
         --expert-episodes 100
     python benchmarks/rlif_vs_dagger.py --obs state --tasks reach --methods rlif --env-steps 4000 \
         --seeds 0 1 --expert-episodes 100 --workers 2 --out /tmp/reach_rlif.csv
+    python benchmarks/rlif_vs_dagger.py --obs state --tasks reach --env-steps 4000 --seeds 2 3 --workers 2 \
+        --expert-episodes 100 --out /tmp/reach_s23.csv
     # peg insertion, state (two invocations side by side)
     python benchmarks/rlif_vs_dagger.py --obs state --tasks peg_insertion --env-steps 10000 --eval-every 1000 \
         --seeds 0 --workers 1 --out /tmp/peg_s0.csv          # and --seeds 1 --out /tmp/peg_s1.csv
@@ -31,7 +33,7 @@ Runs behind the committed results (each under ``nice -n 19``, one torch thread p
     python benchmarks/rlif_vs_dagger.py --obs pixels --tasks reach --env-steps 5000 --eval-every 1000 \
         --seeds 0 --expert-episodes 100 --workers 2 --out /tmp/reach_pixels.csv
     python benchmarks/rlif_vs_dagger.py --merge /tmp/peg_s0.csv /tmp/peg_s1.csv /tmp/reach_rlif.csv \
-        /tmp/peg_pixels.csv /tmp/peg_pixels_s1.csv /tmp/reach_pixels.csv
+        /tmp/reach_s23.csv /tmp/peg_pixels.csv /tmp/peg_pixels_s1.csv /tmp/reach_pixels.csv
     # reach, pixels, on a GPU machine (one H200, 16 cores; stopped after 370 s, RLIF's rows
     # taken from its runs' metrics.csv): benchmarks/results/rlif_vs_dagger_pixels_gpu.csv
     python benchmarks/rlif_vs_dagger.py --obs pixels --tasks reach --env-steps 20000 --eval-every 1000 \
