@@ -428,7 +428,8 @@ def main() -> int:
             script, at, cycles = operator_script(args.seconds, args.cycle_s, args.deflect_s, 0.0)
             (tmp / "reports.yaml").write_text(yaml.safe_dump(script))
             kids.start("spacemouse", [*prefix_for["spacemouse"], py, "-m", "robot_stack.nodes.spacemouse_node", "--ros-args", "--params-file", params_file(tmp, "spacemouse", {
-                "backend": "fake", "fake_reports_file": str(tmp / "reports.yaml"), "fake_script_start_unix_s": t0,
+                "backend": "fake", "hid_provider": "robot_stack.testing.spacemouse:scripted_hid_device",
+                "fake_reports_file": str(tmp / "reports.yaml"), "fake_script_start_unix_s": t0,
                 "read_rate_hz": args.spacemouse_read_rate_hz, "reader_thread_priority": args.rt_priority,
                 "publish_on_report": not args.no_publish_on_report})])
             while not probe.first_operator.wait(1.0):

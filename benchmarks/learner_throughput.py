@@ -37,11 +37,11 @@ def measure(cams: int, size: int, threads: int, channels_last: bool, batch: int,
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from robot_stack.core.spec import ActionSpec, CameraSpec, PolicySpec
+    from robot_stack.types.spec import ActionSpec, CameraSpec, PolicySpec
     from robot_stack.rl.agent import SACAgent, SACConfig
     from robot_stack.rl.replay_buffer import VisionReplayBuffer
     from robot_stack.rl.labelling import Transition
-    from robot_stack.rl.train import load_preset
+    from robot_stack.training.train import load_preset
 
     torch.set_num_threads(threads)
     net, sac_kw, _ = load_preset(str(ROOT / "policies" / "reach_pixels.yaml"))

@@ -72,7 +72,7 @@ METHOD_ORDER = ("bc", "hg_dagger", "rlif")
 def run_job(job: dict) -> tuple[dict, list[dict], float]:
     import torch
 
-    from robot_stack.rl.train import TrainConfig, train
+    from robot_stack.training.train import TrainConfig, train
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -89,7 +89,7 @@ def run_job(job: dict) -> tuple[dict, list[dict], float]:
 
 
 def expert_job(args: tuple) -> tuple[tuple, float]:
-    from robot_stack.rl.train import operator_success
+    from robot_stack.training.train import operator_success
 
     task, level, episodes = args
     return (task, level), operator_success(task, "state", level, episodes)

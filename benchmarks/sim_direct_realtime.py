@@ -38,7 +38,7 @@ RTF_LINE = re.compile(r"sim time (\d+) s, real-time factor ([0-9.]+) since start
 
 def _client(port: int, seconds: float, queue) -> None:
     """100 Hz velocity client in its own process (as the franka node is): send + state read."""
-    from robot_stack.core.franka import FrankaConfig, make_robot
+    from robot_stack.devices.franka.base import FrankaConfig, make_robot
 
     robot = make_robot(FrankaConfig(backend="direct", robot_ip=ADDRESS, direct_port=port))
     robot.connect()

@@ -108,7 +108,7 @@ def _no_real_time_leak():
     real-time thread starves the machine: fail that test, and put the process back."""
     import os
 
-    from robot_stack.core.realtime import pthread_scheduling, set_current_thread_scheduling
+    from robot_stack.devices.realtime import pthread_scheduling, set_current_thread_scheduling
 
     yield
     try:

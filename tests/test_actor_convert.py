@@ -7,23 +7,23 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy")
-from robot_stack.core.actor import ActorStep, EpisodeSummaryData  # noqa: E402
-from robot_stack.core.spec import ActionSpec, CameraSpec, PolicySpec  # noqa: E402
-from robot_stack.core.teleop import MARK_SUCCESS, OperatorCommand  # noqa: E402
 from robot_stack.nodes import convert  # noqa: E402
+from robot_stack.types.records import EpisodeSummary, PolicyWeights, StepRecord  # noqa: E402
+from robot_stack.types.spec import ActionSpec, CameraSpec, PolicySpec  # noqa: E402
+from robot_stack.types.teleop import MARK_SUCCESS, OperatorCommand  # noqa: E402
 
 SPEC = PolicySpec(cameras=(CameraSpec("wrist", 8, 8),), proprio_names=("tcp_x_m",), action=ActionSpec())
 
 
 def actor_step(**kw):
     rng = np.random.default_rng(0)
-    base = dict(episode_id=3, step_index=1, stamp_s=12.5, camera_names=("wrist",),
-                images=[rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)], image_stamps_s=[12.25],
-                proprio_names=("tcp_x_m",), proprio=np.array([0.4], np.float32),
+    base = dict(episode_id=3, step_index=1, stamp_s=12.5,
+                obs={"wrist": rng.integers(0, 255, (8, 8, 3), dtype=np.uint8), "proprio": np.array([0.4], np.float32)},
+                image_stamps_s=[12.25], proprio_names=("tcp_x_m",),
                 action=np.array([0.1, -0.2, 0.3], np.float32), policy_action=np.array([0.5, 0, 0], np.float32),
                 intervention=True, image_frame_ids=["wrist_cam_optical"], policy_version=7)
     base.update(kw)
-    return ActorStep(**base)
+    return StepRecord(**base)
 
 
 def test_step_roundtrip_keeps_everything():
@@ -67,7 +67,7 @@ def test_image_encodings_and_row_padding():
 
 
 def test_weights_sha_is_checked():
-    w = convert.PolicyWeightsData(version=2, learner_step=5, env_steps=9, spec_json="{}", data=b"\x01\x02")
+    w = PolicyWeights(version=2, learner_step=5, env_steps=9, spec_json="{}", data=b"\x01\x02")
     msg = convert.weights_to_msg(w)
     assert msg.sha256 == hashlib.sha256(b"\x01\x02").hexdigest()
     assert convert.weights_from_msg(msg).data == b"\x01\x02"
@@ -77,9 +77,9 @@ def test_weights_sha_is_checked():
 
 
 def test_summary_and_operator_roundtrip():
-    s = EpisodeSummaryData(stamp_s=3.0, episode_id=4, steps=10, intervention_steps=2, interventions=1,
-                           intervention_rate=0.2, success=True, truncated=False, window=3, success_rate=0.5,
-                           intervention_rate_window=0.1, policy_version=6, evaluation=False)
+    s = EpisodeSummary(stamp_s=3.0, episode_id=4, steps=10, intervention_steps=2, interventions=1,
+                       intervention_rate=0.2, success=True, truncated=False, window=3, success_rate=0.5,
+                       intervention_rate_window=0.1, policy_version=6, evaluation=False)
     back = convert.summary_from_msg(convert.summary_to_msg(s))
     assert back.episode_id == 4 and back.success and back.intervention_rate == pytest.approx(0.2)
     c = OperatorCommand(t=5.0, intervening=True, lin_m_s=np.array([0.01, 0.02, 0.03]), gripper=1,

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robot_stack.core.actor import ActorConfig, ActorCore, EpisodeStats, Phase
-from robot_stack.core.spec import ActionSpec, CameraSpec, PolicySpec
-from robot_stack.core.teleop import MARK_FAILURE, MARK_NONE, MARK_SUCCESS, OperatorCommand
+from robot_stack.actor.core import ActorConfig, ActorCore, Phase
+from robot_stack.rl.progress import EpisodeStats
+from robot_stack.types.spec import ActionSpec, CameraSpec, PolicySpec
+from robot_stack.types.teleop import MARK_FAILURE, MARK_NONE, MARK_SUCCESS, OperatorCommand
 
 PERIOD = 0.1
 SPEC = PolicySpec(

@@ -23,14 +23,14 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from robot_stack.core.spec import ActionSpec, CameraSpec, PolicySpec  # noqa: E402
-from robot_stack.core.teleop import OperatorCommand as OperatorCommandData  # noqa: E402
 from robot_stack.msg import EpisodeSummary, OperatorCommand, StepRecord  # noqa: E402
 from robot_stack.nodes import actor_node as an  # noqa: E402
 from robot_stack.nodes import convert, qos  # noqa: E402
 from robot_stack.nodes import learner_node as ln  # noqa: E402
 from robot_stack.nodes.params import parameter_overrides  # noqa: E402
 from robot_stack.rl.labelling import label_steps  # noqa: E402
+from robot_stack.types.spec import ActionSpec, CameraSpec, PolicySpec  # noqa: E402
+from robot_stack.types.teleop import OperatorCommand as OperatorCommandData  # noqa: E402
 
 SPEC = PolicySpec(
     cameras=(CameraSpec("wrist", 32, 32),),

@@ -19,12 +19,14 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import UInt64  # noqa: E402
 
-from robot_stack.core.config import ConfigError  # noqa: E402
-from robot_stack.core.spec import ActionSpec, CameraSpec, PolicySpec  # noqa: E402
-from robot_stack.core.teleop import OperatorCommand as OperatorCommandData  # noqa: E402
+from robot_stack.actor.policy import random_policy  # noqa: E402
 from robot_stack.msg import EpisodeSummary, OperatorCommand, PolicyWeights, StepRecord  # noqa: E402
 from robot_stack.nodes import actor_node as an  # noqa: E402
 from robot_stack.nodes import convert, qos  # noqa: E402
+from robot_stack.types import records  # noqa: E402
+from robot_stack.types.config import ConfigError  # noqa: E402
+from robot_stack.types.spec import ActionSpec, CameraSpec, PolicySpec  # noqa: E402
+from robot_stack.types.teleop import OperatorCommand as OperatorCommandData  # noqa: E402
 
 SPEC = PolicySpec(
     cameras=(CameraSpec("wrist", 32, 32),),
@@ -40,12 +42,12 @@ def export_json(spec=SPEC) -> str:
 
 
 def weights_msg(version: int, seed: int = 1, spec=SPEC, corrupt: bool = False) -> PolicyWeights:
-    policy = an.random_policy(spec, NETWORK, seed)
+    policy = random_policy(spec, NETWORK, seed)
     buf = io.BytesIO()
     torch.save(policy.net.state_dict(), buf)
     data = buf.getvalue()
-    w = convert.PolicyWeightsData(version=version, learner_step=version * 10, env_steps=version * 100,
-                                  spec_json=export_json(spec), data=data)
+    w = records.PolicyWeights(version=version, learner_step=version * 10, env_steps=version * 100,
+                              spec_json=export_json(spec), data=data)
     msg = convert.weights_to_msg(w)
     if corrupt:
         msg.sha256 = hashlib.sha256(b"something else").hexdigest()
@@ -288,7 +290,7 @@ def test_reset_topic_handshake_starts_episode(ros_context, spin, collector):
 def test_evaluation_mode_runs_policy_file_and_reports(ros_context, spin, tmp_path):
     from std_msgs.msg import Bool
 
-    from robot_stack.core.config import from_dict
+    from robot_stack.types.config import from_dict
     from robot_stack.rl.agent import SACAgent, SACConfig
     from robot_stack.rl.policy_io import save_policy_file
 
@@ -326,7 +328,7 @@ def test_evaluation_mode_runs_policy_file_and_reports(ros_context, spin, tmp_pat
 
 
 def test_warm_start_file_is_replaced_by_any_learner_weights(ros_context, spin, tmp_path):
-    from robot_stack.core.config import from_dict
+    from robot_stack.types.config import from_dict
     from robot_stack.rl.agent import SACAgent, SACConfig
     from robot_stack.rl.policy_io import save_policy_file
 

@@ -8,11 +8,11 @@ import yaml
 
 from robot_stack.calibration.board import BoardConfig
 from robot_stack.calibration.cli import main
-from robot_stack.calibration.geometry import T_to_xyz_quat, make_T, rotvec_to_R, transform_error
 from robot_stack.calibration.handeye import load_extrinsic_yaml
-from robot_stack.calibration.intrinsics import load_camera_info_yaml
 from robot_stack.calibration.synthetic import BoardRenderer, SyntheticCamera, hand_eye_scene, sample_views
-from robot_stack.calibration.workspace import load_workspace_box
+from robot_stack.types.geometry import T_to_xyz_quat, make_T, rotvec_to_R, transform_error
+from robot_stack.types.intrinsics import load_camera_info_yaml
+from robot_stack.types.workspace import load_workspace_box
 
 BOARD = BoardConfig()
 CAMERA = SyntheticCamera(fx=598.0, fy=599.0, cx=321.0, cy=241.0, dist=(-0.08, 0.03, 0.0, 0.0, 0.0))

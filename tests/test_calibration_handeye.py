@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from robot_stack.calibration.board import BoardConfig, BoardDetector, estimate_board_pose
-from robot_stack.calibration.errors import CalibrationFileError, DegenerateMotionError, TooFewViewsError
-from robot_stack.calibration.geometry import invert, make_T, rotvec_to_R, transform_error
+from robot_stack.types.errors import CalibrationFileError, DegenerateMotionError, TooFewViewsError
+from robot_stack.types.geometry import invert, make_T, rotvec_to_R, transform_error
 from robot_stack.calibration.handeye import (
     Extrinsic,
     HandEyeCollector,

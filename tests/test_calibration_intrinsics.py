@@ -9,16 +9,18 @@ import numpy as np
 import pytest
 
 from robot_stack.calibration.board import BoardConfig, BoardDetector, save_board_pdf, save_board_png
-from robot_stack.calibration.errors import BoardNotFoundError, CalibrationFileError, TooFewViewsError
-from robot_stack.calibration.intrinsics import (
+from robot_stack.types.errors import BoardNotFoundError, CalibrationFileError, TooFewViewsError
+from robot_stack.types.intrinsics import (
     CameraIntrinsics,
+    intrinsics_from_realsense,
+    load_camera_info_yaml,
+    save_camera_info_yaml,
+)
+from robot_stack.calibration.intrinsics import (
     IntrinsicsConfig,
     ViewSelector,
     calibrate_intrinsics,
     compare_intrinsics,
-    intrinsics_from_realsense,
-    load_camera_info_yaml,
-    save_camera_info_yaml,
 )
 from robot_stack.calibration.synthetic import BoardRenderer, SyntheticCamera, sample_views
 

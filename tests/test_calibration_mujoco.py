@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from robot_stack.calibration.board import BoardConfig, BoardDetector, estimate_board_pose
-from robot_stack.calibration.geometry import transform_error
 from robot_stack.calibration.handeye import HandEyeConfig, extrinsic_from_result, solve_hand_eye
 from robot_stack.calibration.intrinsics import calibrate_intrinsics
 from robot_stack.calibration.sim_board_scene import BoardScene
 from robot_stack.calibration.synthetic import SyntheticCamera, sample_views
+from robot_stack.types.geometry import transform_error
 
 mujoco = pytest.importorskip("mujoco")
 

@@ -15,7 +15,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from robot_stack.calibration import ros_collect  # noqa: E402
-from robot_stack.calibration.errors import CalibrationError  # noqa: E402
+from robot_stack.types.errors import CalibrationError  # noqa: E402
 
 DOMAIN_ID = 63  # calibration's range is 60-69
 
@@ -65,7 +65,7 @@ def test_collect_positions_from_pose_topic(publisher):
 
 def test_workspace_cli_records_from_topic(publisher, tmp_path, capsys):
     from robot_stack.calibration.cli import main
-    from robot_stack.calibration.workspace import load_workspace_box
+    from robot_stack.types.workspace import load_workspace_box
 
     out = tmp_path / "workspace_box.yaml"
     assert main(["workspace", "--topic", "/test_calib/ee_pose", "--duration-s", "1.5", "--margin-m", "0.01",
@@ -134,7 +134,7 @@ def board_camera():
 
 def test_intrinsics_cli_from_live_topic(board_camera, tmp_path, capsys):
     from robot_stack.calibration.cli import main
-    from robot_stack.calibration.intrinsics import load_camera_info_yaml
+    from robot_stack.types.intrinsics import load_camera_info_yaml
 
     out = tmp_path / "live_camera_info.yaml"
     saved = tmp_path / "views"

@@ -4,14 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robot_stack.calibration.errors import CalibrationFileError, InvalidWorkspaceBoxError, TooFewViewsError
-from robot_stack.calibration.workspace import (
-    ReachLimits,
-    WorkspaceBox,
-    box_from_positions,
-    load_workspace_box,
-    save_workspace_box,
-)
+from robot_stack.calibration.workspace import box_from_positions
+from robot_stack.types.errors import CalibrationFileError, InvalidWorkspaceBoxError, TooFewViewsError
+from robot_stack.types.workspace import ReachLimits, WorkspaceBox, load_workspace_box, save_workspace_box
 
 
 def _sweep(lo, hi, n=200, seed=0):

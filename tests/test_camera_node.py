@@ -13,11 +13,11 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
-from robot_stack.calibration.intrinsics import CameraIntrinsics, save_camera_info_yaml  # noqa: E402
-from robot_stack.core.cameras import write_software_recording  # noqa: E402
-from robot_stack.core.config import ConfigError  # noqa: E402
 from robot_stack.nodes import qos  # noqa: E402
 from robot_stack.nodes.camera_node import CameraNode, topic_prefix  # noqa: E402
+from robot_stack.testing.realsense_recording import write_software_recording  # noqa: E402
+from robot_stack.types.config import ConfigError  # noqa: E402
+from robot_stack.types.intrinsics import CameraIntrinsics, save_camera_info_yaml  # noqa: E402
 
 W, H = 64, 48
 

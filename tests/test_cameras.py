@@ -6,15 +6,10 @@ import time
 import numpy as np
 import pytest
 
-from robot_stack.calibration.intrinsics import CameraIntrinsics, save_camera_info_yaml
-from robot_stack.core.cameras import (
-    CameraConfig,
-    CameraError,
-    StaleFrameError,
-    make_camera,
-    write_software_recording,
-)
-from robot_stack.core.config import ConfigError, from_dict
+from robot_stack.devices.cameras.base import CameraConfig, CameraError, StaleFrameError, make_camera
+from robot_stack.testing.realsense_recording import write_software_recording
+from robot_stack.types.config import ConfigError, from_dict
+from robot_stack.types.intrinsics import CameraIntrinsics, save_camera_info_yaml
 
 W, H = 64, 48
 N_FRAMES = 30  # 1 s at 30 fps

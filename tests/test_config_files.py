@@ -33,7 +33,7 @@ def _keys(d, prefix=""):
 
 
 def _configs():
-    from robot_stack.nodes.actor_node import ActorNodeConfig
+    from robot_stack.actor.config import ActorNodeConfig
     from robot_stack.nodes.camera_node import CameraNodeConfig
     from robot_stack.nodes.franka_node import FrankaNodeConfig
     from robot_stack.nodes.learner_node import LearnerNodeConfig

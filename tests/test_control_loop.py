@@ -97,7 +97,7 @@ def test_real_time_request_is_applied_or_reported(monkeypatch):
     the fix and keeps ticking at normal priority; prepare() runs first, in the loop's thread."""
     import os
 
-    from robot_stack.core import realtime
+    from robot_stack.devices import realtime
 
     logs: list[tuple[str, str]] = []
     seen: dict = {}

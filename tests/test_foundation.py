@@ -163,5 +163,5 @@ def test_colcon_build_from_scratch_has_no_package_warnings(tmp_path):
     assert not warnings, "\n".join(warnings)
     site = tmp_path / "install" / "robot_stack" / "lib" / "python3.11" / "site-packages" / "robot_stack"
     assert (site / "msg" / "__init__.py").is_file()
-    assert (site / "core" / "spec.py").is_file(), "Python modules were not installed next to the messages"
+    assert (site / "types" / "spec.py").is_file(), "Python modules were not installed next to the messages"
     assert (tmp_path / "install" / "robot_stack" / "lib" / "robot_stack" / "robot-stack").is_file()

@@ -5,20 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robot_stack.core.config import ConfigError, from_dict
-from robot_stack.core.franka import (
-    FakeRobot,
+from robot_stack.devices.franka.fake import FakeRobot
+from robot_stack.types.config import ConfigError, from_dict
+from robot_stack.devices.franka.base import (
     FrankaConfig,
     FrankaRobot,
-    FrankyRobot,
     RobotConnectionError,
     RobotError,
     make_robot,
-    matrix_to_quat_xyzw,
-    pose_matrix,
-    quat_xyzw_to_matrix,
     sample_home_pose,
 )
+from robot_stack.devices.franka.franky import FrankyRobot
+from robot_stack.types.geometry import R_to_quat_xyzw, T_from_xyz_quat, quat_xyzw_to_R
 
 
 def test_factory_picks_backend_without_io():
@@ -46,15 +44,15 @@ def test_quaternion_round_trip():
         q = rng.normal(size=4)
         q /= np.linalg.norm(q)
         q = q if q[3] >= 0 else -q
-        R = quat_xyzw_to_matrix(q)
+        R = quat_xyzw_to_R(q)
         assert np.allclose(R @ R.T, np.eye(3), atol=1e-12)
-        assert np.allclose(matrix_to_quat_xyzw(R), q, atol=1e-9)
+        assert np.allclose(R_to_quat_xyzw(R), q, atol=1e-9)
     # gripper down = 180 deg about x
-    assert np.allclose(quat_xyzw_to_matrix((1, 0, 0, 0)), np.diag([1, -1, -1]))
+    assert np.allclose(quat_xyzw_to_R((1, 0, 0, 0)), np.diag([1, -1, -1]))
 
 
 def test_sample_home_pose_stays_within_range_and_keeps_orientation():
-    T = pose_matrix((0.5, 0.0, 0.3), (1, 0, 0, 0))
+    T = T_from_xyz_quat((0.5, 0.0, 0.3), (1, 0, 0, 0))
     rng = np.random.default_rng(3)
     samples = np.array([sample_home_pose(T, (0.02, 0.03, 0.0), rng)[:3, 3] for _ in range(200)])
     d = samples - T[:3, 3]
@@ -88,12 +86,13 @@ def test_fake_robot_integrates_and_holds_each_command_only_briefly():
 
 
 def test_servo_to_pose_reaches_target_within_limits():
-    from robot_stack.core.franka import rotation_error_rotvec, servo_to_pose
+    from robot_stack.types.geometry import rotation_error_rotvec
+    from robot_stack.devices.franka.servo import servo_to_pose
 
     t = [0.0]
     cfg = FrankaConfig(fake_lag_s=0.02)
-    robot = FakeRobot(cfg, clock=lambda: t[0], T_base_ee=pose_matrix((0.5, 0.0, 0.4), (1, 0, 0, 0)))
-    target = pose_matrix((0.4, 0.1, 0.3), matrix_to_quat_xyzw(quat_xyzw_to_matrix((1, 0, 0, 0)) @ quat_xyzw_to_matrix((0, 0, np.sin(0.2), np.cos(0.2)))))
+    robot = FakeRobot(cfg, clock=lambda: t[0], T_base_ee=T_from_xyz_quat((0.5, 0.0, 0.4), (1, 0, 0, 0)))
+    target = T_from_xyz_quat((0.4, 0.1, 0.3), R_to_quat_xyzw(quat_xyzw_to_R((1, 0, 0, 0)) @ quat_xyzw_to_R((0, 0, np.sin(0.2), np.cos(0.2)))))
 
     def sleep(dt):
         t[0] += max(dt, 1e-4)
@@ -110,5 +109,5 @@ def test_servo_to_pose_reaches_target_within_limits():
     assert 1.5 < t[0] < 10.0
     # a target it cannot reach in time reports failure
     with robot:
-        assert not servo_to_pose(robot, pose_matrix((0.5, 0.3, 0.3), (1, 0, 0, 0)), 0.5, cfg,
+        assert not servo_to_pose(robot, T_from_xyz_quat((0.5, 0.3, 0.3), (1, 0, 0, 0)), 0.5, cfg,
                                  clock=lambda: t[0], sleep=sleep)

@@ -9,9 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from robot_stack.core.franka import FrankaConfig, RobotState, make_robot, pose_matrix
-from robot_stack.core.safety import EVENT_REJECTED_NAN, EVENT_WATCHDOG_STOP, SafetyConfig, SafetyFilter
+from robot_stack.devices.franka.base import FrankaConfig, RobotState, make_robot
+from robot_stack.devices.franka.safety import EVENT_REJECTED_NAN, EVENT_WATCHDOG_STOP, SafetyConfig, SafetyFilter
 from robot_stack.sim.franky_world import WorldProcess
+from robot_stack.types.geometry import T_from_xyz_quat
 
 HOST = "127.0.0.42"  # this file's own loopback address (franky-sim ports are fixed per address)
 RATE_HZ = 100.0
@@ -153,7 +154,7 @@ def test_box_keeps_ee_inside(robot):
 def test_move_home_reaches_pose(robot):
     f = SafetyFilter(SAFETY)
     settle(robot, f)
-    target = pose_matrix((0.45, 0.05, 0.4), (1.0, 0.0, 0.0, 0.0))
+    target = T_from_xyz_quat((0.45, 0.05, 0.4), (1.0, 0.0, 0.0, 0.0))
     assert robot.move_home(target, timeout_s=20.0)
     s = robot.read_state()
     assert np.linalg.norm(s.p_base_ee - target[:3, 3]) < 0.01
@@ -192,7 +193,7 @@ def test_threads_started_after_connect_are_not_real_time(robot):
     2-core machine."""
     import os
 
-    from robot_stack.core.realtime import pthread_scheduling
+    from robot_stack.devices.realtime import pthread_scheduling
 
     robot.send_twist(np.zeros(3), np.zeros(3))
     assert pthread_scheduling() == (os.SCHED_OTHER, 0)

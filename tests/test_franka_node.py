@@ -18,9 +18,10 @@ from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Empty, Float32, String  # noqa: E402
 
-from robot_stack.core.config import ConfigError  # noqa: E402
-from robot_stack.core.franka import FakeRobot, FrankaConfig  # noqa: E402
+from robot_stack.devices.franka.base import FrankaConfig
+from robot_stack.devices.franka.fake import FakeRobot  # noqa: E402
 from robot_stack.nodes import qos  # noqa: E402
+from robot_stack.types.config import ConfigError  # noqa: E402
 from robot_stack.nodes.franka_node import (  # noqa: E402
     CMD_TWIST_TOPIC,
     EE_POSE_TOPIC,
@@ -67,7 +68,7 @@ def test_shipped_params_file_loads(ros_context, tmp_path):
 
     import yaml
 
-    from robot_stack.core.config import from_dict
+    from robot_stack.types.config import from_dict
     from robot_stack.nodes.franka_node import FrankaNodeConfig
 
     data = yaml.safe_load((pathlib.Path(__file__).parents[1] / "config" / "franka.yaml").read_text())
@@ -194,7 +195,7 @@ class LinkDropRobot(FakeRobot):
 
     def read_state(self):
         if not self.link_up:
-            from robot_stack.core.franka import RobotConnectionError
+            from robot_stack.devices.franka.base import RobotConnectionError
             raise RobotConnectionError("read state: Net Exception")
         return super().read_state()
 

@@ -47,7 +47,7 @@ def test_world_serves_a_franky_client_in_about_real_time(reach_world):
     franky = pytest.importorskip("franky")
     import time
 
-    from robot_stack.core.realtime import current_thread_scheduling, set_current_thread_scheduling
+    from robot_stack.devices.realtime import current_thread_scheduling, set_current_thread_scheduling
 
     policy = current_thread_scheduling()
     robot = franky.Robot(reach_world.hostname, realtime_config=franky.RealtimeConfig.Ignore)

@@ -546,6 +546,7 @@ def test_real_spacemouse_node_bad_parameter_fails_launch_with_its_name(tmp_path,
           param:
             - from: $(find-pkg-share robot_stack)/config/spacemouse.yaml
             - {name: backend, value: fake}
+            - {name: hid_provider, value: "robot_stack.testing.spacemouse:scripted_hid_device"}
             - {name: intervention.hold_sec, value: 1.0}
     """
     r = Runner([_write(tmp_path, text)], env)
@@ -570,7 +571,7 @@ def test_device_nodes_start_from_config_files_and_stop_on_sigint(tmp_path, env):
     pytest.importorskip("pyrealsense2")
     import numpy as np
 
-    from robot_stack.core.cameras import write_software_recording
+    from robot_stack.testing.realsense_recording import write_software_recording
 
     rec = write_software_recording(tmp_path / "cam.db3", [np.zeros((48, 64, 3), np.uint8)] * 5, fps=30)
     (tmp_path / "sm.yaml").write_text(yaml.safe_dump({"/**/spacemouse": {"ros__parameters": {"publish_rate_hz": 25.0}}}))
@@ -586,6 +587,7 @@ def test_device_nodes_start_from_config_files_and_stop_on_sigint(tmp_path, env):
             - from: $(find-pkg-share robot_stack)/config/spacemouse.yaml
             - from: {tmp_path}/sm.yaml
             - {{name: backend, value: fake}}
+            - {{name: hid_provider, value: "robot_stack.testing.spacemouse:scripted_hid_device"}}
       - node:
           pkg: robot_stack
           exec: camera_node
@@ -612,7 +614,7 @@ def test_camera_node_with_impossible_crop_exits_with_the_reason(tmp_path, env):
     pytest.importorskip("pyrealsense2")
     import numpy as np
 
-    from robot_stack.core.cameras import write_software_recording
+    from robot_stack.testing.realsense_recording import write_software_recording
 
     rec = write_software_recording(tmp_path / "cam.db3", [np.zeros((48, 64, 3), np.uint8)] * 3, fps=30)
     text = f"""\

@@ -9,11 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from robot_stack.core.config import from_dict  # noqa: E402
-from robot_stack.core.learner import LearnerConfig, LearnerCore  # noqa: E402
-from robot_stack.core.spec import ActionSpec, CameraSpec, PolicySpec  # noqa: E402
-from robot_stack.rl.labelling import Step  # noqa: E402
+from robot_stack.rl.learner import LearnerConfig, LearnerCore  # noqa: E402
 from robot_stack.rl.policy_io import load_policy_from_bytes  # noqa: E402
+from robot_stack.types.config import from_dict  # noqa: E402
+from robot_stack.types.records import StepRecord  # noqa: E402
+from robot_stack.types.spec import ActionSpec, CameraSpec, PolicySpec  # noqa: E402
 
 SPEC = PolicySpec(
     cameras=(CameraSpec("wrist", 32, 32),),
@@ -39,7 +39,7 @@ def episode(ep_id: int, n: int, intervene_at=(), success=False, terminal=False, 
         obs = {"wrist": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
                "proprio": rng.normal(size=3).astype(np.float32)}
         a = None if last else rng.uniform(-1, 1, 3).astype(np.float32)
-        steps.append(Step(episode_id=ep_id, step_index=i, obs=obs, action=a, policy_action=a,
+        steps.append(StepRecord(episode_id=ep_id, step_index=i, obs=obs, action=a, policy_action=a,
                           intervention=i in intervene_at, is_first=i == 0, is_last=last,
                           is_terminal=last and terminal, success=last and success))
     return steps

@@ -15,13 +15,13 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from robot_stack.core.actor import ActorStep  # noqa: E402
-from robot_stack.core.config import ConfigError  # noqa: E402
-from robot_stack.core.spec import ActionSpec, CameraSpec, PolicySpec  # noqa: E402
 from robot_stack.msg import PolicyWeights, StepRecord  # noqa: E402
 from robot_stack.nodes import convert, qos  # noqa: E402
 from robot_stack.nodes import learner_node as ln  # noqa: E402
 from robot_stack.nodes.params import parameter_overrides  # noqa: E402
+from robot_stack.types import records  # noqa: E402
+from robot_stack.types.config import ConfigError  # noqa: E402
+from robot_stack.types.spec import ActionSpec, CameraSpec, PolicySpec  # noqa: E402
 
 SPEC = PolicySpec(
     cameras=(CameraSpec("wrist", 32, 32),),
@@ -44,11 +44,11 @@ def step_msgs(ep_id: int, n: int, intervene_at=(), size=32):
     for i in range(n + 1):
         last = i == n
         a = np.zeros(0, np.float32) if last else rng.uniform(-1, 1, 3).astype(np.float32)
-        s = ActorStep(episode_id=ep_id, step_index=i, stamp_s=100.0 + i, camera_names=("wrist",),
-                      images=[rng.integers(0, 255, (size, size, 3), dtype=np.uint8)], image_stamps_s=[100.0 + i],
-                      proprio_names=SPEC.proprio_names, proprio=rng.normal(size=3).astype(np.float32),
-                      action=a, policy_action=a, intervention=i in intervene_at, is_first=i == 0, is_last=last,
-                      is_terminal=False)
+        obs = {"wrist": rng.integers(0, 255, (size, size, 3), dtype=np.uint8),
+               "proprio": rng.normal(size=3).astype(np.float32)}
+        s = records.StepRecord(episode_id=ep_id, step_index=i, obs=obs, stamp_s=100.0 + i, image_stamps_s=[100.0 + i],
+                               proprio_names=SPEC.proprio_names, action=a, policy_action=a,
+                               intervention=i in intervene_at, is_first=i == 0, is_last=last, is_terminal=False)
         out.append(convert.step_to_msg(s, "base"))
     return out
 

@@ -1,4 +1,4 @@
-"""robot_stack.core.realtime: real-time scheduling of one thread, and the inheritance trap."""
+"""robot_stack.devices.realtime: real-time scheduling of one thread, and the inheritance trap."""
 from __future__ import annotations
 
 import os
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from robot_stack.core.realtime import RealtimeError, make_current_thread_fifo, pthread_scheduling, set_current_thread_scheduling
+from robot_stack.devices.realtime import RealtimeError, make_current_thread_fifo, pthread_scheduling, set_current_thread_scheduling
 
 
 def _policy_of_new_thread() -> int:

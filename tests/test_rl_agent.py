@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from robot_stack.core.spec import ActionSpec, CameraSpec, PolicySpec
 from robot_stack.rl.agent import SACAgent, SACConfig
 from robot_stack.rl.baselines import BCAgent, BCConfig
 from robot_stack.rl.networks import NetworkConfig, conv_trunk, random_shift
+from robot_stack.types.spec import ActionSpec, CameraSpec, PolicySpec
 from robot_stack.rl.policy_io import (export_policy_bytes, load_policy_file, load_policy_from_bytes,
                                       save_policy_file)
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from robot_stack.core.config import ConfigError, from_dict
 from robot_stack.rl.agent import SACAgent, SACConfig
 from robot_stack.rl.baselines import BCAgent, BCConfig
 from robot_stack.rl.networks import resolve_device
 from robot_stack.rl.policy_io import export_policy_bytes, load_policy_from_bytes, policy_state_from_bytes
+from robot_stack.types.config import ConfigError, from_dict
 from test_rl_agent import PIX_SPEC, SMALL, STATE_SPEC, params, pixel_batch
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -2,17 +2,18 @@
 import numpy as np
 import pytest
 
-from robot_stack.rl.labelling import LabellingConfig, Step, StreamingLabeller, label_steps
+from robot_stack.rl.labelling import LabellingConfig, StreamingLabeller, label_steps
+from robot_stack.types.records import StepRecord
 
 
-def episode(flags: str, ep: int = 0, terminal: bool = False, last_flag: str = "P") -> list[Step]:
+def episode(flags: str, ep: int = 0, terminal: bool = False, last_flag: str = "P") -> list[StepRecord]:
     """flags: one char per acting step, 'P' policy or 'I' intervention; plus a final is_last record."""
     steps = []
     for i, f in enumerate(flags):
-        steps.append(Step(episode_id=ep, step_index=i, obs={"proprio": np.array([i], np.float32)},
+        steps.append(StepRecord(episode_id=ep, step_index=i, obs={"proprio": np.array([i], np.float32)},
                           action=np.array([0.1 * i], np.float32), policy_action=np.zeros(1, np.float32),
                           intervention=f == "I", is_first=i == 0))
-    steps.append(Step(episode_id=ep, step_index=len(flags), obs={"proprio": np.array([len(flags)], np.float32)},
+    steps.append(StepRecord(episode_id=ep, step_index=len(flags), obs={"proprio": np.array([len(flags)], np.float32)},
                       intervention=last_flag == "I", is_last=True, is_terminal=terminal, success=terminal))
     return steps
 

@@ -8,9 +8,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from robot_stack.core.spec import ActionSpec, CameraSpec, PolicySpec
 from robot_stack.rl.labelling import Transition
 from robot_stack.rl.replay_buffer import VisionReplayBuffer, concat_batches, sample_mixed
+from robot_stack.types.spec import ActionSpec, CameraSpec, PolicySpec
 
 SPEC = PolicySpec(cameras=(CameraSpec("front", 16, 16), CameraSpec("wrist", 16, 16)),
                   proprio_names=("x", "y", "z"), action=ActionSpec())
@@ -126,7 +126,7 @@ def test_kill_minus_9_while_appending_restores_every_acknowledged_step(tmp_path)
     path = tmp_path / "log.bin"
     code = textwrap.dedent(f"""
         import sys, numpy as np
-        from robot_stack.core.spec import CameraSpec, PolicySpec
+        from robot_stack.types.spec import CameraSpec, PolicySpec
         from robot_stack.rl.labelling import Transition
         from robot_stack.rl.replay_buffer import VisionReplayBuffer
         spec = PolicySpec(cameras=(CameraSpec("front", 128, 128), CameraSpec("wrist", 128, 128)), proprio_names=("i",))
@@ -156,7 +156,7 @@ def test_kill_minus_9_while_appending_restores_every_acknowledged_step(tmp_path)
                 break
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        from robot_stack.core.spec import CameraSpec as C
+        from robot_stack.types.spec import CameraSpec as C
         spec = PolicySpec(cameras=(C("front", 128, 128), C("wrist", 128, 128)), proprio_names=("i",))
         buf = VisionReplayBuffer(spec, 100000, path).open()
         try:

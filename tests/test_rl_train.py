@@ -5,11 +5,11 @@ import pytest
 
 pytest.importorskip("mujoco")
 
-from robot_stack.core import config as cfgmod
 from robot_stack.rl.agent import SACAgent, SACConfig
 from robot_stack.rl.baselines import BCConfig
-from robot_stack.rl.evaluate import evaluate_policy_file
-from robot_stack.rl.train import TASK_IDS, TrainConfig, load_preset, main, train
+from robot_stack.training.evaluate import evaluate_policy_file
+from robot_stack.training.train import TASK_IDS, TrainConfig, load_preset, main, train
+from robot_stack.types import config as cfgmod
 
 
 def cfg(tmp_path, **kw):

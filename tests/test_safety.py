@@ -7,9 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from robot_stack.core.config import ConfigError, from_dict
-from robot_stack.core.franka import FakeRobot, FrankaConfig, RobotError, pose_matrix
-from robot_stack.core.safety import (
+from robot_stack.devices.franka.base import FrankaConfig, RobotError
+from robot_stack.devices.franka.fake import FakeRobot
+from robot_stack.types.config import ConfigError, from_dict
+from robot_stack.types.geometry import T_from_xyz_quat
+from robot_stack.devices.franka.safety import (
     EVENT_BOX_CLAMP,
     EVENT_BOX_OUTSIDE,
     EVENT_REJECTED_NAN,
@@ -154,7 +156,7 @@ def test_closed_loop_with_fake_robot_stays_in_box():
     """Drive the fake robot into the +y wall at full speed: it must stop at the wall."""
     t = [0.0]
     robot = FakeRobot(FrankaConfig(fake_lag_s=0.03), clock=lambda: t[0],
-                      T_base_ee=pose_matrix((0.5, 0.2, 0.3), (1, 0, 0, 0)))
+                      T_base_ee=T_from_xyz_quat((0.5, 0.2, 0.3), (1, 0, 0, 0)))
     f = SafetyFilter(CFG)
     with robot:
         for i in range(300):  # 3 s at 100 Hz

@@ -15,11 +15,12 @@ import pytest
 pytest.importorskip("franky_sim")  # the scene is franky-sim's FR3 scene
 import mujoco  # noqa: E402
 
-from robot_stack.core import franka_direct as wire  # noqa: E402
-from robot_stack.core.franka import FrankaConfig, RobotConnectionError, RobotError, make_robot, pose_matrix  # noqa: E402
-from robot_stack.core.franka_direct import DirectRobot  # noqa: E402
+from robot_stack.devices.franka import wire  # noqa: E402
+from robot_stack.devices.franka.base import FrankaConfig, RobotConnectionError, RobotError, make_robot  # noqa: E402
+from robot_stack.devices.franka.direct import DirectRobot  # noqa: E402
 from robot_stack.sim.direct_world import DirectWorld, DirectWorldConfig  # noqa: E402
 from robot_stack.sim.tasks import make_task  # noqa: E402
+from robot_stack.types.geometry import T_from_xyz_quat
 
 ADDRESS = f"127.0.0.{150 + os.getpid() % 10}"
 PORT = 17337
@@ -144,17 +145,17 @@ def test_reset_home_move_and_success(world, robot):
     assert not np.allclose(r1.start_tcp_xyz_m, r2.start_tcp_xyz_m)
     assert np.allclose(robot.read_state().q_rad, q_before, atol=2e-3), "reset must leave the arm where it is"
 
-    assert robot.move_home(pose_matrix(r2.start_tcp_xyz_m, DOWN), timeout_s=15.0)
+    assert robot.move_home(T_from_xyz_quat(r2.start_tcp_xyz_m, DOWN), timeout_s=15.0)
     s = robot.read_state()
     assert np.linalg.norm(s.p_base_ee - r2.start_tcp_xyz_m) < 0.004
     assert not world.is_success(), "success at the start pose (target >= 6 cm away)"
-    assert robot.move_home(pose_matrix(g2, DOWN), timeout_s=15.0)
+    assert robot.move_home(T_from_xyz_quat(g2, DOWN), timeout_s=15.0)
     assert world.is_success(), "TCP on the target at rest, yet no success"
 
 
 def test_home_move_is_preempted_by_a_twist(robot):
     s = robot.read_state()
-    far = pose_matrix(s.p_base_ee + np.array([0.0, 0.0, 0.1]), DOWN)
+    far = T_from_xyz_quat(s.p_base_ee + np.array([0.0, 0.0, 0.1]), DOWN)
     robot._call(wire.Kind.MOVE_HOME, (*far.reshape(16), 0.1, 0.5, 0.5, 2.0, 0.003, 0.03, 0.01))
     time.sleep(0.1)  # the world's servo runs
     robot.send_twist((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import robot_stack.sim  # noqa: F401  (registers the ids)
-from robot_stack.core.spec import PolicySpec
 from robot_stack.sim.env import FrankaTaskEnv
 from robot_stack.sim.tasks import PROPRIO_NAMES, make_task
+from robot_stack.types.spec import PolicySpec
 
 IDS = ("robot_stack/Reach-v0", "robot_stack/PegInsertion-v0")
 

@@ -359,7 +359,7 @@ def test_sim_graph_learns_intervenes_stops_and_shuts_down(graph):
             f"{1000 * travel:.0f} mm travelled in all")
 
     # Rewards in the learner's replay log equal an independent labelling of the same records.
-    from robot_stack.core.spec import PolicySpec
+    from robot_stack.types.spec import PolicySpec
     from robot_stack.nodes.convert import step_from_msg
     from robot_stack.rl.labelling import label_steps
     from robot_stack.rl.replay_buffer import VisionReplayBuffer

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from robot_stack.core.teleop import SpaceMouseReading
 from robot_stack.sim.env import FrankaTaskEnv
+from robot_stack.types.teleop import SpaceMouseReading
 from robot_stack.sim.operator import (
     OperatorConfig,
     OperatorSkill,

@@ -12,10 +12,10 @@ import time
 import numpy as np
 import pytest
 
-from robot_stack.core.config import ConfigError
-from robot_stack.core.progress import EpisodeRow, ProgressLog
-from robot_stack.core.spec import PolicySpec
+from robot_stack.rl.progress import EpisodeRow, ProgressLog
 from robot_stack.sim import specs
+from robot_stack.types.config import ConfigError
+from robot_stack.types.spec import PolicySpec
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ADDRESS = f"127.0.0.{140 + os.getpid() % 10}"
@@ -174,7 +174,7 @@ def test_camera_frames_published_from_calibration_or_truth(ros_context, spin, co
     from rclpy.parameter import Parameter
 
     from robot_stack.calibration.handeye import Extrinsic, save_extrinsic_yaml
-    from robot_stack.core.franka import quat_xyzw_to_matrix
+    from robot_stack.types.geometry import quat_xyzw_to_R
     from robot_stack.nodes import qos
     from robot_stack.nodes.sim_world_node import SimWorldNode, mount_T_parent_optical
     from robot_stack.sim.tasks import FRONT_CAMERA, WRIST_CAMERA
@@ -199,7 +199,7 @@ def test_camera_frames_published_from_calibration_or_truth(ros_context, spin, co
         def as_T(msg):
             p, q = msg.pose.position, msg.pose.orientation
             T = np.eye(4)
-            T[:3, :3] = quat_xyzw_to_matrix([q.x, q.y, q.z, q.w])
+            T[:3, :3] = quat_xyzw_to_R([q.x, q.y, q.z, q.w])
             T[:3, 3] = [p.x, p.y, p.z]
             return T
 
@@ -217,7 +217,7 @@ def test_sim_front_camera_calibrates_end_to_end_to_its_published_pose():
     MuJoCo images of a ChArUco board moved by a body, then hand-eye (eye-to-hand): the result
     matches the pose the sim world publishes for that camera."""
     from robot_stack.calibration.board import BoardConfig, BoardDetector, estimate_board_pose
-    from robot_stack.calibration.geometry import transform_error
+    from robot_stack.types.geometry import transform_error
     from robot_stack.calibration.handeye import HandEyeConfig, solve_hand_eye
     from robot_stack.calibration.intrinsics import calibrate_intrinsics
     from robot_stack.calibration.sim_board_scene import BoardScene

@@ -4,21 +4,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robot_stack.core.config import ConfigError, from_dict
-from robot_stack.core.spacemouse import (
-    FakeHidDevice,
-    FakeHidSpaceMouse,
-    InterventionConfig,
-    InterventionDetector,
-    SimSpaceMouse,
+from robot_stack.devices.spacemouse.fake import FakeHidSpaceMouse
+from robot_stack.devices.spacemouse.intervention import InterventionConfig, InterventionDetector
+from robot_stack.devices.spacemouse.sim import SimSpaceMouse
+from robot_stack.testing.spacemouse import FakeHidDevice, encode_reports, load_report_script
+from robot_stack.types.config import ConfigError, from_dict
+from robot_stack.devices.spacemouse.base import (
     SpaceMouseConfig,
     SpaceMouseDisconnected,
     SpaceMouseError,
-    encode_reports,
-    load_report_script,
     make_spacemouse,
 )
-from robot_stack.core.teleop import GRIPPER_CLOSE, GRIPPER_KEEP, GRIPPER_OPEN, MARK_FAILURE, MARK_NONE, MARK_SUCCESS, SpaceMouseReading, TeleopMapping
+from robot_stack.types.teleop import GRIPPER_CLOSE, GRIPPER_KEEP, GRIPPER_OPEN, MARK_FAILURE, MARK_NONE, MARK_SUCCESS, SpaceMouseReading, TeleopMapping
+
+SCRIPTED = "robot_stack.testing.spacemouse:scripted_hid_device"
 
 
 class Clock:
@@ -153,7 +152,7 @@ def test_replay_script_drives_the_fake_backend(tmp_path):
     name, entries = load_report_script(script)
     assert name == "SpaceMouseCompact" and entries[-1] == (2.0, None)
     clock = Clock()
-    sm = make_spacemouse(SpaceMouseConfig(backend="fake", fake_reports_file=str(script)), clock=clock)
+    sm = make_spacemouse(SpaceMouseConfig(backend="fake", fake_reports_file=str(script), hid_provider=SCRIPTED), clock=clock)
     sm.connect()
     assert sm.read().axes[1] == pytest.approx(0.5, abs=1 / 350)
     clock.t += 1.0
@@ -175,7 +174,8 @@ def test_replay_script_anchored_to_the_wall_clock(tmp_path):
         "  - {at_s: 10.0, axes: [-0.5, 0, 0, 0, 0, 0]}\n"
     )
     clock = Clock()
-    cfg = SpaceMouseConfig(backend="fake", fake_reports_file=str(script), fake_script_start_unix_s=time.time() - 9.5)
+    cfg = SpaceMouseConfig(backend="fake", fake_reports_file=str(script), fake_script_start_unix_s=time.time() - 9.5,
+                           hid_provider=SCRIPTED)
     sm = make_spacemouse(cfg, clock=clock)
     sm.connect()
     assert sm.read().axes[0] == pytest.approx(0.5, abs=1 / 350)  # due 9.5 s ago: readable at once

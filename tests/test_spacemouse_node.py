@@ -15,11 +15,11 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Joy  # noqa: E402
 
-from robot_stack.core.config import ConfigError  # noqa: E402
-from robot_stack.core.spacemouse import FakeHidDevice, encode_reports  # noqa: E402
 from robot_stack.msg import OperatorCommand  # noqa: E402
 from robot_stack.nodes import qos  # noqa: E402
 from robot_stack.nodes.spacemouse_node import JOY_TOPIC, OPERATOR_TOPIC, TWIST_TOPIC, SpaceMouseNode  # noqa: E402
+from robot_stack.testing.spacemouse import FakeHidDevice, encode_reports  # noqa: E402
+from robot_stack.types.config import ConfigError  # noqa: E402
 
 HOLD_S = 0.3
 
@@ -147,7 +147,7 @@ def test_absent_device_publishes_hold_still_commands(ros_context, spin, collecto
 
 
 def test_sim_backend_takes_a_plugged_in_operator_source(ros_context, spin, collector):
-    from robot_stack.core.teleop import SpaceMouseReading
+    from robot_stack.types.teleop import SpaceMouseReading
 
     class Operator:  # what the simulated operator implements (SimOperatorSource)
         def read(self):

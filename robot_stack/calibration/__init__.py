@@ -2,12 +2,10 @@
 
 Modules (import the one you need; this package imports nothing heavy by itself):
 
-* ``workspace``: :class:`~robot_stack.calibration.workspace.WorkspaceBox`,
-  ``load_workspace_box(path, limits=None)`` (numpy + yaml only: for the franka safety layer),
-  ``box_from_positions``, ``save_workspace_box``.
-* ``intrinsics``: ``CameraIntrinsics``, ``load_camera_info_yaml`` / ``save_camera_info_yaml``
-  (ROS camera_calibration_parsers format), ``ViewSelector``, ``calibrate_intrinsics``,
-  ``compare_intrinsics``, ``realsense_factory_intrinsics``.
+* ``workspace``: ``box_from_positions`` (the box type and its file: :mod:`robot_stack.types.workspace`).
+* ``intrinsics``: ``ViewSelector``, ``calibrate_intrinsics``, ``compare_intrinsics``,
+  ``realsense_factory_intrinsics`` (``CameraIntrinsics`` and the CameraInfo YAML:
+  :mod:`robot_stack.types.intrinsics`).
 * ``handeye``: ``solve_hand_eye``, ``check_pose_set``, ``HandEyeCollector``, ``Extrinsic``,
   ``load_extrinsic_yaml`` / ``save_extrinsic_yaml``, ``static_transform_from_result``.
 * ``board``: ``BoardConfig``, ``BoardDetector``, ``estimate_board_pose``, ``save_board_png/pdf``.

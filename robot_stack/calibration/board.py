@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import BoardNotFoundError, CalibrationError
-from .geometry import make_T
+from robot_stack.types.errors import BoardNotFoundError, CalibrationError
+from robot_stack.types.geometry import make_T
 
 log = logging.getLogger(__name__)
 

@@ -1,3 +1,4 @@
+# Over 400 lines: one short function per calibration subcommand plus the argument parser.
 """``python -m robot_stack.calibration <subcommand>``: board, intrinsics, handeye, workspace, show.
 
 Progress goes to stderr, the summary to stdout; exit code 0 on success, 2 on bad input
@@ -17,12 +18,14 @@ import cv2
 import numpy as np
 import yaml
 
-from robot_stack.core.config import ConfigError, load_yaml
+from robot_stack.types.config import ConfigError, load_yaml
+from robot_stack.types.errors import BoardNotFoundError, CalibrationError, CalibrationFileError, TooFewViewsError
+from robot_stack.types.files import read_yaml_mapping
+from robot_stack.types.geometry import T_from_xyz_quat, T_to_xyz_quat
+from robot_stack.types.intrinsics import load_camera_info_yaml, save_camera_info_yaml
+from robot_stack.types.workspace import ReachLimits, load_workspace_box, save_workspace_box
 
 from .board import BoardConfig, BoardDetector, estimate_board_pose, save_board_pdf, save_board_png
-from .errors import BoardNotFoundError, CalibrationError, CalibrationFileError, TooFewViewsError
-from .files import read_yaml_mapping
-from .geometry import T_from_xyz_quat, T_to_xyz_quat
 from .handeye import (
     HandEyeCollector,
     HandEyeConfig,
@@ -37,11 +40,9 @@ from .intrinsics import (
     ViewSelector,
     calibrate_intrinsics,
     compare_intrinsics,
-    load_camera_info_yaml,
     realsense_factory_intrinsics,
-    save_camera_info_yaml,
 )
-from .workspace import ReachLimits, box_from_positions, load_workspace_box, save_workspace_box
+from .workspace import box_from_positions
 
 log = logging.getLogger("robot_stack.calibration")
 

@@ -28,9 +28,9 @@ import cv2
 import numpy as np
 import yaml
 
-from .errors import CalibrationError, CalibrationFileError, DegenerateMotionError, TooFewViewsError
-from .files import read_yaml_mapping, write_text_with_backup
-from .geometry import (
+from robot_stack.types.errors import CalibrationError, CalibrationFileError, DegenerateMotionError, TooFewViewsError
+from robot_stack.types.files import read_yaml_mapping, write_text_with_backup
+from robot_stack.types.geometry import (
     R_to_rotvec,
     T_from_xyz_quat,
     T_to_xyz_quat,

@@ -18,8 +18,8 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from .errors import CalibrationError
-from .geometry import T_from_xyz_quat
+from robot_stack.types.errors import CalibrationError
+from robot_stack.types.geometry import T_from_xyz_quat
 
 log = logging.getLogger(__name__)
 

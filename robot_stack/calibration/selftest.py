@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robot_stack.types.geometry import make_T, rotvec_to_R, transform_error
+
 from .board import BoardConfig, BoardDetector, estimate_board_pose
-from .geometry import make_T, rotvec_to_R, transform_error
 from .handeye import HandEyeConfig, solve_hand_eye
 from .intrinsics import calibrate_intrinsics
 from .synthetic import BoardRenderer, SyntheticCamera, hand_eye_scene, sample_views

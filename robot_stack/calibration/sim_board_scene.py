@@ -16,8 +16,9 @@ import tempfile
 
 import numpy as np
 
+from robot_stack.types.geometry import R_to_quat_xyzw, invert, make_T, rotvec_to_R
+
 from .board import BoardConfig, render_board_image
-from .geometry import R_to_quat_xyzw, invert, make_T, rotvec_to_R
 
 _FLIP_MJ_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from robot_stack.types.geometry import invert, make_T, rotvec_to_R
+
 from .board import BoardConfig, render_board_image
-from .geometry import invert, make_T, rotvec_to_R
 
 
 @dataclass(frozen=True)

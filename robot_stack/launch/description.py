@@ -1,3 +1,4 @@
+# Over 400 lines: the launch-file interpreter (YAML schema, substitutions, arguments) as one unit.
 """Parse ROS 2 YAML launch files into a plan of processes (no ROS needed).
 
 The files stay in the documented ``ros2 launch`` YAML format and run unmodified there; this

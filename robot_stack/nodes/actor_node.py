@@ -1,6 +1,7 @@
+# Over 400 lines: about 90 are the docstring, the node's topic and parameter reference.
 """Actor node: runs the policy on the robot, lets the operator take over, streams steps.
 
-A thin ROS shell over :class:`robot_stack.core.actor.ActorCore` (read its docstring for
+A thin ROS shell over :class:`robot_stack.actor.core.ActorCore` (read its docstring for
 the arbitration, step-record and episode rules). Executor (``executor``): rclpy's
 ``EventsExecutor`` by default (least overhead per callback), or ``MultiThreadedExecutor``; the
 operator subscription, the sensor subscriptions and the policy-weights subscription each sit
@@ -67,7 +68,7 @@ Time: frame and state ages compare header stamps with the node clock (ROS time; 
 machines: synchronized clocks). Episode-level rules (time limit = truncation, marks and sim
 success = terminal, the first step of every episode after a reset, records completed one tick
 later with the time-weighted executed action and the majority-of-the-step intervention
-flag) are ActorCore's; see robot_stack/core/actor.py.
+flag) are ActorCore's; see robot_stack/actor/core.py.
 
 Policy at start-up, first match wins:
   1. ``policy_file``: an exported policy (``robot_stack.rl.policy_io.save_policy_file``),
@@ -90,10 +91,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import pathlib
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped
@@ -103,14 +102,19 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Empty, Float32, String, UInt64
 
-from robot_stack.core.actor import ActorConfig, ActorCore, RobotCommand, TickResult, parse_spec_json
-from robot_stack.core.config import ConfigError
-from robot_stack.core.spec import PolicySpec
+from robot_stack.actor.config import ActorNodeConfig
+from robot_stack.actor.core import ActorCore, RobotCommand, TickResult
+from robot_stack.actor.episode_ids import EpisodeIdFile
+from robot_stack.actor.evaluation import EvaluationRun
+from robot_stack.actor.learner_wait import LearnerWait
+from robot_stack.actor.policy import initial_policy, policy_from_weights, same_layout
+from robot_stack.actor.resets import ResetCoordinator, StatusVerdict
+from robot_stack.devices.realtime import current_thread_scheduling
 from robot_stack.msg import EpisodeSummary, OperatorCommand, PolicyWeights, StepRecord
 from robot_stack.nodes import convert, qos
-from robot_stack.core.realtime import current_thread_scheduling
 from robot_stack.nodes.control_loop import ControlLoop
 from robot_stack.nodes.params import declare_config, run_node
+from robot_stack.types.spec import PolicySpec
 
 CAMERA_TOPIC = "/robot_stack/cameras/{name}/image_raw"
 EE_POSE_TOPIC = "/robot_stack/ee_pose"
@@ -128,104 +132,6 @@ SIM_SUCCESS_TOPIC = "/robot_stack/sim/success"
 RESET_TOPIC = "/robot_stack/episode/reset"
 RESET_DONE_TOPIC = "/robot_stack/episode/reset_done"
 
-RESET_MODES = ("topic", "franka_home", "none")
-
-
-
-@dataclass
-class ActorNodeConfig(ActorConfig):
-    """Actor node parameters: the ActorCore fields plus the node's own."""
-
-    policy_file: str = ""
-    """Exported policy file (policies/...) to start from (warm start) or to evaluate; '' for none."""
-    spec_json: str = ""
-    """Policy spec JSON for a random-init policy when no policy_file: a PolicySpec, or an
-    export's spec_json (policy_spec + network). '' with spec_file '' waits for the learner."""
-    spec_file: str = ""
-    """File holding the spec JSON (same content as spec_json)."""
-    seed: int = 0
-    """Seed of the policy's sampling noise and of a random-init policy."""
-    evaluation: bool = False
-    """Evaluation mode: run policy_file deterministically, no learning, report the success rate."""
-    eval_episodes: int = 20
-    """Episodes to run in evaluation mode."""
-    eval_report_file: str = ""
-    """Where evaluation mode writes its JSON report ('' = log only)."""
-    reset_mode: str = "topic"
-    """How episodes are reset: 'topic' (/robot_stack/episode/reset + reset_done, sim world),
-    'franka_home' (/robot_stack/franka/home + its home_done status), 'none' (no reset)."""
-    base_frame: str = "base"
-    """frame_id of the commanded twist (the robot base frame)."""
-    gripper_open_width_m: float = 0.08
-    """Gripper width sent for an 'open' gripper action, in m (close sends 0)."""
-    episode_id_file: str = ""
-    """File keeping the last episode id, so a restarted actor continues counting ('' = start at 1)."""
-    log_every_s: float = 10.0
-    """Period of the status log line (steps, refusals, policy version), in s."""
-    wait_for_learner_s: float = 10.0
-    """At start-up, take no step until a learner subscribes to the step records (DDS discovery
-    can take seconds on a busy machine; steps published before it are lost to the learner), but
-    at most this long, s; then run without one (logged). 0: do not wait. Not in evaluation."""
-    close_ack_timeout_s: float = 2.0
-    """On a clean stop, wait this long at most for the learner to acknowledge every step record
-    (no collected step lost in flight), s."""
-    executor: str = "events"
-    """ROS executor of the actor process (main()): 'events' (rclpy's C++ EventsExecutor: far
-    less per-callback overhead, measured 2-3x lower takeover latency and jitter on a loaded
-    2-core machine, benchmarks/latency.py; one thread, so a weights update delays operator
-    commands by its deserialization; the control loop keeps its own thread) or
-    'multi_threaded' (rclpy MultiThreadedExecutor: the callback groups run in parallel, but it
-    busy-waits on the ready entities of busy groups and can take a core; see README, Latency)."""
-    control_thread: bool = True
-    """Run the control loop in a dedicated thread paced to absolute monotonic deadlines
-    (lower period jitter than an executor timer); false, or use_sim_time: an rclpy timer in
-    its own callback group."""
-    control_thread_priority: int = 0
-    """SCHED_FIFO priority (1..98) of the control thread, so a busy machine cannot delay a
-    tick; 0: normal scheduling. Needs root, CAP_SYS_NICE or an rtprio limit (as libfranka
-    does); refused, the node says how to allow it and runs at normal priority. With it the
-    policy runs on one torch thread (worker threads would inherit the priority) and the GIL
-    is handed over every 0.5 ms instead of 5 ms."""
-
-    def validate(self) -> None:
-        super().validate()
-        if self.reset_mode not in RESET_MODES:
-            raise ValueError(f"reset_mode must be one of {RESET_MODES}, got '{self.reset_mode}'")
-        if self.evaluation and not self.policy_file:
-            raise ValueError("evaluation: true needs policy_file (the exported policy to evaluate)")
-        if self.eval_episodes < 1:
-            raise ValueError(f"eval_episodes={self.eval_episodes} must be >= 1")
-        if not 0 <= self.control_thread_priority <= 98:
-            raise ValueError(f"control_thread_priority must be in 0..98 (0: normal scheduling), got {self.control_thread_priority}")
-        if self.executor not in ("multi_threaded", "events"):
-            raise ValueError(f"executor must be 'multi_threaded' or 'events', got '{self.executor}'")
-        if self.spec_json and self.spec_file:
-            raise ValueError("give spec_json or spec_file, not both")
-        if not (math.isfinite(self.wait_for_learner_s) and self.wait_for_learner_s >= 0):
-            raise ValueError(f"wait_for_learner_s must be a finite number >= 0, got {self.wait_for_learner_s}")
-        if not (math.isfinite(self.close_ack_timeout_s) and self.close_ack_timeout_s >= 0):
-            raise ValueError(f"close_ack_timeout_s must be a finite number >= 0, got {self.close_ack_timeout_s}")
-
-
-# ----------------------------------------------------------------------------- policies
-def random_policy(spec: PolicySpec, network: dict | None, seed: int):
-    """An untrained actor network for ``spec`` (the learner's network layout when given)."""
-    import torch
-
-    from robot_stack.core.config import from_dict
-    from robot_stack.rl.networks import ActorHead, NetworkConfig, ObsEncoder, PolicyNet
-    from robot_stack.rl.policy_io import Policy
-
-    net_cfg = from_dict(NetworkConfig, network or {}, where="network")
-    torch.manual_seed(seed)  # parameter init uses the global generator
-    encoder = ObsEncoder(spec, net_cfg, load_weights=bool(net_cfg.encoder_weights))
-    return Policy(spec, PolicyNet(encoder, ActorHead(encoder.out_dim, spec.action.dim, net_cfg.hidden_dims)), seed)
-
-
-def same_layout(a: PolicySpec, b: PolicySpec) -> bool:
-    """Whether two specs take the same observations and give the same actions."""
-    return a.cameras == b.cameras and a.proprio_names == b.proprio_names and a.action == b.action
-
 
 class ActorNode(Node):
     def __init__(self, **kwargs):
@@ -240,17 +146,17 @@ class ActorNode(Node):
         """Set when the control loop thread died (main() then exits with status 1)."""
         self.core: ActorCore | None = None
         self._core_lock = threading.Lock()
-        self._eval_results: list = []
+        self._evaluation = EvaluationRun(cfg.policy_file, cfg.eval_episodes, cfg.eval_report_file)
+        self._episode_ids = EpisodeIdFile(cfg.episode_id_file)
+        self._resets = ResetCoordinator(cfg.reset_mode, cfg.wait_for_reset_done)
         self._last_log_s = time.monotonic()
         self._gripper_sent: float | None = None
-        self._reset_request_wall_s = math.inf
         self._warned: dict[str, float] = {}
         self.rejected_weights = 0
         """PolicyWeights messages rejected (bad digest, format, layout or network)."""
         self.steps_published = 0
         """StepRecords published (benchmarks compare it with what the learner received)."""
-        self._learner_wait_over = cfg.evaluation or cfg.wait_for_learner_s <= 0
-        self._learner_wait_start = time.monotonic()
+        self._learner_wait = LearnerWait(cfg.wait_for_learner_s, skip=cfg.evaluation)
 
         self._control_group = MutuallyExclusiveCallbackGroup()
         self._operator_group = MutuallyExclusiveCallbackGroup()
@@ -264,7 +170,7 @@ class ActorNode(Node):
         self.reset_pub = self.create_publisher(UInt64, RESET_TOPIC, qos.COMMAND)
         self.home_pub = self.create_publisher(Empty, FRANKA_HOME_TOPIC, qos.COMMAND)
 
-        spec, policy, version = self._initial_policy()
+        spec, policy, version = initial_policy(cfg.policy_file, cfg.spec_json, cfg.spec_file, cfg.seed, cfg.evaluation)
         self._camera_subs = []
         if spec is not None:
             self._make_core(spec, policy, version)
@@ -295,46 +201,11 @@ class ActorNode(Node):
                f"waiting for the learner's first weights on {POLICY_TOPIC}"))
 
     # ------------------------------------------------------------------ set-up
-    def _initial_policy(self):
-        cfg = self.config
-        if cfg.policy_file:
-            from robot_stack.rl.policy_io import load_policy_from_bytes, read_policy_file
-
-            path = pathlib.Path(cfg.policy_file).expanduser()
-            if not path.is_file():
-                raise ConfigError(f"parameter 'policy_file': {path} does not exist (export one with the learner or give '')")
-            try:
-                spec_json, data, meta = read_policy_file(path)
-                policy = load_policy_from_bytes(spec_json, data, cfg.seed)
-            except (ValueError, RuntimeError, KeyError, OSError) as e:
-                raise ConfigError(f"parameter 'policy_file': cannot load {path}: {e}") from None
-            # While learning, a warm start counts as version 0 so that any learner weights (a
-            # fresh learner starts again at 1) replace it; evaluation reports the file's version.
-            return policy.spec, policy, int(meta.get("version", 0)) if cfg.evaluation else 0
-        text = cfg.spec_json
-        if cfg.spec_file:
-            try:
-                text = pathlib.Path(cfg.spec_file).expanduser().read_text()
-            except OSError as e:
-                raise ConfigError(f"parameter 'spec_file': {e}") from None
-        if text:
-            try:
-                spec, network = parse_spec_json(text)
-            except ValueError as e:
-                raise ConfigError(f"parameter 'spec_json'/'spec_file': {e}") from None
-            return spec, random_policy(spec, network, cfg.seed), 0
-        return None, None, 0
-
     def _first_episode_id(self) -> int:
-        path = self.config.episode_id_file
-        if not path:
-            return 1
         try:
-            return int(pathlib.Path(path).read_text().strip()) + 1
-        except FileNotFoundError:
-            return 1
+            return self._episode_ids.first_episode_id()
         except (OSError, ValueError) as e:
-            self.get_logger().warning(f"episode_id_file {path} unreadable ({e}); starting at episode 1")
+            self.get_logger().warning(f"episode_id_file {self._episode_ids.path} unreadable ({e}); starting at episode 1")
             return 1
 
     def _make_core(self, spec: PolicySpec, policy, version: int) -> None:
@@ -362,16 +233,12 @@ class ActorNode(Node):
             # The core never produces this; a last guard so a NaN can never reach the arm.
             self.get_logger().error(f"refusing to send a non-finite twist from {cmd.source}; holding")
             cmd = RobotCommand.hold(cmd.gripper)
-        msg = TwistStamped()
-        msg.header = convert.header(stamp_s, self.config.base_frame)
-        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in cmd.lin_m_s)
-        msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in cmd.ang_rad_s)
-        self.cmd_pub.publish(msg)
+        self.cmd_pub.publish(convert.twist_to_msg(cmd.lin_m_s, cmd.ang_rad_s, stamp_s, self.config.base_frame))
         if cmd.gripper is not None and math.isfinite(cmd.gripper):
             width = self.config.gripper_open_width_m if cmd.gripper > 0 else 0.0
             if width != self._gripper_sent:
                 self._gripper_sent = width
-                self.gripper_pub.publish(Float32(data=float(width)))
+                self.gripper_pub.publish(convert.float32_to_msg(width))
 
     # ------------------------------------------------------------------ callbacks
     def _on_image(self, name: str, msg: Image) -> None:
@@ -381,43 +248,43 @@ class ActorNode(Node):
         except ValueError as e:
             self._warn_throttled(f"img-{name}", f"camera '{name}': dropping frame: {e}")
             return
-        core.on_camera_frame(name, img, convert.stamp_to_s(msg.header.stamp), msg.header.frame_id)
+        core.on_camera_frame(name, img, *convert.stamp_and_frame(msg))
 
     def _on_pose(self, msg: PoseStamped) -> None:
         if self.core is None:
             return
-        p, q = msg.pose.position, msg.pose.orientation
-        self.core.on_ee_pose([p.x, p.y, p.z], [q.x, q.y, q.z, q.w], convert.stamp_to_s(msg.header.stamp))
+        pose = convert.pose_from_msg(msg)
+        self.core.on_ee_pose(pose.xyz_m, pose.quat_xyzw, pose.stamp_s)
 
     def _on_twist(self, msg: TwistStamped) -> None:
         if self.core is None:
             return
-        lin, ang = msg.twist.linear, msg.twist.angular
-        self.core.on_ee_twist([lin.x, lin.y, lin.z], [ang.x, ang.y, ang.z], convert.stamp_to_s(msg.header.stamp))
+        twist = convert.twist_from_msg(msg)
+        self.core.on_ee_twist(twist.lin_m_s, twist.ang_rad_s, twist.stamp_s)
 
     def _on_gripper_width(self, msg: Float32) -> None:
         if self.core is not None:
-            self.core.on_gripper_width(float(msg.data), self._now_s())
+            self.core.on_gripper_width(convert.float_from_msg(msg), self._now_s())
 
     def _on_sim_success(self, msg: Bool) -> None:
         if self.core is not None:
-            self.core.on_sim_success(bool(msg.data), self._now_s())
+            self.core.on_sim_success(convert.bool_from_msg(msg), self._now_s())
 
     def _on_reset_done(self, msg: UInt64) -> None:
-        if self.core is not None and self.config.reset_mode == "topic":
-            self.core.on_reset_done(int(msg.data), self._now_s())
+        if self.core is not None and self._resets.accepts_reset_done():
+            self.core.on_reset_done(convert.int_from_msg(msg), self._now_s())
 
     def _on_franka_status(self, msg: String) -> None:
-        if self.core is None or self.config.reset_mode != "franka_home":
+        if self.core is None:
             return
         try:
-            event = json.loads(msg.data)
-        except json.JSONDecodeError:
+            event = convert.json_from_msg(msg)
+        except ValueError:
             return
-        # The status topic is transient local: only a home_done newer than our request counts.
-        if event.get("event") == "home_done" and float(event.get("t", 0.0)) >= self._reset_request_wall_s:
+        verdict = self._resets.on_franka_status(event)
+        if verdict is StatusVerdict.DONE:
             self.core.on_reset_done(self.core.episode_id, self._now_s())
-        elif event.get("event") == "home_failed":
+        elif verdict is StatusVerdict.FAILED:
             self.get_logger().error(f"franka homing failed: {event.get('detail', '')}; will request it again")
 
     def _on_operator(self, msg: OperatorCommand) -> None:
@@ -441,9 +308,7 @@ class ActorNode(Node):
             return
         try:
             w = convert.weights_from_msg(msg)
-            from robot_stack.rl.policy_io import load_policy_from_bytes
-
-            policy = load_policy_from_bytes(w.spec_json, w.data, self.config.seed)
+            policy = policy_from_weights(w, self.config.seed)
         except (ValueError, RuntimeError, KeyError) as e:
             self.rejected_weights += 1
             self.get_logger().error(f"rejecting policy weights version {msg.version}: {e}")
@@ -485,11 +350,9 @@ class ActorNode(Node):
         if out.summary is not None:
             self.episodes_pub.publish(convert.summary_to_msg(out.summary))
             self._save_episode_id(out.summary.episode_id)
-            if self.config.evaluation:
-                self._eval_results.append(out.summary)
-                if len(self._eval_results) >= self.config.eval_episodes:
-                    self._finish_evaluation(now)
-                    return
+            if self.config.evaluation and self._evaluation.add(out.summary):
+                self._finish_evaluation(now)
+                return
         if out.reset_request is not None:
             self._request_reset(out.reset_request)
         if time.monotonic() - self._last_log_s >= self.config.log_every_s:
@@ -499,23 +362,21 @@ class ActorNode(Node):
     def _learner_ready(self) -> bool:
         """wait_for_learner_s: True once a learner subscribes to the step records (or the wait
         is over, or not needed)."""
-        if self._learner_wait_over:
+        wait = self._learner_wait
+        if wait.over:
             return True
-        if self.steps_pub.get_subscription_count() > 0:
-            self._learner_wait_over = True
+        ready = wait.ready(self.steps_pub.get_subscription_count())
+        if wait.state == "found":
             self.get_logger().info("a learner subscribes to the step records: stepping")
-            return True
-        waited = time.monotonic() - self._learner_wait_start
-        if waited >= self.config.wait_for_learner_s:
-            self._learner_wait_over = True
+        elif wait.state == "timeout":
             self.get_logger().warning(
                 f"no learner subscribed to {STEPS_TOPIC} within wait_for_learner_s={self.config.wait_for_learner_s:g} s: "
                 f"stepping without one (step records are lost until a learner subscribes; start learner_node "
                 f"with the same ROS_DOMAIN_ID)")
-            return True
-        self._warn_throttled("learner", f"waiting for a learner to subscribe to {STEPS_TOPIC} "
-                                        f"({waited:.0f} of {self.config.wait_for_learner_s:g} s)")
-        return False
+        else:
+            self._warn_throttled("learner", f"waiting for a learner to subscribe to {STEPS_TOPIC} "
+                                            f"({wait.waited_s:.0f} of {self.config.wait_for_learner_s:g} s)")
+        return ready
 
     @property
     def _control_loop_thread(self) -> threading.Thread | None:
@@ -546,44 +407,24 @@ class ActorNode(Node):
             self.get_logger().info("running real-time (launch-prefix): torch on one thread")
 
     def _request_reset(self, episode_id: int) -> None:
-        mode = self.config.reset_mode
-        self._reset_request_wall_s = time.time()
-        if mode == "topic":
-            self.reset_pub.publish(UInt64(data=int(episode_id)))
-        elif mode == "franka_home":
-            self.home_pub.publish(Empty())
-        if mode == "none" or not self.config.wait_for_reset_done:
+        req = self._resets.request(time.time())
+        if req.publish_reset:
+            self.reset_pub.publish(convert.uint64_to_msg(episode_id))
+        if req.publish_home:
+            self.home_pub.publish(convert.empty_msg())
+        if req.done_now:
             self.core.on_reset_done(episode_id, self._now_s())
 
     def _save_episode_id(self, episode_id: int) -> None:
-        path = self.config.episode_id_file
-        if not path:
-            return
-        tmp = f"{path}.tmp"
         try:
-            pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w") as f:
-                f.write(f"{episode_id}\n")
-            os.replace(tmp, path)
+            self._episode_ids.save(episode_id)
         except OSError as e:
-            self._warn_throttled("episode_id_file", f"cannot write episode_id_file {path}: {e}")
+            self._warn_throttled("episode_id_file", f"cannot write episode_id_file {self._episode_ids.path}: {e}")
 
     def _finish_evaluation(self, now: float) -> None:
-        res = self._eval_results
-        report = {
-            "policy_file": self.config.policy_file,
-            "episodes": len(res),
-            "successes": sum(r.success for r in res),
-            "success_rate": sum(r.success for r in res) / len(res),
-            "mean_steps": float(np.mean([r.steps for r in res])),
-            "intervention_rate": (sum(r.intervention_steps for r in res) / max(1, sum(r.steps for r in res))),
-            "episode_success": [bool(r.success) for r in res],
-        }
+        report = self._evaluation.report()
         self.get_logger().info(f"evaluation finished: {json.dumps(report)}")
-        if self.config.eval_report_file:
-            path = pathlib.Path(self.config.eval_report_file)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(report, indent=2) + "\n")
+        self._evaluation.write(report)
         self.eval_report = report
         self._send(RobotCommand.hold(), now)
         self.done.set()

@@ -7,7 +7,7 @@ Publishes (qos.SENSOR, best effort)
                                                      to colour (only with enable_depth)
 
 ``header.stamp`` is the capture time (the device's hardware time stamp mapped to the host
-clock when the camera has one; see robot_stack.core.cameras). A capture thread reads the
+clock when the camera has one; see robot_stack.devices.cameras.base). A capture thread reads the
 camera and publishes each new frame, so a slow subscriber never blocks capture. When the
 camera fails (unplugged, end of a recording without repeat) the node logs what to do and
 tries to reconnect every ``reconnect_period_s``.
@@ -22,17 +22,16 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import rclpy
 from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
-from robot_stack.calibration.intrinsics import CameraIntrinsics
-from robot_stack.core.cameras import CameraConfig, CameraError, Frame, FrameProvider, make_camera
-from robot_stack.core.config import ConfigError
-from robot_stack.nodes import qos
+from robot_stack.devices.cameras.base import CameraConfig, CameraError, Frame, make_camera
+from robot_stack.devices.cameras.sim import FrameProvider
+from robot_stack.nodes import convert, qos
 from robot_stack.nodes.params import declare_config, run_node
+from robot_stack.types.config import ConfigError
 
 
 def topic_prefix(camera_name: str) -> str:
@@ -54,20 +53,8 @@ class CameraNodeConfig(CameraConfig):
             raise ValueError(f"reconnect_period_s must be > 0, got {self.reconnect_period_s}")
 
 
-def camera_info_msg(intr: CameraIntrinsics, header) -> CameraInfo:
-    msg = CameraInfo()
-    msg.header = header
-    msg.width, msg.height = int(intr.width), int(intr.height)
-    msg.distortion_model = intr.distortion_model
-    msg.d = [float(v) for v in intr.dist]
-    msg.k = [float(v) for v in intr.K.ravel()]
-    msg.r = [float(v) for v in intr.R.ravel()]
-    msg.p = [float(v) for v in intr.P.ravel()]
-    return msg
-
-
 class CameraNode(Node):
-    """Thin node over :mod:`robot_stack.core.cameras`."""
+    """Thin node over :mod:`robot_stack.devices.cameras.base`."""
 
     def __init__(self, *, provider: FrameProvider | None = None, process_exit_releases_playback: bool = False,
                  **node_kwargs: Any) -> None:
@@ -132,28 +119,10 @@ class CameraNode(Node):
 
     def _publish(self, frame: Frame) -> None:
         stamp = Time(nanoseconds=int(frame.t_s * 1e9)).to_msg()
-        img = Image()
-        img.header.stamp = stamp
-        img.header.frame_id = self.frame_id
-        img.height, img.width = int(frame.image.shape[0]), int(frame.image.shape[1])
-        img.encoding = "rgb8"
-        img.is_bigendian = 0
-        img.step = img.width * 3
-        img.data = frame.image.tobytes()  # tobytes: array assignment is ~1000x slower
-        self.pub_image.publish(img)
-        self.pub_info.publish(camera_info_msg(self.camera.intrinsics, img.header))
+        self.pub_image.publish(convert.image_to_msg(frame.image, stamp, self.frame_id))
+        self.pub_info.publish(convert.camera_info_to_msg(self.camera.intrinsics, stamp, self.frame_id))
         if self.pub_depth is not None and frame.depth is not None:
-            d = Image()
-            d.header = img.header
-            d.height, d.width = int(frame.depth.shape[0]), int(frame.depth.shape[1])
-            d.encoding = "16UC1"
-            d.is_bigendian = 0
-            d.step = d.width * 2
-            depth = frame.depth
-            if abs(frame.depth_scale_m - 0.001) > 1e-9:  # 16UC1 depth images are millimetres by convention
-                depth = np.clip(np.round(depth * (frame.depth_scale_m / 0.001)), 0, 65535)
-            d.data = depth.astype("<u2").tobytes()
-            self.pub_depth.publish(d)
+            self.pub_depth.publish(convert.depth_to_msg(frame.depth, frame.depth_scale_m, stamp, self.frame_id))
         self.frames_published += 1
 
     def close(self) -> None:

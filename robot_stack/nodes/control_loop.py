@@ -12,7 +12,7 @@ Used by the actor and the Franka node instead of an rclpy timer, for two reasons
 
 The loop ticks at ``k * period``: a late tick does not shift the later ones; after an overrun
 of more than one period the missed ticks are skipped (never run in a burst). Optionally the
-thread asks for ``SCHED_FIFO`` (see :mod:`robot_stack.core.realtime`); a refused request is
+thread asks for ``SCHED_FIFO`` (see :mod:`robot_stack.devices.realtime`); a refused request is
 logged with the fix and the loop runs at normal priority.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from robot_stack.core.realtime import RealtimeError, make_current_thread_fifo
+from robot_stack.devices.realtime import RealtimeError, make_current_thread_fifo
 
 
 class ControlLoop:

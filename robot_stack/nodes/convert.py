@@ -1,40 +1,55 @@
-"""Conversions between robot_stack's ROS messages and the ROS-free core types.
+# Over 400 lines: every message conversion lives here by design (the only code that builds or reads messages).
+"""The one place where robot_stack's ROS messages, and the standard ones its nodes exchange,
+are built and read: each function maps a ROS-free type (``robot_stack.types``, numpy arrays,
+plain numbers) to a message or back. Nodes import message classes only to create their
+publishers and subscriptions.
 
-Images go through the fast paths only (see PLATFORM.md): ``msg.data = arr.tobytes()`` to
-publish and ``np.frombuffer(msg.data, np.uint8)`` to read (no per-element copies).
+Images go through the fast paths only: ``msg.data = arr.tobytes()`` to publish and
+``np.frombuffer(msg.data, np.uint8)`` to read (no per-element copies).
 
-Every ``*_from_msg`` function validates what it reads and raises :class:`ValueError` naming
-the field and the problem, so a node can log and drop a bad message instead of crashing.
+Every ``*_from_msg`` function for robot_stack's own messages validates what it reads and
+raises :class:`ValueError` naming the field and the problem, so a node can log and drop a bad
+message instead of crashing. Stamps (``stamp``) are seconds or a ``builtin_interfaces/Time``.
 
-=====================  ==========================================  ============================
-message                ROS-free type                               functions
-=====================  ==========================================  ============================
-sensor_msgs/Image      uint8 (H, W, 3) RGB array                   image_to_msg, image_from_msg
-StepRecord             core.actor.ActorStep -> msg -> rl Step      step_to_msg, step_from_msg
-PolicyWeights          :class:`PolicyWeightsData`                  weights_to_msg, weights_from_msg
-EpisodeSummary         core.actor.EpisodeSummaryData               summary_to_msg, summary_from_msg
-OperatorCommand        core.teleop.OperatorCommand                 operator_to_msg, operator_from_msg
-=====================  ==========================================  ============================
+==========================  ====================================  ====================================
+message                     ROS-free type                         functions
+==========================  ====================================  ====================================
+robot_stack/StepRecord      types.records.StepRecord              step_to_msg, step_from_msg
+robot_stack/PolicyWeights   types.records.PolicyWeights           weights_to_msg, weights_from_msg
+robot_stack/EpisodeSummary  types.records.EpisodeSummary          summary_to_msg, summary_from_msg
+robot_stack/OperatorCommand types.teleop.OperatorCommand          operator_to_msg, operator_from_msg
+sensor_msgs/Image           uint8 (H, W, 3) RGB / uint16 depth    image_to_msg, image_from_msg, depth_to_msg
+sensor_msgs/CameraInfo      types.intrinsics.CameraIntrinsics     camera_info_to_msg
+sensor_msgs/JointState      names, positions, velocities          joint_state_to_msg
+sensor_msgs/Joy             axes, buttons                         joy_to_msg, joy_from_msg
+geometry_msgs/TwistStamped  :class:`StampedTwist`                 twist_to_msg, twist_from_msg
+geometry_msgs/PoseStamped   :class:`StampedPose`                  pose_to_msg, pose_from_msg
+std_msgs Float32/UInt64/    float / int / bool / JSON object /    float32_to_msg, float_from_msg, uint64_to_msg,
+Bool/String/Empty           nothing                               int_from_msg, bool_to_msg, bool_from_msg,
+                                                                  json_to_msg, json_from_msg, empty_msg
+any stamped message         (seconds, frame id)                   stamp_and_frame
+==========================  ====================================  ====================================
 """
 from __future__ import annotations
 
-import hashlib
+import json
 import math
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Twist
-from sensor_msgs.msg import Image
-from std_msgs.msg import Header
+from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
+from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
+from std_msgs.msg import Bool, Empty, Float32, Header, String, UInt64
 
-from robot_stack.core.actor import ActorStep, EpisodeSummaryData
-from robot_stack.core.teleop import OperatorCommand as OperatorCommandData
-from robot_stack.msg import EpisodeSummary, OperatorCommand, PolicyWeights, StepRecord
-
-WEIGHTS_FORMAT = "torch_state_dict"
-"""The only PolicyWeights.format this version reads (see msg/PolicyWeights.msg)."""
-
+from robot_stack.msg import EpisodeSummary as EpisodeSummaryMsg
+from robot_stack.msg import OperatorCommand as OperatorCommandMsg
+from robot_stack.msg import PolicyWeights as PolicyWeightsMsg
+from robot_stack.msg import StepRecord as StepRecordMsg
+from robot_stack.types.intrinsics import CameraIntrinsics
+from robot_stack.types.records import WEIGHTS_FORMAT, EpisodeSummary, PolicyWeights, StepRecord
+from robot_stack.types.spec import PolicySpec
+from robot_stack.types.teleop import OperatorCommand
 
 # ----------------------------------------------------------------------------- time
 def stamp_to_s(stamp: Time) -> float:
@@ -48,22 +63,41 @@ def s_to_stamp(t_s: float) -> Time:
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
-def header(t_s: float, frame_id: str = "") -> Header:
-    return Header(stamp=s_to_stamp(t_s), frame_id=frame_id)
+def _time(stamp: float | Time) -> Time:
+    return stamp if isinstance(stamp, Time) else s_to_stamp(stamp)
+
+
+def header(stamp: float | Time, frame_id: str = "") -> Header:
+    return Header(stamp=_time(stamp), frame_id=frame_id)
+
+
+def stamp_and_frame(msg: Any) -> tuple[float, str]:
+    """(header stamp in s, header frame id) of any stamped message."""
+    return stamp_to_s(msg.header.stamp), msg.header.frame_id
 
 
 # ----------------------------------------------------------------------------- images
 _CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 
 
-def image_to_msg(img: np.ndarray, stamp_s: float, frame_id: str = "", encoding: str = "rgb8") -> Image:
+def image_to_msg(img: np.ndarray, stamp: float | Time, frame_id: str = "", encoding: str = "rgb8") -> Image:
     """uint8 (H, W, 3) array -> sensor_msgs/Image (``tobytes`` fast path)."""
     if img.dtype != np.uint8 or img.ndim != 3:
         raise ValueError(f"image must be uint8 (H, W, C), got {img.dtype} {img.shape}")
     h, w, c = img.shape
-    msg = Image(header=header(stamp_s, frame_id), height=h, width=w, encoding=encoding,
+    msg = Image(header=header(stamp, frame_id), height=h, width=w, encoding=encoding,
                 is_bigendian=0, step=w * c)
     msg.data = np.ascontiguousarray(img).tobytes()
+    return msg
+
+
+def depth_to_msg(depth: np.ndarray, depth_scale_m: float, stamp: float | Time, frame_id: str = "") -> Image:
+    """Depth (H, W) in units of ``depth_scale_m`` -> 16UC1 Image in millimetres (the convention)."""
+    msg = Image(header=header(stamp, frame_id), height=int(depth.shape[0]), width=int(depth.shape[1]),
+                encoding="16UC1", is_bigendian=0, step=int(depth.shape[1]) * 2)
+    if abs(depth_scale_m - 0.001) > 1e-9:
+        depth = np.clip(np.round(depth * (depth_scale_m / 0.001)), 0, 65535)
+    msg.data = depth.astype("<u2").tobytes()
     return msg
 
 
@@ -96,19 +130,31 @@ def image_from_msg(msg: Image) -> np.ndarray:
     return np.repeat(arr, 3, axis=2)  # mono8
 
 
+def camera_info_to_msg(intr: CameraIntrinsics, stamp: float | Time, frame_id: str = "") -> CameraInfo:
+    """Intrinsics of the published image -> sensor_msgs/CameraInfo."""
+    msg = CameraInfo()
+    msg.header = header(stamp, frame_id)
+    msg.width, msg.height = int(intr.width), int(intr.height)
+    msg.distortion_model = intr.distortion_model
+    msg.d = [float(v) for v in intr.dist]
+    msg.k = [float(v) for v in intr.K.ravel()]
+    msg.r = [float(v) for v in intr.R.ravel()]
+    msg.p = [float(v) for v in intr.P.ravel()]
+    return msg
+
+
 # ----------------------------------------------------------------------------- steps
-def step_to_msg(step: ActorStep, frame_id: str = "") -> StepRecord:
-    """ActorStep -> StepRecord (images as rgb8, each with its capture stamp)."""
-    msg = StepRecord()
+def step_to_msg(step: StepRecord, frame_id: str = "") -> StepRecordMsg:
+    """StepRecord -> message (images as rgb8, each with its capture stamp and optical frame)."""
+    msg = StepRecordMsg()
     msg.header = header(step.stamp_s, frame_id)
     msg.episode_id = int(step.episode_id)
     msg.step_index = int(step.step_index)
-    msg.camera_names = list(step.camera_names)
-    frame_ids = step.image_frame_ids or [f"{n}_optical_frame" for n in step.camera_names]
-    msg.images = [
-        image_to_msg(img, ts, frame_id=fid)
-        for img, ts, fid in zip(step.images, step.image_stamps_s, frame_ids)
-    ]
+    names = step.camera_names
+    msg.camera_names = list(names)
+    stamps = step.image_stamps_s or [step.stamp_s] * len(names)
+    frame_ids = step.image_frame_ids or [f"{n}_optical_frame" for n in names]
+    msg.images = [image_to_msg(step.obs[n], ts, frame_id=fid) for n, ts, fid in zip(names, stamps, frame_ids)]
     msg.proprio_names = list(step.proprio_names)
     msg.proprio = np.asarray(step.proprio, np.float32)
     msg.action = np.asarray(step.action, np.float32)
@@ -122,14 +168,12 @@ def step_to_msg(step: ActorStep, frame_id: str = "") -> StepRecord:
     return msg
 
 
-def step_from_msg(msg: StepRecord, spec=None):
-    """StepRecord -> :class:`robot_stack.rl.labelling.Step` (validated).
+def step_from_msg(msg: StepRecordMsg, spec: PolicySpec | None = None) -> StepRecord:
+    """StepRecord message -> :class:`StepRecord` (validated).
 
     With ``spec`` (a PolicySpec) the cameras, image sizes, proprio layout and action size
     must match it. Raises ValueError naming the problem.
     """
-    from robot_stack.rl.labelling import Step
-
     where = f"StepRecord episode {msg.episode_id} step {msg.step_index}"
     if len(msg.camera_names) != len(msg.images):
         raise ValueError(f"{where}: {len(msg.camera_names)} camera_names but {len(msg.images)} images")
@@ -145,7 +189,7 @@ def step_from_msg(msg: StepRecord, spec=None):
     if not np.all(np.isfinite(proprio)):
         raise ValueError(f"{where}: proprio has non-finite values")
     obs["proprio"] = proprio
-    action = policy_action = None
+    action = policy_action = np.zeros(0, np.float32)
     if msg.is_last:
         if len(msg.action):
             raise ValueError(f"{where}: the is_last record must not carry an action")
@@ -167,9 +211,9 @@ def step_from_msg(msg: StepRecord, spec=None):
             spec.check_observation(obs)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
-        if action is not None and action.shape != (spec.action.dim,):
+        if action.size and action.shape != (spec.action.dim,):
             raise ValueError(f"{where}: action has {action.size} values, the spec has {spec.action.dim}")
-    return Step(
+    return StepRecord(
         episode_id=int(msg.episode_id),
         step_index=int(msg.step_index),
         obs=obs,
@@ -181,29 +225,16 @@ def step_from_msg(msg: StepRecord, spec=None):
         is_terminal=bool(msg.is_terminal),
         success=bool(msg.success),
         policy_version=int(msg.policy_version),
+        stamp_s=stamp_to_s(msg.header.stamp),
+        image_stamps_s=[stamp_to_s(img.header.stamp) for img in msg.images],
+        image_frame_ids=[img.header.frame_id for img in msg.images],
+        proprio_names=tuple(msg.proprio_names),
     )
 
 
 # ----------------------------------------------------------------------------- weights
-@dataclass
-class PolicyWeightsData:
-    """ROS-free content of a PolicyWeights message."""
-
-    version: int
-    learner_step: int
-    env_steps: int
-    spec_json: str
-    data: bytes
-    format: str = WEIGHTS_FORMAT
-    stamp_s: float = 0.0
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
-
-
-def weights_to_msg(w: PolicyWeightsData) -> PolicyWeights:
-    msg = PolicyWeights()
+def weights_to_msg(w: PolicyWeights) -> PolicyWeightsMsg:
+    msg = PolicyWeightsMsg()
     msg.header = header(w.stamp_s)
     msg.version = int(w.version)
     msg.learner_step = int(w.learner_step)
@@ -215,26 +246,26 @@ def weights_to_msg(w: PolicyWeightsData) -> PolicyWeights:
     return msg
 
 
-def weights_from_msg(msg: PolicyWeights) -> PolicyWeightsData:
-    """PolicyWeights -> PolicyWeightsData; ValueError when the SHA-256 or format is wrong."""
+def weights_from_msg(msg: PolicyWeightsMsg) -> PolicyWeights:
+    """PolicyWeights message -> PolicyWeights; ValueError when the SHA-256 or format is wrong."""
     data = np.frombuffer(msg.data, np.uint8).tobytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != msg.sha256.lower():
-        raise ValueError(
-            f"policy weights version {msg.version}: SHA-256 mismatch (message says {msg.sha256[:16]}..., "
-            f"data hashes to {digest[:16]}...): corrupted or truncated, rejected"
-        )
-    if msg.format != WEIGHTS_FORMAT:
-        raise ValueError(f"policy weights version {msg.version}: format '{msg.format}' unsupported (expected '{WEIGHTS_FORMAT}')")
-    return PolicyWeightsData(
+    w = PolicyWeights(
         version=int(msg.version), learner_step=int(msg.learner_step), env_steps=int(msg.env_steps),
         spec_json=msg.spec_json, data=data, format=msg.format, stamp_s=stamp_to_s(msg.header.stamp),
     )
+    if w.sha256 != msg.sha256.lower():
+        raise ValueError(
+            f"policy weights version {msg.version}: SHA-256 mismatch (message says {msg.sha256[:16]}..., "
+            f"data hashes to {w.sha256[:16]}...): corrupted or truncated, rejected"
+        )
+    if msg.format != WEIGHTS_FORMAT:
+        raise ValueError(f"policy weights version {msg.version}: format '{msg.format}' unsupported (expected '{WEIGHTS_FORMAT}')")
+    return w
 
 
 # ----------------------------------------------------------------------------- summaries
-def summary_to_msg(s: EpisodeSummaryData) -> EpisodeSummary:
-    return EpisodeSummary(
+def summary_to_msg(s: EpisodeSummary) -> EpisodeSummaryMsg:
+    return EpisodeSummaryMsg(
         header=header(s.stamp_s),
         episode_id=int(s.episode_id),
         steps=int(s.steps),
@@ -251,8 +282,8 @@ def summary_to_msg(s: EpisodeSummaryData) -> EpisodeSummary:
     )
 
 
-def summary_from_msg(m: EpisodeSummary) -> EpisodeSummaryData:
-    return EpisodeSummaryData(
+def summary_from_msg(m: EpisodeSummaryMsg) -> EpisodeSummary:
+    return EpisodeSummary(
         stamp_s=stamp_to_s(m.header.stamp), episode_id=int(m.episode_id), steps=int(m.steps),
         intervention_steps=int(m.intervention_steps), interventions=int(m.interventions),
         intervention_rate=float(m.intervention_rate), success=bool(m.success), truncated=bool(m.truncated),
@@ -263,29 +294,34 @@ def summary_from_msg(m: EpisodeSummary) -> EpisodeSummaryData:
 
 
 # ----------------------------------------------------------------------------- operator
-def operator_to_msg(c: OperatorCommandData, frame_id: str = "base") -> OperatorCommand:
-    msg = OperatorCommand()
-    msg.header = header(c.t, frame_id)
+def _twist(lin, ang) -> Twist:
+    tw = Twist()
+    tw.linear.x, tw.linear.y, tw.linear.z = (float(v) for v in np.asarray(lin, float))
+    tw.angular.x, tw.angular.y, tw.angular.z = (float(v) for v in np.asarray(ang, float))
+    return tw
+
+
+def operator_to_msg(c: OperatorCommand, frame_id: str = "base", stamp: float | Time | None = None) -> OperatorCommandMsg:
+    """OperatorCommand -> message, stamped ``c.t`` unless ``stamp`` is given (e.g. the ROS time of the read)."""
+    msg = OperatorCommandMsg()
+    msg.header = header(c.t if stamp is None else stamp, frame_id)
     msg.intervening = bool(c.intervening)
-    lin = np.asarray(c.lin_m_s, float)
-    ang = np.asarray(c.ang_rad_s, float)
-    msg.twist = Twist()
-    msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in lin)
-    msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in ang)
+    msg.twist = _twist(c.lin_m_s, c.ang_rad_s)
     msg.axes = [float(v) for v in np.asarray(c.axes, float)]
     msg.gripper = int(c.gripper)
     msg.episode_mark = int(c.episode_mark)
     return msg
 
 
-def operator_from_msg(msg: OperatorCommand) -> OperatorCommandData:
-    """OperatorCommand -> teleop.OperatorCommand; ValueError for non-finite twists."""
+def operator_from_msg(msg: OperatorCommandMsg, require_finite: bool = True) -> OperatorCommand:
+    """OperatorCommand message -> OperatorCommand; ValueError for non-finite twists unless
+    ``require_finite`` is false (a safety filter that counts such commands wants to see them)."""
     lin = np.array([msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z])
     ang = np.array([msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z])
-    if not (np.all(np.isfinite(lin)) and np.all(np.isfinite(ang))):
+    if require_finite and not (np.all(np.isfinite(lin)) and np.all(np.isfinite(ang))):
         raise ValueError(f"operator twist is not finite: linear {lin.tolist()}, angular {ang.tolist()}")
     t = stamp_to_s(msg.header.stamp)
-    return OperatorCommandData(
+    return OperatorCommand(
         t=t if math.isfinite(t) else 0.0,
         intervening=bool(msg.intervening),
         lin_m_s=lin,
@@ -294,3 +330,100 @@ def operator_from_msg(msg: OperatorCommand) -> OperatorCommandData:
         gripper=int(msg.gripper),
         episode_mark=int(msg.episode_mark),
     )
+
+
+# ----------------------------------------------------------------------------- geometry_msgs
+class StampedTwist(NamedTuple):
+    """A TwistStamped's content."""
+
+    lin_m_s: np.ndarray
+    ang_rad_s: np.ndarray
+    stamp_s: float
+    frame_id: str
+
+
+class StampedPose(NamedTuple):
+    """A PoseStamped's content."""
+
+    xyz_m: np.ndarray
+    quat_xyzw: np.ndarray
+    stamp_s: float
+    frame_id: str
+
+
+def twist_to_msg(lin_m_s, ang_rad_s, stamp: float | Time, frame_id: str = "") -> TwistStamped:
+    return TwistStamped(header=header(stamp, frame_id), twist=_twist(lin_m_s, ang_rad_s))
+
+
+def twist_from_msg(msg: TwistStamped) -> StampedTwist:
+    lin, ang = msg.twist.linear, msg.twist.angular
+    return StampedTwist(np.array([lin.x, lin.y, lin.z]), np.array([ang.x, ang.y, ang.z]),
+                        stamp_to_s(msg.header.stamp), msg.header.frame_id)
+
+
+def pose_to_msg(xyz_m, quat_xyzw, stamp: float | Time, frame_id: str = "") -> PoseStamped:
+    msg = PoseStamped(header=header(stamp, frame_id))
+    p, o = msg.pose.position, msg.pose.orientation
+    p.x, p.y, p.z = (float(v) for v in np.asarray(xyz_m, float))
+    o.x, o.y, o.z, o.w = (float(v) for v in np.asarray(quat_xyzw, float))
+    return msg
+
+
+def pose_from_msg(msg: PoseStamped) -> StampedPose:
+    p, o = msg.pose.position, msg.pose.orientation
+    return StampedPose(np.array([p.x, p.y, p.z]), np.array([o.x, o.y, o.z, o.w]),
+                       stamp_to_s(msg.header.stamp), msg.header.frame_id)
+
+
+# ----------------------------------------------------------------------------- sensor_msgs
+def joint_state_to_msg(names, positions, velocities, stamp: float | Time) -> JointState:
+    return JointState(header=header(stamp), name=list(names), position=np.asarray(positions, float).tolist(),
+                      velocity=np.asarray(velocities, float).tolist())
+
+
+def joy_to_msg(axes, buttons, stamp: float | Time, frame_id: str = "spacemouse") -> Joy:
+    return Joy(header=header(stamp, frame_id), axes=[float(a) for a in axes], buttons=[int(b) for b in buttons])
+
+
+def joy_from_msg(msg: Joy) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(axes float64, buttons) of a Joy message."""
+    return np.asarray(msg.axes, dtype=np.float64), tuple(int(b) for b in msg.buttons)
+
+
+# ----------------------------------------------------------------------------- std_msgs
+def float32_to_msg(value: float) -> Float32:
+    return Float32(data=float(value))
+
+
+def float_from_msg(msg: Float32) -> float:
+    return float(msg.data)
+
+
+def uint64_to_msg(value: int) -> UInt64:
+    return UInt64(data=int(value))
+
+
+def int_from_msg(msg: UInt64) -> int:
+    return int(msg.data)
+
+
+def bool_to_msg(value: bool) -> Bool:
+    return Bool(data=bool(value))
+
+
+def bool_from_msg(msg: Bool) -> bool:
+    return bool(msg.data)
+
+
+def json_to_msg(obj: Any, sort_keys: bool = False) -> String:
+    """A JSON document in a std_msgs/String (status and statistics topics)."""
+    return String(data=json.dumps(obj, sort_keys=sort_keys))
+
+
+def json_from_msg(msg: String) -> Any:
+    """The JSON document of a std_msgs/String; ValueError when it is not JSON."""
+    return json.loads(msg.data)
+
+
+def empty_msg() -> Empty:
+    return Empty()

@@ -1,6 +1,7 @@
+# Over 400 lines: about 80 are the docstring; control loop, home moves, recovery and fallback are short methods over devices.franka.
 """Franka node: streams safe EE velocities to the arm and publishes its state.
 
-Every command passes through :class:`robot_stack.core.safety.SafetyFilter` (workspace box,
+Every command passes through :class:`robot_stack.devices.franka.safety.SafetyFilter` (workspace box,
 speed and acceleration limits, watchdog, NaN/out-of-range rejection). A control thread
 (:class:`robot_stack.nodes.control_loop.ControlLoop`, optionally SCHED_FIFO with
 ``control_thread_priority``) runs at ``control_rate_hz`` on absolute deadlines: read the robot
@@ -70,32 +71,29 @@ see config/franka.yaml.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
+from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Empty, Float32, String
 
-from robot_stack.core.franka import (
+from robot_stack.devices.franka.base import (
     FR3_JOINT_NAMES,
     FrankaConfig,
     RobotConnectionError,
     RobotError,
     RobotState,
     make_robot,
-    matrix_to_quat_xyzw,
-    pose_matrix,
     sample_home_pose,
 )
-from robot_stack.core.config import ConfigError
-from robot_stack.core.safety import (
+from robot_stack.types.config import ConfigError
+from robot_stack.devices.franka.safety import (
     EVENT_RECOVERING,
     EVENT_RECOVERY_GAVE_UP,
     RecoveryPolicy,
@@ -104,9 +102,10 @@ from robot_stack.core.safety import (
     resolve_workspace,
 )
 from robot_stack.msg import OperatorCommand
-from robot_stack.nodes import qos
+from robot_stack.nodes import convert, qos
 from robot_stack.nodes.control_loop import ControlLoop
 from robot_stack.nodes.params import declare_config, run_node
+from robot_stack.types.geometry import R_to_quat_xyzw, T_from_xyz_quat
 
 OPERATOR_TOPIC = "/robot_stack/operator"
 CMD_TWIST_TOPIC = "/robot_stack/franka/cmd_twist"
@@ -221,7 +220,7 @@ class FrankaNode(Node):
         self.safety = SafetyFilter(cfg.safety)
         self.recovery = RecoveryPolicy.from_config(cfg.safety)
         self._rng = np.random.default_rng(cfg.home_seed)
-        self._T_home = pose_matrix(cfg.home_xyz_m, cfg.home_quat_xyzw)
+        self._T_home = T_from_xyz_quat(cfg.home_xyz_m, cfg.home_quat_xyzw)
         self._cmd_lock = threading.Lock()    # safety filter: command callbacks vs control tick
         self._robot_lock = threading.Lock()  # robot: control tick vs home worker
         self._mode = "streaming"
@@ -280,8 +279,7 @@ class FrankaNode(Node):
 
     # -- status -------------------------------------------------------------------------------
     def _status(self, event: str, detail: str = "") -> None:
-        msg = String()
-        msg.data = json.dumps({
+        msg = convert.json_to_msg({
             "event": event, "detail": detail, "t": time.time(), "mode": self._mode,
             "counters": dict(self.safety.counters),
         })
@@ -301,7 +299,8 @@ class FrankaNode(Node):
         if self._fallback:
             self._fallback = False
             self._status("operator_fallback_end", "velocity commands are back: the actor arbitrates again")
-        self._submit(msg.header, msg.twist)
+        twist = convert.twist_from_msg(msg)
+        self._submit(twist.frame_id, twist.stamp_s, twist.lin_m_s, twist.ang_rad_s)
 
     def _on_operator(self, msg: OperatorCommand) -> None:
         """operator_fallback: the operator drives directly while no actor streams commands."""
@@ -312,32 +311,31 @@ class FrankaNode(Node):
                 stopped = self.safety.watchdog_tripped
             if not stopped:
                 return  # the watchdog stops the arm first; then the operator may drive it
-        if msg.intervening:
+        cmd = convert.operator_from_msg(msg, require_finite=False)  # the safety filter rejects and counts NaNs
+        stamp_s, frame_id = convert.stamp_and_frame(msg)
+        if cmd.intervening:
             if not self._fallback:
                 self._fallback = True
                 self._status("operator_fallback", "no velocity commands (actor silent): the operator "
                                                   "drives the arm directly, within the safety limits")
-            self._submit(msg.header, msg.twist)
+            self._submit(frame_id, stamp_s, cmd.lin_m_s, cmd.ang_rad_s)
         elif self._fallback:
             self._fallback = False
-            self._submit(msg.header, Twist())  # let go: ramp to rest (the watchdog follows)
+            self._submit(frame_id, stamp_s, np.zeros(3), np.zeros(3))  # let go: ramp to rest (the watchdog follows)
             self._status("operator_fallback_end", "the operator let go")
 
-    def _submit(self, header, twist) -> None:
+    def _submit(self, frame_id: str, stamp_s: float, lin, ang) -> None:
         """A velocity command (cmd_twist, or the operator's in fallback) into the safety filter."""
-        if header.frame_id not in ("", self.config.base_frame):
+        if frame_id not in ("", self.config.base_frame):
             with self._cmd_lock:
                 self.safety.clear()
                 self.safety.counters["rejected_frame"] += 1
-            self._status("rejected_frame", f"twist in frame '{header.frame_id}', expected '{self.config.base_frame}'")
+            self._status("rejected_frame", f"twist in frame '{frame_id}', expected '{self.config.base_frame}'")
             return
-        lin = (twist.linear.x, twist.linear.y, twist.linear.z)
-        ang = (twist.angular.x, twist.angular.y, twist.angular.z)
         with self._cmd_lock:
             verdict = self.safety.submit(lin, ang, time.monotonic())
             if verdict.accepted and self._debug_pub is not None:
-                self._pending_stamp_s = (header.stamp.sec + header.stamp.nanosec * 1e-9,
-                                         self.get_clock().now().nanoseconds * 1e-9)
+                self._pending_stamp_s = (stamp_s, self.get_clock().now().nanoseconds * 1e-9)
         if not verdict.accepted:
             self._status(verdict.reason, verdict.detail)
         if self._sender is not None:
@@ -368,7 +366,7 @@ class FrankaNode(Node):
             self._robot_lock.release()
 
     def _on_gripper_cmd(self, msg: Float32) -> None:
-        width = float(msg.data)
+        width = convert.float_from_msg(msg)
         if not math.isfinite(width) or width < 0.0:
             self._status("gripper_rejected", f"width {width!r} is not a finite number >= 0 m")
             return
@@ -386,18 +384,17 @@ class FrankaNode(Node):
         self._start_home(T)
 
     def _on_home_to(self, msg: PoseStamped) -> None:
-        if msg.header.frame_id not in ("", self.config.base_frame):
-            self._status("home_failed", f"pose in frame '{msg.header.frame_id}', expected '{self.config.base_frame}'")
+        xyz, quat, _, frame_id = convert.pose_from_msg(msg)
+        if frame_id not in ("", self.config.base_frame):
+            self._status("home_failed", f"pose in frame '{frame_id}', expected '{self.config.base_frame}'")
             return
-        p, o = msg.pose.position, msg.pose.orientation
-        xyz, quat = np.array([p.x, p.y, p.z]), np.array([o.x, o.y, o.z, o.w])
         if not (np.all(np.isfinite(xyz)) and np.all(np.isfinite(quat)) and np.linalg.norm(quat) > 0.5):
             self._status("home_failed", f"invalid pose {xyz.tolist()} {quat.tolist()}")
             return
         if not self.config.safety.box.contains(xyz):
             self._status("home_failed", f"target {np.round(xyz, 3).tolist()} is outside the workspace box")
             return
-        self._start_home(pose_matrix(xyz, quat))
+        self._start_home(T_from_xyz_quat(xyz, quat))
 
     def _start_home(self, T_base_ee: np.ndarray) -> None:
         if self._mode != "streaming":
@@ -538,8 +535,8 @@ class FrankaNode(Node):
         if pending is None or self._debug_pub is None or not self.context.ok():
             return
         sent_s = self.get_clock().now().nanoseconds * 1e-9
-        self._debug_pub.publish(String(data=json.dumps(
-            {"stamp_s": pending[0], "recv_s": pending[1], "sent_s": sent_s, "trigger": trigger})))
+        self._debug_pub.publish(convert.json_to_msg(
+            {"stamp_s": pending[0], "recv_s": pending[1], "sent_s": sent_s, "trigger": trigger}))
 
     def _handle_error(self, error: Exception, now: float) -> None:
         self._status("error", str(error))
@@ -561,31 +558,11 @@ class FrankaNode(Node):
     def _publish_state(self, s: RobotState) -> None:
         stamp = self.get_clock().now().to_msg()
         frame = self.config.base_frame
-        js = JointState()
-        js.header.stamp = stamp
-        js.name = list(FR3_JOINT_NAMES)
-        js.position = s.q_rad.tolist()
-        js.velocity = s.dq_rad_s.tolist()
-        self._joint_pub.publish(js)
-
-        pose = PoseStamped()
-        pose.header.stamp = stamp
-        pose.header.frame_id = frame
-        p, q = s.T_base_ee[:3, 3], matrix_to_quat_xyzw(s.T_base_ee[:3, :3])
-        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in p)
-        (pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z,
-         pose.pose.orientation.w) = (float(v) for v in q)
-        self._pose_pub.publish(pose)
-
-        tw = TwistStamped()
-        tw.header.stamp = stamp
-        tw.header.frame_id = frame
-        tw.twist.linear.x, tw.twist.linear.y, tw.twist.linear.z = (float(v) for v in s.ee_lin_m_s)
-        tw.twist.angular.x, tw.twist.angular.y, tw.twist.angular.z = (float(v) for v in s.ee_ang_rad_s)
-        self._twist_pub.publish(tw)
-
+        self._joint_pub.publish(convert.joint_state_to_msg(FR3_JOINT_NAMES, s.q_rad, s.dq_rad_s, stamp))
+        self._pose_pub.publish(convert.pose_to_msg(s.T_base_ee[:3, 3], R_to_quat_xyzw(s.T_base_ee[:3, :3]), stamp, frame))
+        self._twist_pub.publish(convert.twist_to_msg(s.ee_lin_m_s, s.ee_ang_rad_s, stamp, frame))
         if math.isfinite(s.gripper_width_m):
-            self._gripper_pub.publish(Float32(data=float(s.gripper_width_m)))
+            self._gripper_pub.publish(convert.float32_to_msg(s.gripper_width_m))
 
     # -- shutdown -------------------------------------------------------------------------------
     def close(self) -> None:

@@ -1,6 +1,6 @@
 """Learner node: labels the actor's steps (RLIF), trains RLPD-SAC, publishes policy weights.
 
-A thin ROS shell over :class:`robot_stack.core.learner.LearnerCore` (read its docstring for
+A thin ROS shell over :class:`robot_stack.rl.learner.LearnerCore` (read its docstring for
 labelling, the replay buffers, the update-to-data rule, checkpoints and resume). Gradient
 steps run in the core's own training thread, never in a callback.
 
@@ -35,7 +35,6 @@ Parameters: every field of :class:`LearnerNodeConfig` (nested ``sac.*``, ``sac.n
 """
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 
@@ -43,11 +42,12 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from robot_stack.core.config import ConfigError
-from robot_stack.core.learner import ExportedWeights, LearnerConfig, LearnerCore
 from robot_stack.msg import PolicyWeights, StepRecord
 from robot_stack.nodes import convert, qos
 from robot_stack.nodes.params import declare_config, run_node
+from robot_stack.rl.learner import LearnerConfig, LearnerCore
+from robot_stack.types.config import ConfigError
+from robot_stack.types.records import PolicyWeights as PolicyWeightsData
 
 STEPS_TOPIC = "/robot_stack/steps"
 POLICY_TOPIC = "/robot_stack/policy"
@@ -91,14 +91,12 @@ class LearnerNode(Node):
             f"action {list(spec.action.names)}; policy version {self.core.version}, "
             f"{len(self.core.online)} transitions in the buffer, {self.core.updates} updates so far")
 
-    def _publish_weights(self, w: ExportedWeights) -> None:
+    def _publish_weights(self, w: PolicyWeightsData) -> None:
         # Called from the training thread (and once from __init__); rclpy publish is thread-safe.
         if not self.context.ok():
             return  # shutting down: the export is on disk (policies/latest.pt), nobody to send it to
-        msg = convert.weights_to_msg(convert.PolicyWeightsData(
-            version=w.version, learner_step=w.learner_step, env_steps=w.env_steps, spec_json=w.spec_json,
-            data=w.data, stamp_s=self.get_clock().now().nanoseconds * 1e-9))
-        self.policy_pub.publish(msg)
+        w.stamp_s = self.get_clock().now().nanoseconds * 1e-9
+        self.policy_pub.publish(convert.weights_to_msg(w))
 
     def _on_step(self, msg: StepRecord) -> None:
         try:
@@ -117,8 +115,7 @@ class LearnerNode(Node):
 
     def _on_stats(self) -> None:
         stats = self.core.stats()
-        text = json.dumps(stats, sort_keys=True)
-        self.stats_pub.publish(String(data=text))
+        self.stats_pub.publish(convert.json_to_msg(stats, sort_keys=True))
         self.get_logger().info(
             f"steps {stats['env_steps']} | updates {stats['updates']} ({stats['updates_per_s']:.2f}/s, "
             f"backlog {stats['update_backlog']}) | v{stats['policy_version']} | episodes {stats['episodes']} "

@@ -10,17 +10,16 @@ a laptop). Parameters: every field of :class:`MonitorNodeConfig`.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from robot_stack.core.progress import EpisodeRow, ProgressLog
 from robot_stack.msg import EpisodeSummary
-from robot_stack.nodes import qos
+from robot_stack.nodes import convert, qos
 from robot_stack.nodes.params import declare_config, run_node
+from robot_stack.rl.progress import EpisodeRow, ProgressLog
 
 
 @dataclass(frozen=True)
@@ -55,16 +54,14 @@ class MonitorNode(Node):
         self.create_timer(self.cfg.plot_every_s, self._plot)
 
     def _on_episode(self, m: EpisodeSummary) -> None:
-        row = EpisodeRow(int(m.episode_id), round(time.monotonic() - self._t0, 2), int(m.steps), bool(m.success),
-                         bool(m.truncated), int(m.interventions), int(m.intervention_steps),
-                         float(m.intervention_rate), float(m.success_rate), float(m.intervention_rate_window),
-                         int(m.policy_version), self.progress.learner_updates, bool(m.evaluation))
+        row = EpisodeRow.from_summary(convert.summary_from_msg(m), round(time.monotonic() - self._t0, 2),
+                                      self.progress.learner_updates)
         print(self.progress.on_episode(row), flush=True)
         self._dirty = True
 
     def _on_stats(self, m: String) -> None:
         try:
-            self.progress.on_learner_stats(json.loads(m.data))
+            self.progress.on_learner_stats(convert.json_from_msg(m))
         except ValueError:
             self.get_logger().warning("learner stats message is not JSON; ignored")
 

@@ -1,10 +1,10 @@
 """One helper between a dataclass config and a node's declared ROS parameters.
 
 :func:`declare_config` declares one typed, read-only, documented parameter per dataclass
-field (description = the field's docstring, via :func:`robot_stack.core.config.field_docs`),
+field (description = the field's docstring, via :func:`robot_stack.types.config.field_docs`),
 reads the values given at start-up (``--params-file``, ``-p name:=value``,
 ``parameter_overrides``) and returns the config object. It fails at start-up with a
-:class:`~robot_stack.core.config.ConfigError` that names the parameter when a value has the
+:class:`~robot_stack.types.config.ConfigError` that names the parameter when a value has the
 wrong type, when a parameter is given that the config does not have (a typo), or when the
 config's own ``validate()`` rejects a value.
 
@@ -28,7 +28,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from robot_stack.core.config import ConfigError, field_docs, from_dict, to_dict
+from robot_stack.types.config import ConfigError, field_docs, from_dict, to_dict
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from robot_stack.core.teleop import SpaceMouseReading
+from robot_stack.types.teleop import SpaceMouseReading
 
 JOY_TOPIC = "/robot_stack/sim/operator_joy"
 
@@ -64,11 +64,12 @@ class JoyTopicSource:
             pass
 
     def _on_joy(self, msg) -> None:
-        axes = np.asarray(msg.axes, dtype=np.float64)
+        from robot_stack.nodes import convert
+
+        axes, buttons = convert.joy_from_msg(msg)
         if axes.shape != (6,) or not np.all(np.isfinite(axes)):
             return  # malformed: ignored, the reading goes stale and counts as hands off
-        reading = SpaceMouseReading(t=time.monotonic(), axes=np.clip(axes, -1.0, 1.0),
-                                    buttons=tuple(int(b) for b in msg.buttons))
+        reading = SpaceMouseReading(t=time.monotonic(), axes=np.clip(axes, -1.0, 1.0), buttons=buttons)
         with self._lock:
             self._latest, self._received_at = reading, time.monotonic()
         self._new.set()

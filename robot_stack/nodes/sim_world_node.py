@@ -51,7 +51,6 @@ Parameters: every field of :class:`SimWorldNodeConfig` (see config/sim_world.yam
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -62,9 +61,11 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, Joy
 from std_msgs.msg import Bool, String, UInt64
 
-from robot_stack.core.config import ConfigError
-from robot_stack.nodes import qos
+from robot_stack.nodes import convert, qos
 from robot_stack.nodes.params import declare_config, run_node
+from robot_stack.types.config import ConfigError
+from robot_stack.types.geometry import R_to_quat_xyzw
+from robot_stack.types.intrinsics import CameraIntrinsics
 
 CAMERA_TOPIC = "/robot_stack/cameras/{name}/image_raw"
 CAMERA_INFO_TOPIC = "/robot_stack/cameras/{name}/camera_info"
@@ -184,30 +185,13 @@ def camera_frame(mount, base_frame: str, calibration_dir: str) -> tuple[str, np.
     return (mount.parent_body or base_frame), mount_T_parent_optical(mount)
 
 
-def _pose_msg(parent: str, T: np.ndarray, stamp) -> PoseStamped:
-    from robot_stack.core.franka import matrix_to_quat_xyzw
-
-    msg = PoseStamped()
-    msg.header.stamp = stamp
-    msg.header.frame_id = parent
-    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in T[:3, 3])
-    q = matrix_to_quat_xyzw(T[:3, :3])
-    msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w = (float(v) for v in q)
-    return msg
-
-
-def camera_info_for(name: str, fovy_deg: float, height: int, width: int, frame_id: str) -> CameraInfo:
-    """Pinhole CameraInfo of a MuJoCo camera (square pixels, principal point at the centre)."""
+def camera_intrinsics_for(name: str, fovy_deg: float, height: int, width: int) -> CameraIntrinsics:
+    """Pinhole intrinsics of a MuJoCo camera (square pixels, principal point at the centre)."""
     fy = (height / 2.0) / math.tan(math.radians(fovy_deg) / 2.0)
     fx = fy
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-    info = CameraInfo(height=height, width=width, distortion_model="plumb_bob")
-    info.header.frame_id = frame_id
-    info.d = [0.0] * 5
-    info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
-    return info
+    K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+    return CameraIntrinsics(width, height, K, np.zeros(5), name)
 
 
 class SimWorldNode(Node):
@@ -249,13 +233,14 @@ class SimWorldNode(Node):
         self._image_pubs = {c: self.create_publisher(Image, CAMERA_TOPIC.format(name=c), qos.SENSOR) for c in cfg.cameras}
         self._info_pubs = {c: self.create_publisher(CameraInfo, CAMERA_INFO_TOPIC.format(name=c), qos.SENSOR)
                            for c in cfg.cameras}
-        self._infos = {c: camera_info_for(c, mounts[c].fovy_deg, cfg.image_height, cfg.image_width, f"{c}_optical")
+        self._intrinsics = {c: camera_intrinsics_for(c, mounts[c].fovy_deg, cfg.image_height, cfg.image_width)
                        for c in cfg.cameras}
         self._pose_pubs = {c: self.create_publisher(PoseStamped, CAMERA_POSE_TOPIC.format(name=c), qos.EPISODES)
                            for c in cfg.cameras}
         for c in cfg.cameras:
             parent, T = camera_frame(mounts[c], cfg.base_frame, cfg.calibration_dir)
-            self._pose_pubs[c].publish(_pose_msg(parent, T, self.get_clock().now().to_msg()))
+            self._pose_pubs[c].publish(convert.pose_to_msg(T[:3, 3], R_to_quat_xyzw(T[:3, :3]),
+                                                           self.get_clock().now().to_msg(), parent))
         self._success_pub = self.create_publisher(Bool, SUCCESS_TOPIC, qos.STATE)
         self._joy_pub = self.create_publisher(Joy, OPERATOR_JOY_TOPIC, qos.COMMAND)
         self._debug_pub = self.create_publisher(String, OPERATOR_DEBUG_TOPIC, qos.STATE)
@@ -280,15 +265,9 @@ class SimWorldNode(Node):
         stamp = self.get_clock().now().to_msg()
         for cam in cfg.cameras:
             rgb = self.world.render(cam, cfg.image_height, cfg.image_width)
-            msg = Image(height=cfg.image_height, width=cfg.image_width, encoding="rgb8", is_bigendian=0,
-                        step=cfg.image_width * 3)
-            msg.header.stamp = stamp
-            msg.header.frame_id = f"{cam}_optical"
-            msg.data = rgb.tobytes()
-            self._image_pubs[cam].publish(msg)
-            info = self._infos[cam]
-            info.header.stamp = stamp
-            self._info_pubs[cam].publish(info)
+            frame_id = f"{cam}_optical"
+            self._image_pubs[cam].publish(convert.image_to_msg(rgb, stamp, frame_id))
+            self._info_pubs[cam].publish(convert.camera_info_to_msg(self._intrinsics[cam], stamp, frame_id))
         self.frames_published += 1
 
     def _log_realtime(self) -> None:
@@ -301,11 +280,10 @@ class SimWorldNode(Node):
                                f"over the last {wall_t - last_wall:.0f} s ({self.cfg.physics})")
 
     def _on_cmd(self, msg: TwistStamped) -> None:
-        v = msg.twist.linear
-        self._last_cmd_lin = np.array([v.x, v.y, v.z], dtype=np.float64)
+        self._last_cmd_lin = convert.twist_from_msg(msg).lin_m_s
 
     def _on_control(self) -> None:
-        self._success_pub.publish(Bool(data=self.world.is_success()))
+        self._success_pub.publish(convert.bool_to_msg(self.world.is_success()))
         if self._pending_reset is not None and time.monotonic() - self._pending_reset[1] > self.cfg.home_timeout_s:
             self.get_logger().warning(
                 f"no home_done from the Franka node within {self.cfg.home_timeout_s} s; starting episode "
@@ -321,18 +299,15 @@ class SimWorldNode(Node):
         t = stamp.nanoseconds * 1e-9
         out = self.world.read(lambda m, d: self.operator.step(m, d, policy_action, t))
         self._publish_reading(out.reading.axes, out.reading.buttons, stamp)
-        self._debug_pub.publish(String(data=json.dumps({
+        self._debug_pub.publish(convert.json_to_msg({
             "intervening": out.intervening, "started": out.started, "p": _finite(out.intervene_probability),
-            "q_policy": _finite(out.q_policy), "q_expert": _finite(out.q_expert)})))
+            "q_policy": _finite(out.q_policy), "q_expert": _finite(out.q_expert)}))
 
     def _publish_reading(self, axes, buttons, stamp) -> None:
-        joy = Joy(axes=[float(a) for a in axes], buttons=[int(b) for b in buttons])
-        joy.header.stamp = stamp.to_msg()
-        joy.header.frame_id = "spacemouse"
-        self._joy_pub.publish(joy)
+        self._joy_pub.publish(convert.joy_to_msg(axes, buttons, stamp.to_msg()))
 
     def _on_reset(self, msg: UInt64) -> None:
-        episode = int(msg.data)
+        episode = convert.int_from_msg(msg)
         self._operator_active = False
         self._publish_reading(np.zeros(6), (0, 0), self.get_clock().now())
         result = self.world.reset_scene(self.cfg.seed + episode)
@@ -342,21 +317,17 @@ class SimWorldNode(Node):
         if result.start_tcp_xyz_m is None:
             self._finish_reset()
             return
-        pose = PoseStamped()
-        pose.header.stamp = self.get_clock().now().to_msg()
-        pose.header.frame_id = self.cfg.base_frame
         x, y, z = (float(v) for v in result.start_tcp_xyz_m)
-        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = x, y, z
         # Gripper pointing down (R = diag(1, -1, -1)): quaternion x=1, w=0.
-        pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z, pose.pose.orientation.w = 1.0, 0.0, 0.0, 0.0
-        self._home_pub.publish(pose)
+        self._home_pub.publish(convert.pose_to_msg((x, y, z), (1.0, 0.0, 0.0, 0.0), self.get_clock().now().to_msg(),
+                                                   self.cfg.base_frame))
         self.get_logger().info(f"episode {episode}: scene reset, arm to start ({x:.3f}, {y:.3f}, {z:.3f})")
 
     def _on_status(self, msg: String) -> None:
         if self._pending_reset is None:
             return
         try:
-            event = json.loads(msg.data)
+            event = convert.json_from_msg(msg)
         except ValueError:
             return
         if event.get("event") not in ("home_done", "home_failed"):
@@ -380,7 +351,7 @@ class SimWorldNode(Node):
         episode = self._pending_reset[0]
         self._pending_reset = None
         self._operator_active = True
-        self._reset_done_pub.publish(UInt64(data=episode))
+        self._reset_done_pub.publish(convert.uint64_to_msg(episode))
 
     def close(self) -> None:
         """Stop the physics thread and the world's server (run_node calls this on exit)."""
@@ -406,7 +377,7 @@ def _apply_spec_file(cfg: SimWorldNodeConfig) -> SimWorldNodeConfig:
     import dataclasses
     import pathlib
 
-    from robot_stack.core.spec import PolicySpec
+    from robot_stack.types.spec import PolicySpec
 
     path = pathlib.Path(cfg.spec_file).expanduser()
     try:

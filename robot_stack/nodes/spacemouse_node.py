@@ -34,21 +34,14 @@ from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import Joy
 
-from robot_stack.core.config import ConfigError
-from robot_stack.core.realtime import RealtimeError, make_current_thread_fifo
-from robot_stack.core.spacemouse import (
-    FakeHidDevice,
-    InterventionDetector,
-    InterventionUpdate,
-    SpaceMouseConfig,
-    SpaceMouseError,
-    make_spacemouse,
-)
-from robot_stack.core.teleop import OperatorCommand as OperatorCommandData
-from robot_stack.core.teleop import SpaceMouseReading
+from robot_stack.devices.realtime import RealtimeError, make_current_thread_fifo
+from robot_stack.devices.spacemouse.base import SpaceMouseConfig, SpaceMouseError, make_spacemouse
+from robot_stack.devices.spacemouse.intervention import InterventionDetector, InterventionUpdate
 from robot_stack.msg import OperatorCommand
-from robot_stack.nodes import qos
+from robot_stack.nodes import convert, qos
 from robot_stack.nodes.params import declare_config, run_node
+from robot_stack.types.config import ConfigError
+from robot_stack.types.teleop import SpaceMouseReading
 
 OPERATOR_TOPIC = "/robot_stack/operator"
 JOY_TOPIC = "/robot_stack/spacemouse/joy"
@@ -84,9 +77,9 @@ class SpaceMouseNodeConfig(SpaceMouseConfig):
 
 
 class SpaceMouseNode(Node):
-    """Thin node over :mod:`robot_stack.core.spacemouse`."""
+    """Thin node over :mod:`robot_stack.devices.spacemouse`."""
 
-    def __init__(self, *, source: Any = None, hid_device: FakeHidDevice | None = None, **node_kwargs: Any) -> None:
+    def __init__(self, *, source: Any = None, hid_device: Any = None, **node_kwargs: Any) -> None:
         """``source`` feeds the sim backend, ``hid_device`` the fake one (in-process use, tests)."""
         super().__init__(node_kwargs.pop("node_name", "spacemouse"), **node_kwargs)
         self.config = declare_config(self, SpaceMouseNodeConfig)
@@ -184,33 +177,13 @@ class SpaceMouseNode(Node):
 
     # -- messages -------------------------------------------------------------------
     def _publish(self, upd: InterventionUpdate, reading: SpaceMouseReading | None) -> None:
-        cmd: OperatorCommandData = upd.command
-        stamp = self._stamp(cmd.t)
-        msg = OperatorCommand()
-        msg.header.stamp = stamp
-        msg.header.frame_id = self.config.frame_id
-        msg.intervening = bool(cmd.intervening)
-        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in cmd.lin_m_s)
-        msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in cmd.ang_rad_s)
-        msg.axes = [float(v) for v in cmd.axes]
-        msg.gripper = int(cmd.gripper)
-        msg.episode_mark = int(cmd.episode_mark)
-        self.pub_operator.publish(msg)
+        stamp = self._stamp(upd.command.t)
+        self.pub_operator.publish(convert.operator_to_msg(upd.command, self.config.frame_id, stamp=stamp))
         if reading is None:
             return
-        joy = Joy()
-        joy.header.stamp = stamp
-        joy.header.frame_id = "spacemouse"
-        joy.axes = [float(v) for v in reading.axes]
-        joy.buttons = [int(b) for b in reading.buttons]
-        self.pub_joy.publish(joy)
+        self.pub_joy.publish(convert.joy_to_msg(reading.axes, reading.buttons, stamp))
         lin, ang = self.detector.device_twist(reading)
-        tw = TwistStamped()
-        tw.header.stamp = stamp
-        tw.header.frame_id = self.config.frame_id
-        tw.twist.linear.x, tw.twist.linear.y, tw.twist.linear.z = (float(v) for v in lin)
-        tw.twist.angular.x, tw.twist.angular.y, tw.twist.angular.z = (float(v) for v in ang)
-        self.pub_twist.publish(tw)
+        self.pub_twist.publish(convert.twist_to_msg(lin, ang, stamp, self.config.frame_id))
 
     def close(self) -> None:
         self._stop.set()

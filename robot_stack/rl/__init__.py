@@ -10,5 +10,6 @@ Modules (ROS-free; the learner/actor nodes are thin wrappers around them):
   :class:`SACAgent`.
 * :mod:`~robot_stack.rl.baselines`: :class:`BCAgent` (BC and HG-DAgger).
 * :mod:`~robot_stack.rl.policy_io`: actor-only export/load (PolicyWeights.msg payload, policy files).
-* :mod:`~robot_stack.rl.train` / :mod:`~robot_stack.rl.evaluate`: training and evaluation CLIs on the sim.
+* :mod:`~robot_stack.rl.learner`: :class:`LearnerCore` (the learner node's ROS-free core).
+* :mod:`~robot_stack.rl.progress`: episode statistics and the progress log.
 """

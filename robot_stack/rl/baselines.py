@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robot_stack.core import config as cfgmod
-from robot_stack.core.spec import PolicySpec
 from robot_stack.rl.agent import make_generators, restore_generators, save_atomic
 from robot_stack.rl.networks import ActorHead, NetworkConfig, ObsEncoder, PolicyNet, obs_to_torch, resolve_device
+from robot_stack.types import config as cfgmod
+from robot_stack.types.spec import PolicySpec
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Reward labelling from interventions (RLIF, Luo et al. 2024), ROS-free.
 
-The actor streams one :class:`Step` per control step (a mirror of ``msg/StepRecord.msg``).
+The actor streams one :class:`~robot_stack.types.records.StepRecord` per control step.
 Transitions ``(o_t, a_t, r_t, o_t+1)`` are formed from consecutive steps of one episode and
 labelled here, so the robot side never computes rewards.
 
@@ -36,42 +36,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from robot_stack.types.records import Obs, StepRecord
+
 log = logging.getLogger(__name__)
-
-Obs = dict  # {camera_name: uint8 (H, W, 3), "proprio": float32 (D,)}
-
-
-@dataclass
-class Step:
-    """One control step as the actor sends it (ROS-free mirror of ``StepRecord.msg``).
-
-    ``obs`` is the observation the actor acted on; the ``is_last`` record carries only the
-    final observation (``action``/``policy_action`` are None there).
-    """
-
-    episode_id: int
-    """Episode this step belongs to (unique within a session)."""
-    step_index: int
-    """0-based index of this step within its episode."""
-    obs: Obs
-    """Observation o_t: camera images (uint8 HxWx3, keyed by camera name) and ``proprio``."""
-    action: np.ndarray | None = None
-    """Action executed at step t, normalized to [-1, 1]; None on the ``is_last`` record."""
-    policy_action: np.ndarray | None = None
-    """The policy's own proposal at step t; equals ``action`` when the policy was in control."""
-    intervention: bool = False
-    """True when the operator was in control for this step."""
-    is_first: bool = False
-    """First record of an episode."""
-    is_last: bool = False
-    """Last record of an episode: carries the final observation, no action."""
-    is_terminal: bool = False
-    """The episode ended in a true terminal state (False for a time-limit truncation)."""
-    success: bool = False
-    """On the last record: did the episode succeed."""
-    policy_version: int = 0
-    """Version of the policy weights that produced ``policy_action``."""
-
 
 @dataclass
 class Transition:
@@ -111,13 +78,13 @@ class LabellingConfig:
             )
 
 
-def label_transition(step: Step, next_step: Step, cfg: LabellingConfig) -> Transition | None:
+def label_transition(step: StepRecord, next_step: StepRecord, cfg: LabellingConfig) -> Transition | None:
     """Label the transition from ``step`` to ``next_step`` (same episode, consecutive).
 
     Returns None when the transition is an operator step and ``store_intervention_steps`` is
     False.
     """
-    if step.action is None:
+    if not step.has_action:
         raise ValueError(
             f"episode {step.episode_id} step {step.step_index} has no action but is not the "
             "episode's last record; only the is_last record may omit the action"
@@ -151,11 +118,11 @@ class StreamingLabeller:
     def __init__(self, cfg: LabellingConfig | None = None):
         self.cfg = cfg or LabellingConfig()
         self.cfg.validate()
-        self._pending: Step | None = None
+        self._pending: StepRecord | None = None
         self.dropped_steps = 0
         """Steps that could not be paired (gaps, episodes cut without is_last)."""
 
-    def push(self, step: Step) -> list[Transition]:
+    def push(self, step: StepRecord) -> list[Transition]:
         prev = self._pending
         self._pending = None
         out: list[Transition] = []
@@ -184,7 +151,7 @@ class StreamingLabeller:
         self._pending = None
 
 
-def label_steps(steps: Iterable[Step], cfg: LabellingConfig | None = None) -> Iterator[Transition]:
+def label_steps(steps: Iterable[StepRecord], cfg: LabellingConfig | None = None) -> Iterator[Transition]:
     """Label a stream (or list) of steps; pure apart from the returned transitions' order."""
     labeller = StreamingLabeller(cfg)
     for s in steps:

@@ -1,6 +1,6 @@
 """Networks shared by SAC and the imitation baselines: image encoders, actor head, critics.
 
-Inputs are described by a :class:`~robot_stack.core.spec.PolicySpec`: one encoder per camera
+Inputs are described by a :class:`~robot_stack.types.spec.PolicySpec`: one encoder per camera
 (uint8 images stay uint8 until the network boundary, where they become float in [0, 1]) and the
 proprio vector concatenated to the image latents.
 """
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robot_stack.core.spec import PolicySpec
+from robot_stack.types.spec import PolicySpec
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 

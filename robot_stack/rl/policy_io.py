@@ -16,9 +16,9 @@ import pathlib
 import numpy as np
 import torch
 
-from robot_stack.core import config as cfgmod
-from robot_stack.core.spec import PolicySpec
 from robot_stack.rl.networks import ActorHead, NetworkConfig, ObsEncoder, PolicyNet, obs_to_torch
+from robot_stack.types import config as cfgmod
+from robot_stack.types.spec import PolicySpec
 
 FORMAT = "torch_state_dict"
 

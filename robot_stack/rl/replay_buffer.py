@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot_stack.core.spec import PolicySpec
 from robot_stack.rl.labelling import Transition
+from robot_stack.types.spec import PolicySpec
 
 log = logging.getLogger(__name__)
 

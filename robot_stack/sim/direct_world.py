@@ -13,7 +13,7 @@ controller's workspace box, which contains the Franka node's safety box). On a 2
 that leaves room for the rest of the graph (see benchmarks/sim_direct_realtime.py).
 
 The robot side is served on ``hostname:port`` (UDP) by a thread of this world, with the wire
-format of :mod:`robot_stack.core.franka_direct` (whose :class:`DirectRobot` is the client).
+format of :mod:`robot_stack.devices.franka.direct` (whose :class:`DirectRobot` is the client).
 What the world does with the commands, like a robot would:
 
 * ``TWIST`` is held for the hold time the client sends (sim time), then the arm is brought to
@@ -22,7 +22,7 @@ What the world does with the commands, like a robot would:
 * A twist above ``reflex_lin_speed_m_s`` / ``reflex_ang_speed_rad_s`` or with non-finite
   values puts the world in a reflex (error) state: the arm stops and every motion command is
   refused until ``RECOVER``.
-* ``MOVE_HOME`` runs :class:`robot_stack.core.franka.PoseServo` (the franky backend's home
+* ``MOVE_HOME`` runs :class:`robot_stack.devices.franka.base.PoseServo` (the franky backend's home
   law, with the limits the client sends) at the control rate until the pose is reached; any
   motion command pre-empts it (reported as failed).
 * Gripper: the hand's position servo follows a width setpoint that moves at the requested
@@ -43,8 +43,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot_stack.core import franka_direct as wire
-from robot_stack.core.franka import GRIPPER_MAX_WIDTH_M, PoseServo
+from robot_stack.devices.franka import wire
+from robot_stack.devices.franka.base import GRIPPER_MAX_WIDTH_M
+from robot_stack.devices.franka.servo import PoseServo
 from robot_stack.sim.realtime_world import RealtimeWorld, RealtimeWorldConfig, WorldScene, build_task_scene
 
 logger = logging.getLogger(__name__)

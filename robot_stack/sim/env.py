@@ -27,7 +27,7 @@ Observations are a ``Dict``:
 ``proprio`` = TCP position (m, base frame), TCP quaternion (w, x, y, z), TCP linear velocity
 (m/s), gripper width (m): see :data:`robot_stack.sim.tasks.PROPRIO_NAMES`. ``info`` carries
 ``is_success``, ``distance_m`` (progress distance) and ``tool_pos_m``.
-``env.unwrapped.policy_spec`` is the :class:`~robot_stack.core.spec.PolicySpec` (cameras
+``env.unwrapped.policy_spec`` is the :class:`~robot_stack.types.spec.PolicySpec` (cameras
 empty in state mode). Actions are normalized EE velocities (``ActionSpec``: 0.1 m/s and
 0.5 rad/s at magnitude 1), held for one 10 Hz control period.
 """
@@ -40,10 +40,10 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from robot_stack.core.spec import ActionSpec, CameraSpec, PolicySpec
 from robot_stack.sim.robot import ControllerConfig, EEVelocityController
 from robot_stack.sim.scene import build_scene
 from robot_stack.sim.tasks import PROPRIO_NAMES, TaskDefinition, make_task
+from robot_stack.types.spec import ActionSpec, CameraSpec, PolicySpec
 
 logger = logging.getLogger(__name__)
 

@@ -2,10 +2,10 @@
 
 The operator stands in for the human in the loop. Each control step it looks at the sim
 state (``model``/``data``) and the action the policy is about to take, decides whether to
-take over, and outputs what a SpaceMouse would: a :class:`~robot_stack.core.teleop.SpaceMouseReading`
+take over, and outputs what a SpaceMouse would: a :class:`~robot_stack.types.teleop.SpaceMouseReading`
 (6 axes in [-1, 1]; all zero when not intervening, at least ``min_axis`` on some axis while in
 control, so deadzone-based intervention detection downstream sees it). The conversion axes
-<-> base-frame twist goes through :class:`~robot_stack.core.teleop.TeleopMapping`, so the graph
+<-> base-frame twist goes through :class:`~robot_stack.types.teleop.TeleopMapping`, so the graph
 cannot tell it from a person; :meth:`SimulatedOperator.env_action` gives the equivalent
 normalized env action.
 
@@ -59,9 +59,9 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from robot_stack.core.spec import ActionSpec
-from robot_stack.core.teleop import SpaceMouseReading, TeleopMapping
 from robot_stack.sim.tasks import TaskDefinition
+from robot_stack.types.spec import ActionSpec
+from robot_stack.types.teleop import SpaceMouseReading, TeleopMapping
 
 logger = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robot_stack.calibration.workspace import WorkspaceBox, load_workspace_box
+from robot_stack.types.workspace import WorkspaceBox, load_workspace_box
 
 logger = logging.getLogger(__name__)
 

@@ -1,3 +1,4 @@
+# Over 400 lines: ActorCore is one state machine under one lock; about 60 lines are its specification.
 """The actor's logic without ROS: observations, arbitration, episodes, step records, stats.
 
 :class:`ActorCore` is driven by its owner (the ROS node, a test, a script) through plain
@@ -17,7 +18,7 @@ without clocks, sleeps or DDS:
 
 Observation assembly
     The observation ``o_t`` is a dict ``{camera_name: uint8 (H, W, 3) RGB, "proprio":
-    float32 (P,)}`` in the layout of the :class:`~robot_stack.core.spec.PolicySpec`.
+    float32 (P,)}`` in the layout of the :class:`~robot_stack.types.spec.PolicySpec`.
     Frames older than ``max_frame_age_s`` (and robot state older than
     ``max_state_age_s``) are refused: no step is taken, the robot is told to hold still
     (unless the operator is driving it), and the refusal reason is reported.
@@ -40,7 +41,7 @@ Episodes
     *truncation*, ``is_terminal`` false), (b) an operator success/failure mark (a
     *terminal*; success true/false), or (c) a positive sim success test (terminal,
     success). The end produces a last record (``is_last``, final observation, no
-    action), an :class:`EpisodeSummaryData` and a reset request for the next episode
+    action), an :class:`EpisodeSummary` and a reset request for the next episode
     id. With ``wait_for_reset_done`` the actor holds still until ``on_reset_done`` with
     that id arrives (re-sending the request every ``reset_timeout_s``); the first
     episode also starts with a reset.
@@ -53,7 +54,6 @@ from __future__ import annotations
 
 import collections
 import enum
-import json
 import logging
 import math
 import threading
@@ -62,8 +62,10 @@ from typing import Protocol
 
 import numpy as np
 
-from robot_stack.core.spec import PolicySpec
-from robot_stack.core.teleop import GRIPPER_KEEP, MARK_FAILURE, MARK_NONE, MARK_SUCCESS, OperatorCommand
+from robot_stack.rl.progress import EpisodeStats
+from robot_stack.types.records import EpisodeSummary, StepRecord
+from robot_stack.types.spec import PolicySpec
+from robot_stack.types.teleop import GRIPPER_KEEP, MARK_FAILURE, MARK_NONE, MARK_SUCCESS, OperatorCommand
 
 log = logging.getLogger(__name__)
 
@@ -87,21 +89,6 @@ PROPRIO_FIELDS: dict[str, tuple[str, int, str]] = {
     "tcp_wz_rad_s": ("twist", 5, "TCP angular velocity z in the base frame, rad/s"),
     "gripper_width_m": ("gripper", 0, "gripper opening width, m"),
 }
-
-
-def parse_spec_json(text: str) -> tuple[PolicySpec, dict | None]:
-    """(PolicySpec, network config dict or None) from a PolicySpec JSON or from the
-    ``spec_json`` of a policy export (``{"format", "policy_spec", "network"}``).
-    Raises ValueError naming the problem."""
-    try:
-        meta = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"policy spec is not valid JSON: {e}") from None
-    if not isinstance(meta, dict):
-        raise ValueError("policy spec JSON must be an object")
-    if "policy_spec" in meta:
-        return PolicySpec.from_dict(meta["policy_spec"]), meta.get("network")
-    return PolicySpec.from_dict(meta), None
 
 
 class PolicyLike(Protocol):
@@ -174,68 +161,14 @@ class RobotCommand:
 
 
 @dataclass
-class ActorStep:
-    """ROS-free mirror of ``robot_stack/msg/StepRecord`` (same field names and meaning)."""
-
-    episode_id: int
-    step_index: int
-    stamp_s: float
-    """Time the observation was assembled (s, the owner's clock)."""
-    camera_names: tuple[str, ...]
-    images: list[np.ndarray]
-    """uint8 (H, W, 3) RGB per camera, in camera_names order."""
-    image_stamps_s: list[float]
-    """Capture stamp of each image (s)."""
-    proprio_names: tuple[str, ...]
-    proprio: np.ndarray
-    """float32 (P,)."""
-    action: np.ndarray
-    """Executed normalized action (float32, empty on the last record)."""
-    policy_action: np.ndarray
-    """The policy's proposal (float32, empty on the last record)."""
-    intervention: bool = False
-    is_first: bool = False
-    is_last: bool = False
-    is_terminal: bool = False
-    success: bool = False
-    policy_version: int = 0
-    image_frame_ids: list[str] = field(default_factory=list)
-    """Optical frame of each image (the camera's own), in camera_names order."""
-
-    def observation(self) -> dict:
-        obs = {n: img for n, img in zip(self.camera_names, self.images)}
-        obs["proprio"] = self.proprio
-        return obs
-
-
-@dataclass
-class EpisodeSummaryData:
-    """ROS-free mirror of ``robot_stack/msg/EpisodeSummary``."""
-
-    stamp_s: float
-    episode_id: int
-    steps: int
-    intervention_steps: int
-    interventions: int
-    intervention_rate: float
-    success: bool
-    truncated: bool
-    window: int
-    success_rate: float
-    intervention_rate_window: float
-    policy_version: int
-    evaluation: bool
-
-
-@dataclass
 class TickResult:
     """What one control tick asks its owner to do."""
 
     command: RobotCommand | None = None
     """Send to the robot (None: send nothing, e.g. while a reset runs)."""
-    steps: list[ActorStep] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
     """Finished step records, oldest first."""
-    summary: EpisodeSummaryData | None = None
+    summary: EpisodeSummary | None = None
     """Set on the tick that ended an episode."""
     reset_request: int | None = None
     """Publish a reset request for this (next) episode id."""
@@ -250,34 +183,6 @@ class Phase(enum.Enum):
     RUNNING = "running"
 
 
-class EpisodeStats:
-    """Rolling success rate and intervention rate over the last ``window`` episodes."""
-
-    def __init__(self, window: int):
-        self.window = window
-        self._episodes: collections.deque = collections.deque(maxlen=window)
-        self.total_episodes = 0
-
-    def add(self, success: bool, steps: int, intervention_steps: int) -> None:
-        self._episodes.append((bool(success), int(steps), int(intervention_steps)))
-        self.total_episodes += 1
-
-    @property
-    def success_rate(self) -> float:
-        if not self._episodes:
-            return 0.0
-        return sum(e[0] for e in self._episodes) / len(self._episodes)
-
-    @property
-    def intervention_rate(self) -> float:
-        """Intervention steps / steps over the window (step-weighted)."""
-        steps = sum(e[1] for e in self._episodes)
-        return sum(e[2] for e in self._episodes) / steps if steps else 0.0
-
-    def __len__(self) -> int:
-        return len(self._episodes)
-
-
 @dataclass
 class _Stamped:
     value: np.ndarray
@@ -289,7 +194,7 @@ class _Stamped:
 class _PendingStep:
     """The step started at the last tick; completed at the next one."""
 
-    step: ActorStep
+    step: StepRecord
     t_start_s: float
     segments: list = field(default_factory=list)  # [(t_s, normalized action, by_operator)]
 
@@ -494,21 +399,8 @@ class ActorCore:
                 if self.spec.action.has_gripper:
                     self._gripper_cmd = float(executed[self.spec.action.names.index("gripper")])
                 out.command = self._command(executed, "policy")
-            step = ActorStep(
-                episode_id=self.episode_id,
-                step_index=self._step_index,
-                stamp_s=float(now_s),
-                camera_names=self.spec.camera_names,
-                images=[obs[n] for n in self.spec.camera_names],
-                image_stamps_s=stamps,
-                image_frame_ids=frame_ids,
-                proprio_names=self.spec.proprio_names,
-                proprio=obs["proprio"],
-                action=np.zeros(0, np.float32),
-                policy_action=(policy_action if err is None else np.zeros(self.spec.action.dim, np.float32)),
-                is_first=self._step_index == 0,
-                policy_version=version,
-            )
+            step = self._record(now_s, obs, stamps, frame_ids, version)
+            step.policy_action = policy_action if err is None else np.zeros(self.spec.action.dim, np.float32)
             self._pending = _PendingStep(step, float(now_s), [(float(now_s), executed, intervening)])
             self._step_index += 1
             return out
@@ -589,7 +481,21 @@ class ActorCore:
         obs["proprio"] = proprio
         return obs, (stamps, frame_ids), None
 
-    def _finish_pending(self, now_s: float) -> ActorStep:
+    def _record(self, now_s: float, obs: dict, stamps: list[float], frame_ids: list[str], version: int) -> StepRecord:
+        """The record of the step starting now (action and outcome filled in later)."""
+        return StepRecord(
+            episode_id=self.episode_id,
+            step_index=self._step_index,
+            obs=obs,
+            is_first=self._step_index == 0,
+            policy_version=version,
+            stamp_s=float(now_s),
+            image_stamps_s=stamps,
+            image_frame_ids=frame_ids,
+            proprio_names=self.spec.proprio_names,
+        )
+
+    def _finish_pending(self, now_s: float) -> StepRecord:
         p = self._pending
         self._pending = None
         segs = p.segments
@@ -622,29 +528,15 @@ class ActorCore:
                      end: tuple[bool, str], out: TickResult) -> None:
         success, reason = end
         truncated = reason == "time limit"
-        last = ActorStep(
-            episode_id=self.episode_id,
-            step_index=self._step_index,
-            stamp_s=float(now_s),
-            camera_names=self.spec.camera_names,
-            images=[obs[n] for n in self.spec.camera_names],
-            image_stamps_s=stamps,
-            image_frame_ids=frame_ids,
-            proprio_names=self.spec.proprio_names,
-            proprio=obs["proprio"],
-            action=np.zeros(0, np.float32),
-            policy_action=np.zeros(0, np.float32),
-            intervention=self._intervening_locked(now_s),
-            is_first=self._step_index == 0,
-            is_last=True,
-            is_terminal=not truncated,
-            success=bool(success),
-            policy_version=self._policy[1],
-        )
+        last = self._record(now_s, obs, stamps, frame_ids, self._policy[1])
+        last.intervention = self._intervening_locked(now_s)
+        last.is_last = True
+        last.is_terminal = not truncated
+        last.success = bool(success)
         out.steps.append(last)
         steps = self._step_index
         self.stats.add(success, steps, self._intervention_steps)
-        out.summary = EpisodeSummaryData(
+        out.summary = EpisodeSummary(
             stamp_s=float(now_s),
             episode_id=self.episode_id,
             steps=steps,
@@ -708,6 +600,5 @@ class ActorCore:
 
 
 __all__ = [
-    "ActorConfig", "ActorCore", "ActorStep", "EpisodeStats", "EpisodeSummaryData", "PROPRIO_FIELDS",
-    "Phase", "PolicyLike", "RobotCommand", "TickResult", "parse_spec_json",
+    "ActorConfig", "ActorCore", "PROPRIO_FIELDS", "Phase", "PolicyLike", "RobotCommand", "TickResult",
 ]

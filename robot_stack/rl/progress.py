@@ -6,16 +6,47 @@ learner stats, prints one line per episode, appends to ``progress.csv`` and redr
 """
 from __future__ import annotations
 
+import collections
 import csv
 import logging
 import pathlib
 from dataclasses import asdict, dataclass
+
+from robot_stack.types.records import EpisodeSummary
 
 logger = logging.getLogger(__name__)
 
 CSV_FIELDS = ("episode_id", "wall_time_s", "steps", "success", "truncated", "interventions",
               "intervention_steps", "intervention_rate", "success_rate_window", "intervention_rate_window",
               "policy_version", "learner_updates", "evaluation")
+
+
+class EpisodeStats:
+    """Rolling success rate and intervention rate over the last ``window`` episodes."""
+
+    def __init__(self, window: int):
+        self.window = window
+        self._episodes: collections.deque = collections.deque(maxlen=window)
+        self.total_episodes = 0
+
+    def add(self, success: bool, steps: int, intervention_steps: int) -> None:
+        self._episodes.append((bool(success), int(steps), int(intervention_steps)))
+        self.total_episodes += 1
+
+    @property
+    def success_rate(self) -> float:
+        if not self._episodes:
+            return 0.0
+        return sum(e[0] for e in self._episodes) / len(self._episodes)
+
+    @property
+    def intervention_rate(self) -> float:
+        """Intervention steps / steps over the window (step-weighted)."""
+        steps = sum(e[1] for e in self._episodes)
+        return sum(e[2] for e in self._episodes) / steps if steps else 0.0
+
+    def __len__(self) -> int:
+        return len(self._episodes)
 
 
 @dataclass
@@ -35,6 +66,12 @@ class EpisodeRow:
     policy_version: int
     learner_updates: int
     evaluation: bool
+
+    @classmethod
+    def from_summary(cls, s: EpisodeSummary, wall_time_s: float, learner_updates: int) -> "EpisodeRow":
+        return cls(s.episode_id, wall_time_s, s.steps, s.success, s.truncated, s.interventions,
+                   s.intervention_steps, s.intervention_rate, s.success_rate, s.intervention_rate_window,
+                   s.policy_version, learner_updates, s.evaluation)
 
 
 class ProgressLog:

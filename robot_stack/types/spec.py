@@ -147,3 +147,18 @@ class PolicySpec:
                 raise ValueError(
                     f"observation 'proprio': expected shape ({self.proprio_dim},), got {None if p is None else np.shape(p)}"
                 )
+
+
+def parse_spec_json(text: str) -> tuple[PolicySpec, dict | None]:
+    """(PolicySpec, network config dict or None) from a PolicySpec JSON or from the
+    ``spec_json`` of a policy export (``{"format", "policy_spec", "network"}``).
+    Raises ValueError naming the problem."""
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"policy spec is not valid JSON: {e}") from None
+    if not isinstance(meta, dict):
+        raise ValueError("policy spec JSON must be an object")
+    if "policy_spec" in meta:
+        return PolicySpec.from_dict(meta["policy_spec"]), meta.get("network")
+    return PolicySpec.from_dict(meta), None

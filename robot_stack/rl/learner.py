@@ -13,8 +13,8 @@ learner fed one step record at a time (the learner node calls it from its callba
   update-to-data ratio -- waiting on a condition variable when it is ahead of the data.
   When the CPU cannot keep up it trains continuously and reports the backlog.
 * Every ``publish_every_updates`` updates (and once at start) it exports the actor
-  networks and hands a :class:`~robot_stack.nodes.convert.PolicyWeightsData`-like tuple to
-  ``on_weights`` (the node publishes it). Versions increase monotonically, across restarts.
+  networks and hands a :class:`~robot_stack.types.records.PolicyWeights` to ``on_weights``
+  (the node publishes it). Versions increase monotonically, across restarts.
 * Every ``checkpoint_every_s`` (and at ``close()``) it writes ``run_dir/checkpoint.pt``
   (agent state + learner counters, atomically) and ``policies_dir/latest.pt`` (plus
   ``best.pt`` when the rolling success rate is a new best; ``policies_dir`` defaults to
@@ -40,10 +40,11 @@ from typing import Callable
 
 import numpy as np
 
-from robot_stack.core.actor import EpisodeStats, parse_spec_json
-from robot_stack.core.spec import PolicySpec
 from robot_stack.rl.agent import SACConfig
 from robot_stack.rl.labelling import LabellingConfig
+from robot_stack.rl.progress import EpisodeStats
+from robot_stack.types.records import PolicyWeights, StepRecord
+from robot_stack.types.spec import PolicySpec, parse_spec_json
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +101,6 @@ class LearnerConfig:
         self.labelling.validate()
 
 
-@dataclass
-class ExportedWeights:
-    """A policy export ready to publish (fields of msg/PolicyWeights)."""
-
-    version: int
-    learner_step: int
-    env_steps: int
-    spec_json: str
-    data: bytes
-
-
 def load_spec_text(spec_json: str, spec_file: str) -> str:
     if spec_file:
         return pathlib.Path(spec_file).expanduser().read_text()
@@ -124,7 +114,7 @@ class LearnerCore:
     ONLINE_LOG = "replay_online.log"
     INTERVENTION_LOG = "replay_intervention.log"
 
-    def __init__(self, config: LearnerConfig, on_weights: Callable[[ExportedWeights], None] | None = None):
+    def __init__(self, config: LearnerConfig, on_weights: Callable[[PolicyWeights], None] | None = None):
         config.validate()
         self.config = config
         self.on_weights = on_weights or (lambda w: None)
@@ -158,7 +148,7 @@ class LearnerCore:
         """Build or resume the agent and open the replay logs (I/O happens here, not in __init__)."""
         import torch
 
-        from robot_stack.core import config as cfgmod
+        from robot_stack.types import config as cfgmod
         from robot_stack.rl.agent import SACAgent
         from robot_stack.rl.labelling import StreamingLabeller
         from robot_stack.rl.replay_buffer import VisionReplayBuffer
@@ -244,7 +234,7 @@ class LearnerCore:
             self._tb = None
 
     # ------------------------------------------------------------------ data
-    def add_step(self, step) -> int:
+    def add_step(self, step: StepRecord) -> int:
         """Label one step record (a :class:`robot_stack.rl.labelling.Step`) and store the
         transitions it completes; returns how many were stored."""
         self.env_steps += 0 if step.is_last else 1
@@ -310,7 +300,7 @@ class LearnerCore:
 
         spec_json, data = export_policy_bytes(self.agent)
         self.version += 1
-        self.on_weights(ExportedWeights(self.version, int(self.agent.step), self.env_steps, spec_json, data))
+        self.on_weights(PolicyWeights(self.version, int(self.agent.step), self.env_steps, spec_json, data))
 
     def checkpoint(self) -> None:
         """Write the checkpoint (agent + counters) and policies/latest.pt (best.pt on a new best)."""
@@ -359,4 +349,4 @@ class LearnerCore:
         return out
 
 
-__all__ = ["ExportedWeights", "LearnerConfig", "LearnerCore"]
+__all__ = ["LearnerConfig", "LearnerCore"]

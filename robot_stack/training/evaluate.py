@@ -1,6 +1,6 @@
 """Evaluate an exported policy alone (no operator, no critic) on a simulation task.
 
-    python -m robot_stack.rl.evaluate --policy policies/<run>/best.pt --task reach --episodes 20
+    python -m robot_stack.training.evaluate --policy policies/<run>/best.pt --task reach --episodes 20
 
 The observation mode and image size come from the policy's own spec (cameras -> pixels).
 """
@@ -13,7 +13,7 @@ import logging
 import torch
 
 from robot_stack.rl.policy_io import load_policy_file, read_policy_file
-from robot_stack.rl.train import STATE_NAMES, SimAdapter, TrainConfig, evaluate
+from robot_stack.training.train import STATE_NAMES, SimAdapter, TrainConfig, evaluate
 
 
 def evaluate_policy_file(path: str, task: str, episodes: int = 20, seed0: int = 10_000) -> dict:

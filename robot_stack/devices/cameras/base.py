@@ -6,12 +6,12 @@ new frame, blocking), ``read_latest(max_age_s)`` (the newest frame from a backgr
 *output* image, after crop and resize). Backends, chosen by ``CameraConfig.backend`` through
 :func:`make_camera`:
 
-``realsense``  an Intel RealSense through pyrealsense2 (serial selection, colour + optional
+``realsense``  (:mod:`.realsense`) an Intel RealSense through pyrealsense2 (serial selection, colour + optional
                depth aligned to colour, hardware timestamps, factory intrinsics);
-``file``       a RealSense recording (``.db3``/``.bag``) played through the same pyrealsense2
+``file``       (:mod:`.realsense`) a RealSense recording (``.db3``/``.bag``) played through the same pyrealsense2
                pipeline (``rs.config.enable_device_from_file``): the real code path, no camera;
-``opencv``     any USB/V4L2 camera (or video file) through ``cv2.VideoCapture``;
-``sim``        frames from a provider callable (e.g. the MuJoCo renderer).
+``opencv``     (:mod:`.opencv`) any USB/V4L2 camera (or video file) through ``cv2.VideoCapture``;
+``sim``        (:mod:`.sim`) frames from a provider callable (e.g. the MuJoCo renderer).
 
 Every frame is cropped (``crop`` = x, y, w, h in capture pixels) and resized to
 ``output_width`` x ``output_height`` (the policy's image size) before it is returned.
@@ -36,8 +36,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from robot_stack.calibration.intrinsics import CameraIntrinsics, intrinsics_from_realsense, load_camera_info_yaml
-from robot_stack.core.config import ConfigError, make_from_spec
+from robot_stack.types.config import ConfigError
+from robot_stack.types.intrinsics import CameraIntrinsics, load_camera_info_yaml
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,9 @@ class Frame:
 
 
 @dataclass
-class _Raw:
+class RawFrame:
+    """What a backend grabs: a capture-size frame before crop and resize (fields as in Frame)."""
+
     image: np.ndarray
     t_s: float
     t_arrival_s: float
@@ -225,7 +227,7 @@ class Camera(abc.ABC):
         """Open the device; return the capture size and factory intrinsics (or None)."""
 
     @abc.abstractmethod
-    def _grab(self, timeout_s: float) -> _Raw:
+    def _grab(self, timeout_s: float) -> RawFrame:
         """Next new raw frame (capture size); CameraError on timeout/failure."""
 
     @abc.abstractmethod
@@ -290,7 +292,7 @@ class Camera(abc.ABC):
             factory = pinhole_guess(capture_wh[0], capture_wh[1], cfg.fallback_hfov_deg, self.name)
         return geo.intrinsics(factory)
 
-    def _process(self, raw: _Raw) -> Frame:
+    def _process(self, raw: RawFrame) -> Frame:
         geo = self._geometry
         assert geo is not None
         depth = geo.apply(raw.depth, "nearest") if raw.depth is not None else None
@@ -376,350 +378,19 @@ class Camera(abc.ABC):
         self.close()
 
 
-# --------------------------------------------------------------------------------------
-# RealSense (device and recording)
-# --------------------------------------------------------------------------------------
-
-
-class RealSenseCamera(Camera):
-    """Intel RealSense via pyrealsense2: colour (rgb8) and optional depth aligned to colour."""
-
-    def __init__(self, config: CameraConfig) -> None:
-        super().__init__(config)
-        self._rs = None
-        self._pipeline = None
-        self._align = None
-        self._depth_scale_m = 0.001
-        self._offset_s: float | None = None  # host minus device clock (hardware_clock domain)
-        self._last_seq = -1
-
-    def _import_rs(self):
-        try:
-            import pyrealsense2 as rs
-        except ImportError as e:
-            raise CameraError(
-                f"pyrealsense2 cannot load ({e}); pip install pyrealsense2==2.59.1.11053 and install Debian's libusb-1.0-0"
-            ) from e
-        return rs
-
-    def _configure(self, rs, rs_config) -> None:
-        cfg = self.config
-        ctx = rs.context()
-        serials = [d.get_info(rs.camera_info.serial_number) for d in ctx.query_devices()]
-        if not serials:
-            raise CameraError(
-                f"camera '{cfg.name}': no RealSense found. Plug it into a USB 3 port; if it is plugged in, install "
-                "librealsense's udev rules (99-realsense-libusb.rules) and re-plug"
-            )
-        if cfg.serial:
-            if cfg.serial not in serials:
-                raise CameraError(f"camera '{cfg.name}': no RealSense with serial {cfg.serial}; connected: {serials}")
-            rs_config.enable_device(cfg.serial)
-        rs_config.enable_stream(rs.stream.color, cfg.width, cfg.height, rs.format.rgb8, cfg.fps)
-        if cfg.enable_depth:
-            rs_config.enable_stream(rs.stream.depth, cfg.width, cfg.height, rs.format.z16, cfg.fps)
-
-    def _open(self):
-        rs = self._rs = self._import_rs()
-        rs_config = rs.config()
-        self._configure(rs, rs_config)
-        pipeline = rs.pipeline()
-        try:
-            profile = pipeline.start(rs_config)
-        except RuntimeError as e:
-            raise CameraError(
-                f"camera '{self.config.name}': cannot start the RealSense pipeline ({e}); check that "
-                f"{self.config.width}x{self.config.height}@{self.config.fps} is a supported mode and the camera is free"
-            ) from e
-        self._pipeline = pipeline
-        self._after_start(profile)
-        color = profile.get_stream(rs.stream.color).as_video_stream_profile()
-        if self.config.enable_depth:
-            self._align = rs.align(rs.stream.color)
-            depth_sensor = profile.get_device().first_depth_sensor()
-            self._depth_scale_m = float(depth_sensor.get_depth_scale())
-        intr = intrinsics_from_realsense(color.get_intrinsics(), self.config.name)
-        return (color.width(), color.height()), intr
-
-    def _after_start(self, profile) -> None:
-        """Hook for the file backend."""
-
-    def _stamp(self, frame, arrival_s: float) -> tuple[float, float | None]:
-        rs = self._rs
-        t_dev = frame.get_timestamp() / 1000.0
-        domain = frame.get_frame_timestamp_domain()
-        if domain in (rs.timestamp_domain.global_time, rs.timestamp_domain.system_time):
-            return t_dev, t_dev
-        if domain == rs.timestamp_domain.hardware_clock:
-            off = arrival_s - t_dev
-            if self._offset_s is None or off < self._offset_s:
-                self._offset_s = off
-            return t_dev + self._offset_s, t_dev
-        return arrival_s, t_dev
-
-    def _grab(self, timeout_s: float) -> _Raw:
-        rs = self._rs
-        deadline = time.monotonic() + timeout_s
-        while True:
-            remaining_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
-            try:
-                ok, frames = self._pipeline.try_wait_for_frames(max(1, remaining_ms))
-            except RuntimeError as e:
-                raise CameraError(f"camera '{self.config.name}': RealSense read failed ({e}); check the cable") from e
-            if not ok:
-                raise CameraError(self._timeout_message(timeout_s))
-            arrival = time.time()
-            if self._align is not None:
-                frames = self._align.process(frames)
-            color = frames.get_color_frame()
-            if not color:
-                continue
-            seq = int(color.get_frame_number())
-            if seq == self._last_seq:  # framesets can repeat a colour frame (depth-only update)
-                if time.monotonic() >= deadline:
-                    raise CameraError(self._timeout_message(timeout_s))
-                continue
-            self._last_seq = seq
-            img = np.asanyarray(color.get_data())
-            fmt = color.get_profile().format()
-            if fmt == rs.format.bgr8:
-                img = img[..., ::-1]
-            elif fmt != rs.format.rgb8:
-                raise CameraError(f"camera '{self.config.name}': colour format {fmt} is not supported (need rgb8/bgr8)")
-            depth = None
-            if self.config.enable_depth:
-                d = frames.get_depth_frame()
-                depth = np.asanyarray(d.get_data()).copy() if d else None
-            t_s, t_dev = self._stamp(color, arrival)
-            return _Raw(img.copy(), t_s, arrival, seq, t_dev, depth, self._depth_scale_m)
-
-    def _timeout_message(self, timeout_s: float) -> str:
-        return f"camera '{self.config.name}': no frame within {timeout_s} s (camera unplugged or stalled?)"
-
-    def _shutdown(self) -> None:
-        if self._pipeline is not None:
-            try:
-                self._pipeline.stop()
-            except RuntimeError as e:  # already stopped / device gone: nothing left to release
-                log.debug("RealSense stop: %s", e)
-            self._pipeline = None
-
-
-class RealSenseFileCamera(RealSenseCamera):
-    """Plays a RealSense recording through the normal pyrealsense2 pipeline."""
-
-    def _configure(self, rs, rs_config) -> None:
-        cfg = self.config
-        rs_config.enable_device_from_file(cfg.file_path, repeat_playback=cfg.file_repeat)
-        rs_config.enable_stream(rs.stream.color)
-        if cfg.enable_depth:
-            rs_config.enable_stream(rs.stream.depth)
-
-    def _after_start(self, profile) -> None:
-        playback = profile.get_device().as_playback()
-        playback.set_real_time(self.config.file_real_time)
-
-    def _timeout_message(self, timeout_s: float) -> str:
-        end = "" if self.config.file_repeat else " (end of the recording; set file_repeat to loop)"
-        return f"camera '{self.config.name}': no frame within {timeout_s} s{end}"
-
-
-# --------------------------------------------------------------------------------------
-# OpenCV (USB/V4L2)
-# --------------------------------------------------------------------------------------
-
-
-class OpenCVCamera(Camera):
-    """Any camera OpenCV can open: an index, a /dev/video* path, or a video file."""
-
-    def __init__(self, config: CameraConfig) -> None:
-        super().__init__(config)
-        self._cap = None
-        self._seq = 0
-
-    def _open(self):
-        import cv2
-
-        dev: Any = self.config.device
-        source = int(dev) if str(dev).isdigit() else str(dev)
-        cap = cv2.VideoCapture(source, cv2.CAP_V4L2) if isinstance(source, int) else cv2.VideoCapture(source)
-        if not cap.isOpened():
-            raise CameraError(
-                f"camera '{self.config.name}': OpenCV cannot open device '{dev}'. Check 'ls -l /dev/video*', that the "
-                "user is in the 'video' group, and that no other program holds the camera"
-            )
-        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.config.width)
-        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.config.height)
-        cap.set(cv2.CAP_PROP_FPS, self.config.fps)
-        self._cap = cap
-        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        if (w, h) != (self.config.width, self.config.height):
-            log.warning("camera '%s': asked for %dx%d, device gives %dx%d", self.name, self.config.width, self.config.height, w, h)
-        return (w, h), None
-
-    def _grab(self, timeout_s: float) -> _Raw:
-        import cv2
-
-        ok, bgr = self._cap.read()
-        arrival = time.time()
-        if not ok or bgr is None:
-            raise CameraError(f"camera '{self.config.name}': OpenCV read failed (unplugged, or end of file)")
-        self._seq += 1
-        return _Raw(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), arrival, arrival, self._seq)
-
-    def _shutdown(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
-
-
-# --------------------------------------------------------------------------------------
-# Sim
-# --------------------------------------------------------------------------------------
-
-FrameProvider = Callable[[], Any]
-"""Returns an RGB uint8 (H, W, 3) image, or (image, t_s), or None when no frame is ready."""
-
-
-class SimCamera(Camera):
-    """Frames from a provider callable at ``fps`` (e.g. a MuJoCo renderer)."""
-
-    def __init__(self, config: CameraConfig, provider: FrameProvider) -> None:
-        super().__init__(config)
-        self._provider = provider
-        self._seq = 0
-        self._next_t = 0.0
-        self._wake = threading.Event()  # never set: waiting on it paces frames and stays interruptible
-
-    def _open(self):
-        self._next_t = time.monotonic()
-        return (self.config.width, self.config.height), None
-
-    def _grab(self, timeout_s: float) -> _Raw:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            delay = self._next_t - time.monotonic()
-            if delay > 0:
-                self._wake.wait(delay)  # pacing to fps, not synchronisation
-            self._next_t = max(self._next_t + 1.0 / self.config.fps, time.monotonic() - 1.0 / self.config.fps)
-            out = self._provider()
-            arrival = time.time()
-            if out is not None:
-                break
-            if time.monotonic() >= deadline:
-                raise CameraError(f"camera '{self.config.name}': sim provider gave no frame within {timeout_s} s")
-        img, t_s = (out if isinstance(out, tuple) else (out, arrival))
-        img = np.asarray(img)
-        expected = (self.config.height, self.config.width, 3)
-        if img.dtype != np.uint8 or img.shape != expected:
-            raise CameraError(f"camera '{self.config.name}': sim provider gave {img.dtype} {img.shape}, expected uint8 {expected}")
-        self._seq += 1
-        return _Raw(img, float(t_s), arrival, self._seq)
-
-    def _shutdown(self) -> None:
-        self._wake.set()
-
-
-def load_provider(spec: str) -> Any:
-    """Call 'module:callable' and return what it makes (a frame provider)."""
-    return make_from_spec(spec, "sim_provider")
-
-
-def write_software_recording(
-    path: str | pathlib.Path,
-    images: list[np.ndarray],
-    *,
-    fps: int = 30,
-    K: np.ndarray | None = None,
-    depths: list[np.ndarray] | None = None,
-    serial: str = "000000000000",
-    t0_ms: float = 1000.0,
-    real_time: bool = False,
-) -> pathlib.Path:
-    """Record RGB images (and optional z16 depths) as a RealSense recording, no camera needed.
-
-    Uses pyrealsense2's software device and recorder; the file plays back through
-    ``backend: file``. pyrealsense2 2.59 requires a ``.db3`` name. Frames carry
-    hardware-clock stamps ``t0_ms + i * 1000 / fps``. ``K`` defaults to a 69 deg pinhole.
-    The recorder stores frames at the wall time they are pushed, and real-time playback
-    follows that: with ``real_time`` frames are pushed at ``fps`` (the call takes
-    len(images)/fps seconds), otherwise all at once (fine for ``file_real_time: false``).
-    """
-    import pyrealsense2 as rs
-
-    path = pathlib.Path(path)
-    if path.suffix != ".db3":
-        raise ValueError(f"pyrealsense2 2.59 records only to .db3 files, got '{path.name}'")
-    h, w = images[0].shape[:2]
-    if K is None:
-        K = pinhole_guess(w, h, 69.0, "rec").K
-
-    def stream(kind, uid, fmt, bpp, model, coeffs):
-        intr = rs.intrinsics()
-        intr.width, intr.height = w, h
-        intr.fx, intr.fy, intr.ppx, intr.ppy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
-        intr.model, intr.coeffs = model, coeffs
-        vs = rs.video_stream()
-        vs.type, vs.index, vs.uid, vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = kind, 0, uid, w, h, fps, bpp, fmt
-        vs.intrinsics = intr
-        return vs
-
-    dev = rs.software_device()
-    dev.register_info(rs.camera_info.serial_number, serial)
-    dev.register_info(rs.camera_info.name, "robot_stack software recording")
-    color_sensor = dev.add_sensor("Color")
-    color = color_sensor.add_video_stream(stream(rs.stream.color, 0, rs.format.rgb8, 3, rs.distortion.brown_conrady, [0.0] * 5))
-    sensors = [(color_sensor, color)]
-    if depths is not None:
-        depth_sensor = dev.add_sensor("Depth")
-        depth_sensor.add_read_only_option(rs.option.depth_units, 0.001)
-        depth = depth_sensor.add_video_stream(stream(rs.stream.depth, 1, rs.format.z16, 2, rs.distortion.none, [0.0] * 5))
-        # Depth and colour share the optical centre here: identity extrinsics (align needs them).
-        identity = rs.extrinsics()
-        identity.rotation, identity.translation = [1, 0, 0, 0, 1, 0, 0, 0, 1], [0, 0, 0]
-        depth.register_extrinsics_to(color, identity)
-        sensors.append((depth_sensor, depth))
-    if path.exists():
-        path.unlink()
-    recorder = rs.recorder(str(path), dev)
-    queues = []
-    for sensor, prof in sensors:
-        sensor.open(prof)
-        q = rs.frame_queue(len(images) + 1)
-        sensor.start(q)
-        queues.append(q)
-
-    def push(sensor, prof, pixels, bpp, i):
-        f = rs.software_video_frame()
-        f.pixels, f.bpp, f.stride = np.ascontiguousarray(pixels), bpp, w * bpp
-        f.timestamp, f.domain, f.frame_number = t0_ms + i * 1000.0 / fps, rs.timestamp_domain.hardware_clock, i
-        f.profile = prof.as_video_stream_profile()
-        sensor.on_video_frame(f)
-
-    pace = threading.Event()  # never set: waiting on it paces the pushes
-    t_start = time.monotonic()
-    for i, img in enumerate(images):
-        if real_time:
-            pace.wait(max(0.0, t_start + i / fps - time.monotonic()))
-        push(color_sensor, color, img, 3, i)
-        if depths is not None:
-            push(depth_sensor, depth, depths[i].astype(np.uint16), 2, i)
-    for sensor, _ in sensors:
-        sensor.stop()
-        sensor.close()
-    del recorder  # the recording is finalised when the recorder is released
-    return path
-
-
-def make_camera(config: CameraConfig, *, provider: FrameProvider | None = None) -> Camera:
+def make_camera(config: CameraConfig, *, provider: Callable[[], Any] | None = None) -> Camera:
     """The one factory: a camera for ``config.backend`` (no I/O until connect())."""
-    if config.backend == "realsense":
-        return RealSenseCamera(config)
-    if config.backend == "file":
-        return RealSenseFileCamera(config)
+    if config.backend in ("realsense", "file"):
+        from robot_stack.devices.cameras.realsense import RealSenseCamera, RealSenseFileCamera
+
+        return RealSenseCamera(config) if config.backend == "realsense" else RealSenseFileCamera(config)
     if config.backend == "opencv":
+        from robot_stack.devices.cameras.opencv import OpenCVCamera
+
         return OpenCVCamera(config)
     if config.backend == "sim":
+        from robot_stack.devices.cameras.sim import SimCamera, load_provider
+
         if provider is None:
             if not config.sim_provider:
                 raise ConfigError(
@@ -729,10 +400,3 @@ def make_camera(config: CameraConfig, *, provider: FrameProvider | None = None) 
             provider = load_provider(config.sim_provider)
         return SimCamera(config, provider)
     raise ConfigError(f"unknown camera backend '{config.backend}'; choose one of {BACKENDS}")
-
-
-__all__ = [
-    "BACKENDS", "Camera", "CameraConfig", "CameraError", "Frame", "FrameProvider", "OpenCVCamera",
-    "RealSenseCamera", "RealSenseFileCamera", "SimCamera", "StaleFrameError", "load_provider",
-    "make_camera", "pinhole_guess", "write_software_recording",
-]

@@ -169,10 +169,11 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def make_from_spec(spec: str, what: str = "sim_provider") -> Any:
-    """Call the factory named by ``'package.module:callable'`` and return what it makes
-    (how a node in its own process finds, e.g., a sim backend's data source). ConfigError
-    names the parameter ``what`` when the spec is malformed or cannot be imported."""
+def make_from_spec(spec: str, what: str = "sim_provider", *args: Any, **kwargs: Any) -> Any:
+    """Call the factory named by ``'package.module:callable'`` (with ``args``/``kwargs``) and
+    return what it makes (how a node in its own process finds, e.g., a sim backend's data
+    source). ConfigError names the parameter ``what`` when the spec is malformed or cannot be
+    imported."""
     import importlib
 
     mod_name, sep, attr = spec.partition(":")
@@ -182,4 +183,4 @@ def make_from_spec(spec: str, what: str = "sim_provider") -> Any:
         factory = getattr(importlib.import_module(mod_name), attr)
     except (ImportError, AttributeError) as e:
         raise ConfigError(f"{what} '{spec}' cannot be loaded: {e}") from e
-    return factory()
+    return factory(*args, **kwargs)

@@ -1,6 +1,7 @@
+# Over 400 lines: the whole training loop reads top to bottom in one file (one algorithm, not several jobs).
 """Single-process training on the simulation tasks with the simulated operator.
 
-    python -m robot_stack.rl.train --method rlif --task reach --obs state --env-steps 5000
+    python -m robot_stack.training.train --method rlif --task reach --obs state --env-steps 5000
 
 Methods (same networks, same operator, same env-step budget):
 
@@ -11,8 +12,9 @@ Methods (same networks, same operator, same env-step budget):
   data gathered so far, trained as it arrives.
 * ``bc``: the operator drives every step (demonstrations); BC on everything gathered so far.
 
-The loop reads top to bottom: act -> operator decides -> env step -> stream a :class:`Step`
-to the labeller -> store transitions -> update -> evaluate/export/checkpoint. Evaluation runs
+The loop reads top to bottom: act -> operator decides -> env step -> stream a step record
+(:class:`~robot_stack.types.records.StepRecord`) to the labeller -> store transitions ->
+update -> evaluate/export/checkpoint. Evaluation runs
 the deterministic policy alone (no operator) on fixed seeds in a separate env.
 
 Outputs under ``--run-dir`` (default ``runs/<run-name>``): ``checkpoint/`` (agent, trainer
@@ -34,14 +36,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from robot_stack.core import config as cfgmod
-from robot_stack.core.spec import PolicySpec
 from robot_stack.rl.agent import SACAgent, SACConfig, save_atomic
 from robot_stack.rl.baselines import BCAgent, BCConfig
-from robot_stack.rl.labelling import LabellingConfig, Step, StreamingLabeller
+from robot_stack.rl.labelling import LabellingConfig, StreamingLabeller
 from robot_stack.rl.networks import NetworkConfig
 from robot_stack.rl.policy_io import policy_state_from_bytes, read_policy_file, save_policy_file
 from robot_stack.rl.replay_buffer import VisionReplayBuffer, sample_mixed
+from robot_stack.types import config as cfgmod
+from robot_stack.types.records import StepRecord
+from robot_stack.types.spec import PolicySpec
 
 log = logging.getLogger(__name__)
 
@@ -310,9 +313,9 @@ def train(cfg: TrainConfig) -> list[dict]:
         done = terminated or truncated
 
         # --- stream records to the labeller (exactly what the actor node sends the learner).
-        records = [Step(episode_id, ep_index, obs, action, policy_action, intervening, is_first=ep_index == 0)]
+        records = [StepRecord(episode_id, ep_index, obs, action, policy_action, intervening, is_first=ep_index == 0)]
         if done:
-            records.append(Step(episode_id, ep_index + 1, next_obs, intervention=False, is_last=True,
+            records.append(StepRecord(episode_id, ep_index + 1, next_obs, intervention=False, is_last=True,
                                 is_terminal=terminated, success=success))
         for rec in records:
             for tr in labeller.push(rec):

@@ -8,7 +8,7 @@ import pathlib
 
 import yaml
 
-from .errors import CalibrationFileError
+from robot_stack.types.errors import CalibrationFileError
 
 log = logging.getLogger(__name__)
 

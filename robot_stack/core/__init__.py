@@ -1,1 +1,0 @@
-"""Shared, ROS-free building blocks: specs, configs, safety, device interfaces."""

@@ -1,0 +1,2 @@
+"""Cameras: the ``Camera`` interface and ``make_camera`` (``base``), backends ``realsense`` (also
+plays RealSense recordings), ``opencv`` and ``sim``."""
