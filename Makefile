@@ -12,7 +12,9 @@ build: bootstrap
 sim: bootstrap
 	@$(RUN) robot-stack sim $(ARGS)
 
+# The import contract (.importlinter) first: a layering violation fails in seconds.
 test: bootstrap
+	@$(RUN) lint-imports --no-cache
 	@$(RUN) python -m pytest $(PYTEST_ARGS)
 
 clean:
