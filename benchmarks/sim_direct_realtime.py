@@ -116,7 +116,7 @@ def run_graph(physics: str, seconds: float) -> dict:
 
 def _run_graph(physics: str, seconds: float, run_dir: str) -> dict:
     env = dict(os.environ, ROS_DOMAIN_ID=DOMAIN, PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, str(ROOT / "scripts" / "robot-stack"), "launch", "--sigint-timeout", "30",
+    cmd = [sys.executable, str(ROOT / "scripts" / "robot-stack"), "launch",
            str(ROOT / "launch" / "sim.launch.yaml"), f"physics:={physics}", f"run_dir:={run_dir}",
            f"sim_address:={ADDRESS}", "min_transitions:=32"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -29,9 +29,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         timer = threading.Timer(args.duration_s, lambda: os.kill(os.getpid(), signal.SIGINT))
         timer.daemon = True
         timer.start()
-    # The learner finishes its current update and writes a checkpoint on Ctrl-C: on a loaded
-    # 2-core machine that can take longer than ros2 launch's 5 s before SIGTERM.
-    return LaunchRunner(plan, sigint_timeout_s=30.0).run()
+    # Shutdown timeouts come from the file (sim.launch.yaml's sigterm_timeout) or the command line.
+    return LaunchRunner(plan).run()
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:

@@ -13,7 +13,8 @@ learner), watched by a probe node over real DDS. Asserts:
 * the franky-sim robot moved under the policy and under the simulated operator;
 * the watchdog stopped the robot when the command stream was cut (the actor is frozen with
   SIGSTOP for 1.5 s: a ``watchdog_stop`` event follows and the arm comes to rest);
-* every node shut down cleanly on Ctrl-C (exit status 0 for each, and for the launch).
+* no node died during the run (the learner and monitor would have been respawned), and every
+  node shut down cleanly on Ctrl-C (exit status 0 for each, and for the launch).
 
 A second, shorter run (about 30 s) uses ``physics:=direct``: the sim world's direct link and
 the franka node's direct backend instead of franky-sim; episodes complete (reset, home move,
@@ -157,7 +158,7 @@ def graph(tmp_path, request):
     address = f"127.0.0.{120 + os.getpid() % 10}"
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1")
     probe = Probe(domain)
-    cmd = [sys.executable, str(ROOT / "scripts" / "robot-stack"), "launch", "--sigint-timeout", "30",
+    cmd = [sys.executable, str(ROOT / "scripts" / "robot-stack"), "launch",
            str(ROOT / "launch" / "sim.launch.yaml"),
            f"run_dir:={tmp_path}", f"sim_address:={address}", "min_transitions:=24", "publish_every_updates:=4",
            "operator_skill:=expert_50", "seed:=3", *getattr(request, "param", ())]
@@ -279,6 +280,8 @@ def test_sim_graph_learns_intervenes_stops_and_shuts_down(graph):
     assert rc == 0, f"launch exited {rc}:\n{out[-3000:]}"
     for name in NODES:
         assert f"'{name}' exited with status 0" in out, f"{name} did not exit cleanly:\n{out[-3000:]}"
+    # The learner and monitor respawn: a crash would not end the launch, so look for one.
+    assert "respawning" not in out, f"a node died and was respawned during the run:\n{out[-3000:]}"
 
     # -- what the learner got ---------------------------------------------------------------
     steps, operator, episodes, _, stats, _ = probe.snapshot()
@@ -401,6 +404,8 @@ def test_direct_physics_graph_runs_episodes_and_shuts_down(graph):
     assert rc == 0, f"launch exited {rc}:\n{out[-3000:]}"
     for name in NODES:
         assert f"'{name}' exited with status 0" in out, f"{name} did not exit cleanly:\n{out[-3000:]}"
+    # The learner and monitor respawn: a crash would not end the launch, so look for one.
+    assert "respawning" not in out, f"a node died and was respawned during the run:\n{out[-3000:]}"
     assert "direct world 'reach' serving on udp://" in out, "sim_world did not run the direct physics"
     assert re.search(r"real-time factor [0-9.]+ since start", out), "sim_world never reported its real-time factor"
 

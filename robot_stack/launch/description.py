@@ -1,35 +1,33 @@
 # Over 400 lines: the launch-file interpreter (YAML schema, substitutions, arguments) as one unit.
-"""Parse ROS 2 YAML launch files into a plan of processes (no ROS needed).
+"""Parse our ROS 2 YAML launch files into a plan of processes (no ROS needed).
 
-The files stay in the documented ``ros2 launch`` YAML format and run unmodified there; this
-module implements the subset robot_stack uses, with the semantics of ros2/launch and
-launch_ros (checked against rolling and jazzy):
+The files in ``launch/`` stay in the ``ros2 launch`` YAML format and run unmodified there.
+This module reads what they use, with the semantics of ros2/launch and launch_ros (jazzy,
+kilted, rolling):
 
 Entities (one-key mappings in the ``launch:`` list)
-  ``arg``        name, default, description, choice [{value}]
-  ``let``        name, value
-  ``node``       pkg, exec, name, namespace, output, args, ros_args, respawn, respawn_delay,
-                 exec_name, on_exit (``shutdown``), env [{name, value}],
-                 param [{name, value[, type]} | {name, param: [...]} | {from: file[, allow_substs]}],
-                 remap [{from, to}], launch-prefix
-  ``executable`` cmd, name, output, cwd, env, respawn, respawn_delay, on_exit, launch-prefix
-  ``include``    file, arg [{name, value}]  (YAML launch files only)
-  ``group``      scoped, forwarding, keep [{name, value}], children
-  ``push_ros_namespace`` / ``push-ros-namespace``  namespace
-  ``set_env``    name, value;   ``log``  message
-  every entity but ``arg``: ``if`` / ``unless``
-Substitutions
-  ``$(var x)``, ``$(env X [default])``, ``$(find-pkg-share pkg)``, ``$(find-pkg-prefix pkg)``,
-  ``$(dirname)``, ``$(filename)``; nested substitutions work.
-Anything else fails with :class:`LaunchError` naming the construct and its file and line;
-so do the constructs ros2 launch rejects: ``$(optenv ...)``, ``set-env``, ``choices:``,
-``log: {level}``, unknown keys in a ``param`` item.
+  ``arg``      name, default, description, choice [{value}]
+  ``let``      name, value
+  ``node``     pkg, exec, name, namespace, output, launch-prefix, respawn, respawn_delay,
+               sigterm_timeout, sigkill_timeout,
+               param [{from: file} | {name, value[, type]}]
+  ``include``  file, arg [{name, value}]  (YAML launch files)
+  ``let``, ``node`` and ``include`` take ``if`` / ``unless``.
+Substitutions: ``$(var x)``, ``$(find-pkg-share pkg)``, ``$(dirname)``, nested.
+Launch configurations that ``ros2 launch`` itself reads, settable as ``name:=value`` or by a
+``let``/``arg``: ``sigterm_timeout`` and ``sigkill_timeout`` (shutdown: seconds from SIGINT to
+SIGTERM, then from SIGTERM to SIGKILL; default 5 each; a node's own attribute wins),
+``launch-prefix`` (words put before every node's command that has no ``launch-prefix`` of its
+own) and ``launch-prefix-filter`` (a regular expression: only executables whose name matches
+get that prefix).
+Anything else fails with :class:`LaunchError` naming the construct, its file and line.
 
 Values, as ros2 launch reads them
-  * Attributes are strings: ``default: 5``, ``if: true``, a ``let``/include-arg value 5 fail
-    ("quote it: default: '5'"). Exceptions with upstream's types: ``respawn`` and
-    ``group`` ``scoped``/``forwarding`` also take a YAML bool, ``respawn_delay`` a float,
-    ``allow_substs`` a bool.
+  * Attributes are strings: ``default: 5``, ``if: true``, ``respawn: true``, a ``let`` value 5
+    fail ("quote it: default: '5'"). ``respawn`` (a string or substitution) is then read as a
+    YAML bool (``"true"``, ``"false"``, ``"1"``, ``"0"``). ``respawn_delay``,
+    ``sigterm_timeout`` and ``sigkill_timeout`` are YAML floats (``2.0``; an int ``2`` or a
+    quoted ``"2.0"`` fail there).
   * Param ``value``: native YAML numbers, bools and uniform lists keep their type (ints and
     floats together become floats; ``[1, a]`` and ``null`` fail). A string is read as YAML
     only if it contains a substitution (``"$(var n)"`` with n=5 -> 5); a plain quoted literal
@@ -37,12 +35,10 @@ Values, as ros2 launch reads them
   * Param ``type``: str, int, float, bool, list_of_str, list_of_int, list_of_float,
     list_of_bool, yaml (= no type). ``type: str`` keeps the substituted text as is (a camera
     serial such as 0123 stays "0123").
-  * ``allow_substs: true`` on ``from:`` substitutes ``$(...)`` inside the parameter file (a
-    temporary copy is passed to the node).
   * Launch configurations: command-line arguments are set first; an include's ``arg`` values
     overwrite them for the included file; ``arg`` keeps an existing value before its default.
-    Includes are NOT scoped (the included file's args and lets stay set afterwards); a
-    ``group`` (scoped by default) scopes.
+    Includes are not scoped: the included file's args and lets stay set afterwards.
+  * ``OVERRIDE_LAUNCH_PROCESS_OUTPUT`` in the environment replaces every node's ``output``.
 
 Deliberate differences (stricter than ros2 launch, each with a message saying so)
   * An unknown command-line argument is an error (ros2 launch ignores it silently).
@@ -59,6 +55,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shlex
 import sys
 import tempfile
@@ -72,6 +69,10 @@ class LaunchError(ValueError):
     """A launch file cannot be run: unsupported construct, bad value, missing argument."""
 
 
+# Launch configurations read by ros2 launch itself (not declared by any file), with defaults.
+LAUNCH_CONFIGS = {"sigterm_timeout": "5", "sigkill_timeout": "5", "launch-prefix": "", "launch-prefix-filter": ""}
+
+
 # --------------------------------------------------------------------------------------
 # YAML with line numbers
 # --------------------------------------------------------------------------------------
@@ -83,10 +84,6 @@ class LDict(dict):
     line: int = 0
 
 
-class LList(list):
-    line: int = 0
-
-
 def _convert(node: yaml.Node) -> Any:
     if isinstance(node, yaml.MappingNode):
         d = LDict()
@@ -95,9 +92,7 @@ def _convert(node: yaml.Node) -> Any:
             d[_convert(k)] = _convert(v)
         return d
     if isinstance(node, yaml.SequenceNode):
-        lst = LList(_convert(v) for v in node.value)
-        lst.line = node.start_mark.line + 1
-        return lst
+        return [_convert(v) for v in node.value]
     return yaml.SafeLoader.construct_object(_SCALAR_LOADER, node, deep=True)
 
 
@@ -138,13 +133,6 @@ def find_pkg_share(pkg: str) -> pathlib.Path:
     raise LaunchError(f"package '{pkg}' not found on AMENT_PREFIX_PATH (source tools/env.sh, or the package's install/setup.bash)")
 
 
-def find_pkg_prefix(pkg: str) -> pathlib.Path:
-    for prefix in _prefixes():
-        if (prefix / "share" / "ament_index" / "resource_index" / "packages" / pkg).exists():
-            return prefix
-    raise LaunchError(f"package '{pkg}' not found on AMENT_PREFIX_PATH")
-
-
 def find_executable(pkg: str, exe: str) -> list[str]:
     """Command prefix that runs ``exe`` of ``pkg`` (Python scripts run with this interpreter)."""
     candidates = []
@@ -167,19 +155,9 @@ def find_executable(pkg: str, exe: str) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 
-@dataclass
-class Scope:
-    """Launch configurations and ROS namespace visible to an entity."""
-
-    configs: dict[str, str]
-    namespace: str = ""
-    env: dict[str, str] = field(default_factory=dict)
-
-    def child(self) -> "Scope":
-        return Scope(dict(self.configs), self.namespace, dict(self.env))
-
-
 class _Ctx:
+    """Where an entity is (file and line), for messages."""
+
     def __init__(self, file: pathlib.Path, line: int):
         self.file, self.line = file, line
 
@@ -202,7 +180,7 @@ def _find_close(text: str, start: int) -> int:
     return -1
 
 
-def substitute(text: str, scope: Scope, ctx: _Ctx) -> str:
+def substitute(text: str, configs: dict[str, str], ctx: _Ctx) -> str:
     """Resolve ``$(...)`` substitutions in ``text``."""
     out, i = [], 0
     while True:
@@ -214,59 +192,33 @@ def substitute(text: str, scope: Scope, ctx: _Ctx) -> str:
         k = _find_close(text, j)
         if k < 0:
             raise ctx.err(f"unclosed substitution in {text!r}")
-        inner = substitute(text[j + 2:k], scope, ctx)
-        out.append(_eval_substitution(inner, scope, ctx))
+        out.append(_eval_substitution(substitute(text[j + 2:k], configs, ctx), configs, ctx))
         i = k + 1
 
 
-def _eval_substitution(inner: str, scope: Scope, ctx: _Ctx) -> str:
+def _eval_substitution(inner: str, configs: dict[str, str], ctx: _Ctx) -> str:
     try:
         parts = shlex.split(inner)
     except ValueError as e:
         raise ctx.err(f"cannot split substitution $({inner}): {e}") from e
-    if not parts:
-        raise ctx.err("empty substitution $()")
-    kind, args = parts[0], parts[1:]
-    if kind == "var":
-        if len(args) != 1:
-            raise ctx.err(f"$(var ...) takes one name, got $({inner})")
-        if args[0] not in scope.configs:
+    kind, args = (parts[0], parts[1:]) if parts else ("", [])
+    if kind == "var" and len(args) == 1:
+        if args[0] not in configs:
             raise ctx.err(f"launch configuration '{args[0]}' is not set (declare it with an 'arg' or 'let' first)")
-        return scope.configs[args[0]]
-    if kind == "optenv":
-        name = args[0] if args else "NAME"
-        raise ctx.err(f"Unknown substitution: optenv (ros2 launch has no $(optenv ...); use $(env {name} DEFAULT), "
-                      f"e.g. $(env {name} '') for an empty default)")
-    if kind == "env":
-        if not 1 <= len(args) <= 2:
-            raise ctx.err(f"$(env NAME [default]) expected, got $({inner})")
-        value = scope.env.get(args[0], os.environ.get(args[0]))
-        if value is not None:
-            return value
-        if len(args) == 2:
-            return args[1]
-        raise ctx.err(f"environment variable '{args[0]}' is not set and $(env) has no default")
-    if kind == "find-pkg-share":
-        if len(args) != 1:
-            raise ctx.err(f"$(find-pkg-share PKG) expected, got $({inner})")
+        return configs[args[0]]
+    if kind == "find-pkg-share" and len(args) == 1:
         try:
             return str(find_pkg_share(args[0]))
         except LaunchError as e:
             raise ctx.err(str(e)) from e
-    if kind == "find-pkg-prefix":
-        try:
-            return str(find_pkg_prefix(args[0]))
-        except LaunchError as e:
-            raise ctx.err(str(e)) from e
-    if kind == "dirname":
+    if kind == "dirname" and not args:
         return str(ctx.file.parent)
-    if kind == "filename":
-        return str(ctx.file)
-    raise ctx.err(f"substitution $({kind} ...) is not supported by robot_stack's launch runner "
-                  "(supported: var, env, find-pkg-share, find-pkg-prefix, dirname, filename)")
+    raise ctx.err(f"substitution $({inner}) is not supported by robot_stack's launch runner "
+                  "(supported: $(var NAME), $(find-pkg-share PKG), $(dirname))")
 
 
 def _truthy(value: str, ctx: _Ctx, what: str) -> bool:
+    """An ``if``/``unless`` condition as launch evaluates it: true/false/1/0, any case."""
     v = value.strip().lower()
     if v in ("true", "1"):
         return True
@@ -288,6 +240,8 @@ class ArgDecl:
     choices: list[str] | None
     file: pathlib.Path
     line: int
+    conditional: bool = False
+    """Declared in a file included under an ``if``/``unless`` (``--show-args`` marks it *)."""
 
 
 @dataclass
@@ -296,22 +250,21 @@ class ProcessSpec:
 
     name: str
     cmd: list[str]
-    env: dict[str, str]
-    cwd: str | None = None
     output: str = "log"
     respawn: bool = False
     respawn_delay_s: float = 0.0
-    shutdown_on_exit: bool = False
+    sigterm_timeout_s: float = 5.0
+    """Shutdown: seconds from SIGINT to SIGTERM."""
+    sigkill_timeout_s: float = 5.0
+    """Shutdown: seconds from SIGTERM to SIGKILL."""
     where: str = ""
     """file:line of the entity (for messages)."""
-    is_node: bool = True
 
 
 @dataclass
 class LaunchPlan:
     processes: list[ProcessSpec] = field(default_factory=list)
     args: list[ArgDecl] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)
     temp_files: list[str] = field(default_factory=list)
     configs: dict[str, str] = field(default_factory=dict)
 
@@ -324,23 +277,8 @@ class LaunchPlan:
 
 
 # --------------------------------------------------------------------------------------
-# Parser
+# Parameter values (launch_ros ParameterValue)
 # --------------------------------------------------------------------------------------
-
-_COMMON = {"if", "unless"}
-_NODE_KEYS = _COMMON | {"pkg", "exec", "name", "namespace", "output", "args", "ros_args", "respawn", "respawn_delay",
-                        "exec_name", "on_exit", "env", "param", "remap", "launch-prefix"}
-_EXEC_KEYS = _COMMON | {"cmd", "name", "output", "cwd", "env", "respawn", "respawn_delay", "on_exit", "launch-prefix"}
-
-
-def _join_ns(base: str, ns: str) -> str:
-    if ns.startswith("/"):
-        full = ns
-    else:
-        full = (base.rstrip("/") + "/" + ns) if ns else base
-    full = "/" + "/".join(p for p in full.split("/") if p)
-    return "" if full == "/" else full
-
 
 # type: of a param item -> Python type, or ("list", item type); None: typed by YAML ('yaml').
 _PARAM_TYPES: dict[str, Any] = {
@@ -405,22 +343,76 @@ def _yaml_value(text: str, ctx: _Ctx) -> Any:
     return parsed
 
 
-# entity name -> handler; the spellings ros2 launch accepts (set_env has no dashed form).
-_ENTITIES = {
-    "arg": "_e_arg", "let": "_e_let", "node": "_e_node", "executable": "_e_executable",
-    "include": "_e_include", "group": "_e_group", "push_ros_namespace": "_e_push_ros_namespace",
-    "push-ros-namespace": "_e_push_ros_namespace", "set_env": "_e_set_env", "log": "_e_log",
+def _param_scalar(value: Any, want: type | None, configs: dict[str, str], ctx: _PCtx) -> Any:
+    if not isinstance(value, str):
+        return _check_native(value, want, ctx)
+    if want is None:
+        # Only text with a substitution is read as YAML; a plain (quoted) literal stays a string.
+        return _yaml_value(substitute(value, configs, ctx), ctx) if "$(" in value else value
+    text = substitute(value, configs, ctx)
+    if want is str:
+        return text
+    if want in (int, float):
+        try:
+            return want(text)
+        except ValueError:
+            raise ctx.err(f"cannot convert '{text}' to {want.__name__}") from None
+    parsed = _yaml_load(text, ctx)
+    if not isinstance(parsed, bool):
+        raise ctx.err(f"cannot convert '{text}' to bool (true/false)")
+    return parsed
+
+
+def _param_value(value: Any, type_id: str | None, configs: dict[str, str], ctx: _PCtx) -> Any:
+    """A parameter value as ros2 launch types it."""
+    want = _PARAM_TYPES[type_id] if type_id is not None else None
+    if value is None:
+        raise ctx.err("has a null value (ros2 launch rejects it); write value: '' for an empty string")
+    if isinstance(value, dict):
+        raise ctx.err("value is a mapping; write one {name: a.b, value: ...} item per parameter")
+    if isinstance(value, list):
+        if want is not None and not isinstance(want, tuple):
+            raise ctx.err(f"value is a list but type is '{type_id}'")
+        item_type = want[1] if want is not None else None
+        out = []
+        for v in value:
+            if isinstance(v, (list, dict)) or v is None:
+                raise ctx.err(f"list items must be strings, numbers or booleans, got {v!r}")
+            out.append(_param_scalar(v, item_type, configs, ctx))
+        return _uniform_list(out, item_type, ctx)
+    if isinstance(want, tuple):  # list_of_* written as one string
+        parsed = _yaml_load(substitute(value, configs, ctx), ctx) if isinstance(value, str) else None
+        if not isinstance(parsed, list):
+            raise ctx.err(f"type '{type_id}' needs a list, got {value!r}")
+        return _uniform_list([_check_native(v, want[1], ctx) for v in parsed], want[1], ctx)
+    return _param_scalar(value, want, configs, ctx)
+
+
+# --------------------------------------------------------------------------------------
+# Parser
+# --------------------------------------------------------------------------------------
+
+_COND = {"if", "unless"}
+_KEYS = {
+    "arg": {"name", "default", "description", "choice"},
+    "let": _COND | {"name", "value"},
+    "node": _COND | {"pkg", "exec", "name", "namespace", "output", "launch-prefix", "respawn", "respawn_delay",
+                     "sigterm_timeout", "sigkill_timeout", "param"},
+    "include": _COND | {"file", "arg"},
 }
 
 
+def _join_ns(ns: str) -> str:
+    full = "/" + "/".join(p for p in ns.split("/") if p)
+    return "" if full == "/" else full
+
+
 class _Parser:
-    def __init__(self, cli_args: dict[str, str]):
-        self.cli_args = cli_args
+    def __init__(self) -> None:
         self.plan = LaunchPlan()
-        self._anon = 0
 
     # -- helpers -----------------------------------------------------------------------
-    def _str(self, value: Any, scope: Scope, ctx: _Ctx, what: str) -> str:
+    def _str(self, value: Any, configs: dict[str, str], ctx: _Ctx, what: str) -> str:
         """A string attribute, substituted. Like ros2 launch, YAML numbers/booleans are refused."""
         if isinstance(value, (dict, list)):
             raise ctx.err(f"'{what}' must be a string, got a {type(value).__name__}")
@@ -431,15 +423,23 @@ class _Parser:
             text = yaml.safe_dump(value, default_flow_style=True).split("\n")[0]
             raise ctx.err(f"'{what}' must be a string, got {type(value).__name__} {text}: "
                           f"quote it: {what}: '{text}' (ros2 launch rejects unquoted numbers and booleans here)")
-        return substitute(value, scope, ctx)
+        return substitute(value, configs, ctx)
 
-    def _bool_attr(self, value: Any, scope: Scope, ctx: _Ctx, what: str) -> bool:
-        """A bool attribute that ros2 launch reads with data_type=bool: YAML bool or a string."""
-        if isinstance(value, bool):
-            return value
-        return _truthy(self._str(value, scope, ctx, what), ctx, what)
+    def _float_attr(self, body: dict, what: str, ctx: _Ctx) -> float | None:
+        """An attribute ros2 launch reads with data_type=float: a YAML float, not negative."""
+        if what not in body:
+            return None
+        value = body[what]
+        if not isinstance(value, float):
+            hint = f": write {what}: {value}.0" if isinstance(value, int) and not isinstance(value, bool) else ""
+            raise ctx.err(f"'{what}' must be a float (seconds), got {type(value).__name__} {value!r}{hint} "
+                          "(ros2 launch rejects anything else)")
+        if value < 0.0:
+            raise ctx.err(f"'{what}' must not be negative, got {value}")
+        return value
 
-    def _check_keys(self, kind: str, body: Any, allowed: set[str], ctx: _Ctx) -> None:
+    def _check_keys(self, kind: str, body: Any, ctx: _Ctx, allowed: set[str] | None = None) -> None:
+        allowed = _KEYS[kind] if allowed is None else allowed
         if not isinstance(body, dict):
             raise ctx.err(f"'{kind}' must be a mapping of attributes, got {type(body).__name__}")
         unknown = sorted(set(body) - allowed)
@@ -447,28 +447,28 @@ class _Parser:
             raise ctx.err(f"'{kind}' attribute '{unknown[0]}' is not supported by robot_stack's launch runner "
                           f"(supported: {', '.join(sorted(allowed))})")
 
-    def _items(self, kind: str, items: Any, allowed: set[str], required: set[str], ctx: _Ctx) -> list[dict]:
-        """The list under ``kind`` (env, arg, keep, choice ...): mappings with only ``allowed`` keys."""
+    def _items(self, kind: str, items: Any, keys: set[str], ctx: _Ctx) -> list[dict]:
+        """The list under ``kind`` (arg of an include, choice): mappings with exactly ``keys``."""
         if items is None:
             return []
         if not isinstance(items, list):
             raise ctx.err(f"'{kind}' must be a list of mappings, got {type(items).__name__}")
         for it in items:
-            self._check_keys(kind, it, allowed, ctx)
-            missing = sorted(required - set(it))
+            self._check_keys(kind, it, ctx, keys)
+            missing = sorted(keys - set(it))
             if missing:
                 raise ctx.err(f"each '{kind}' item needs '{missing[0]}', got {dict(it)!r}")
         return items
 
-    def _enabled(self, body: dict, scope: Scope, ctx: _Ctx) -> bool:
-        if "if" in body and not _truthy(self._str(body["if"], scope, ctx, "if"), ctx, "if"):
+    def _enabled(self, body: dict, configs: dict[str, str], ctx: _Ctx) -> bool:
+        if "if" in body and not _truthy(self._str(body["if"], configs, ctx, "if"), ctx, "if"):
             return False
-        if "unless" in body and _truthy(self._str(body["unless"], scope, ctx, "unless"), ctx, "unless"):
+        if "unless" in body and _truthy(self._str(body["unless"], configs, ctx, "unless"), ctx, "unless"):
             return False
         return True
 
     # -- entities ------------------------------------------------------------------------
-    def parse_file(self, path: pathlib.Path, scope: Scope) -> None:
+    def parse_file(self, path: pathlib.Path, configs: dict[str, str], conditional: bool = False) -> None:
         path = path.resolve()
         data = load_yaml_with_lines(path)
         ctx = _Ctx(path, getattr(data, "line", 1))
@@ -477,108 +477,59 @@ class _Parser:
         extra = sorted(set(data) - {"launch"})
         if extra:
             raise ctx.err(f"unexpected top-level key '{extra[0]}' (only 'launch' is allowed)")
-        self.parse_entities(data["launch"] or [], path, scope)
-
-    def parse_entities(self, entities: Any, path: pathlib.Path, scope: Scope) -> None:
+        entities = data["launch"] or []
         if not isinstance(entities, list):
-            raise _Ctx(path, getattr(entities, "line", 0)).err("expected a list of entities")
+            raise ctx.err("'launch' must hold a list of entities")
         for ent in entities:
-            ctx = _Ctx(path, getattr(ent, "line", getattr(entities, "line", 0)))
+            ectx = _Ctx(path, getattr(ent, "line", ctx.line))
             if not isinstance(ent, dict) or len(ent) != 1:
-                raise ctx.err(f"each entity is a one-key mapping like '- node: {{...}}', got {ent!r}")
+                raise ectx.err(f"each entity is a one-key mapping like '- node: {{...}}', got {ent!r}")
             (kind, body), = ent.items()
-            handler = _ENTITIES.get(str(kind))
-            if handler is None:
-                hint = " (ros2 launch spells it 'set_env')" if kind == "set-env" else ""
-                raise ctx.err(f"launch entity '{kind}' is not supported by robot_stack's launch runner{hint} "
-                              f"(supported: {', '.join(_ENTITIES)})")
-            getattr(self, handler)(body, scope, ctx)
+            if kind not in _KEYS:
+                raise ectx.err(f"launch entity '{kind}' is not supported by robot_stack's launch runner "
+                               f"(supported: {', '.join(_KEYS)})")
+            if kind == "arg" and isinstance(body, dict) and "choices" in body:
+                raise ectx.err("'arg' attribute 'choices' is not the ros2 launch format (ros2 launch rejects it): "
+                               "write choice: [{value: a}, {value: b}]")
+            self._check_keys(kind, body, ectx)
+            getattr(self, f"_e_{kind}")(body, configs, ectx, conditional)
 
-    def _e_arg(self, body, scope: Scope, ctx: _Ctx) -> None:
-        if isinstance(body, dict) and "choices" in body:
-            raise ctx.err("'arg' attribute 'choices' is not the ros2 launch format (ros2 launch rejects it): "
-                          "write choice: [{value: a}, {value: b}]")
-        self._check_keys("arg", body, {"name", "default", "description", "choice"}, ctx)
+    def _e_arg(self, body, configs: dict[str, str], ctx: _Ctx, conditional: bool) -> None:
         if "name" not in body:
             raise ctx.err("'arg' needs a 'name'")
-        name = self._str(body["name"], scope, ctx, "name")
-        default = self._str(body["default"], scope, ctx, "default") if "default" in body else None
+        name = self._str(body["name"], configs, ctx, "name")
+        default = self._str(body["default"], configs, ctx, "default") if "default" in body else None
         choices = None
         if "choice" in body:
-            choices = [self._str(c["value"], scope, ctx, "value")
-                       for c in self._items("choice", body["choice"], {"value"}, {"value"}, ctx)]
-        description = self._str(body.get("description", ""), scope, ctx, "description")
-        decl = ArgDecl(name, default, description, choices, ctx.file, ctx.line)
-        self.plan.args.append(decl)
+            choices = [self._str(c["value"], configs, ctx, "value") for c in self._items("choice", body["choice"], {"value"}, ctx)]
+        description = self._str(body.get("description", ""), configs, ctx, "description")
+        self.plan.args.append(ArgDecl(name, default, description, choices, ctx.file, ctx.line, conditional))
         # ros2 launch: an existing launch configuration (command line, an include's arg, an
         # earlier let) wins over the default.
-        if name in scope.configs:
-            value = scope.configs[name]
+        if name in configs:
+            value = configs[name]
         elif default is not None:
             value = default
         else:
-            desc = f" ({decl.description})" if decl.description else ""
+            desc = f" ({description})" if description else ""
             raise ctx.err(f"launch argument '{name}' is required{desc}: pass {name}:=VALUE")
         if choices is not None and value not in choices:
             raise ctx.err(f"launch argument '{name}' must be one of {choices}, got '{value}'")
-        scope.configs[name] = value
+        configs[name] = value
 
-    def _e_let(self, body, scope: Scope, ctx: _Ctx) -> None:
-        self._check_keys("let", body, _COMMON | {"name", "value"}, ctx)
+    def _e_let(self, body, configs: dict[str, str], ctx: _Ctx, conditional: bool) -> None:
         for req in ("name", "value"):
             if req not in body:
                 raise ctx.err(f"'let' needs '{req}'")
-        if not self._enabled(body, scope, ctx):
-            return
-        scope.configs[self._str(body["name"], scope, ctx, "name")] = self._str(body["value"], scope, ctx, "value")
+        if self._enabled(body, configs, ctx):
+            configs[self._str(body["name"], configs, ctx, "name")] = self._str(body["value"], configs, ctx, "value")
 
-    def _e_log(self, body, scope: Scope, ctx: _Ctx) -> None:
-        self._check_keys("log", body, _COMMON | {"message"}, ctx)
-        if "message" not in body:
-            raise ctx.err("'log' needs 'message'")
-        if self._enabled(body, scope, ctx):
-            self.plan.messages.append(self._str(body["message"], scope, ctx, "message"))
-
-    def _e_set_env(self, body, scope: Scope, ctx: _Ctx) -> None:
-        self._check_keys("set_env", body, _COMMON | {"name", "value"}, ctx)
-        for req in ("name", "value"):
-            if req not in body:
-                raise ctx.err(f"'set_env' needs '{req}'")
-        if self._enabled(body, scope, ctx):
-            scope.env[self._str(body["name"], scope, ctx, "name")] = self._str(body["value"], scope, ctx, "value")
-
-    def _e_push_ros_namespace(self, body, scope: Scope, ctx: _Ctx) -> None:
-        self._check_keys("push_ros_namespace", body, _COMMON | {"namespace"}, ctx)
-        if "namespace" not in body:
-            raise ctx.err("'push_ros_namespace' needs 'namespace'")
-        if self._enabled(body, scope, ctx):
-            scope.namespace = _join_ns(scope.namespace, self._str(body["namespace"], scope, ctx, "namespace"))
-
-    def _e_group(self, body, scope: Scope, ctx: _Ctx) -> None:
-        if isinstance(body, list):  # shorthand seen in some docs: '- group: [entities]'
-            body = {"children": body}
-        self._check_keys("group", body, _COMMON | {"scoped", "forwarding", "keep", "children"}, ctx)
-        if not self._enabled(body, scope, ctx):
-            return
-        scoped = self._bool_attr(body.get("scoped", True), scope, ctx, "scoped")
-        forwarding = self._bool_attr(body.get("forwarding", True), scope, ctx, "forwarding")
-        if scoped:
-            inner = scope.child()
-            if not forwarding:
-                inner.configs = {}
-            for k in self._items("keep", body.get("keep"), {"name", "value"}, {"name", "value"}, ctx):
-                inner.configs[self._str(k["name"], scope, ctx, "name")] = self._str(k["value"], scope, ctx, "value")
-        else:
-            inner = scope
-        self.parse_entities(body.get("children", []) or [], ctx.file, inner)
-
-    def _e_include(self, body, scope: Scope, ctx: _Ctx) -> None:
-        self._check_keys("include", body, _COMMON | {"file", "arg"}, ctx)
+    def _e_include(self, body, configs: dict[str, str], ctx: _Ctx, conditional: bool) -> None:
         if "file" not in body:
             raise ctx.err("'include' needs 'file'")
-        if not self._enabled(body, scope, ctx):
+        if not self._enabled(body, configs, ctx):
             return
-        file = pathlib.Path(self._str(body["file"], scope, ctx, "file"))
+        file = pathlib.Path(self._str(body["file"], configs, ctx, "file"))
         if not file.is_absolute():
             raise ctx.err(f"include file '{file}' is relative; ros2 launch resolves it against the working directory: "
                           "write $(dirname)/... or $(find-pkg-share PKG)/...")
@@ -586,229 +537,97 @@ class _Parser:
             raise ctx.err(f"include of '{file.name}': only YAML launch files can be included by robot_stack's runner")
         if not file.is_file():
             raise ctx.err(f"included launch file '{file}' does not exist")
-        # Like ros2 launch: an include is NOT scoped. Its args are set as launch configurations
-        # (over any command-line value) and stay set afterwards, as do the included file's args
-        # and lets. Wrap the include in a 'group' to scope it.
-        values = [(self._str(a["name"], scope, ctx, "name"), self._str(a["value"], scope, ctx, "value"))
-                  for a in self._items("arg", body.get("arg"), {"name", "value"}, {"name", "value"}, ctx)]
-        scope.configs.update(values)
-        self.parse_file(file, scope)
+        # Like ros2 launch, an include is not scoped: its args are set as launch configurations
+        # (over any command-line value) and stay set afterwards, as do the included file's.
+        values = [(self._str(a["name"], configs, ctx, "name"), self._str(a["value"], configs, ctx, "value"))
+                  for a in self._items("arg", body.get("arg"), {"name", "value"}, ctx)]
+        configs.update(values)
+        self.parse_file(file, configs, conditional or "if" in body or "unless" in body)
 
-    # -- processes ---------------------------------------------------------------------
-    def _env_list(self, body, scope: Scope, ctx: _Ctx) -> dict[str, str]:
-        env = dict(scope.env)
-        for e in self._items("env", body.get("env"), {"name", "value"}, {"name", "value"}, ctx):
-            env[self._str(e["name"], scope, ctx, "name")] = self._str(e["value"], scope, ctx, "value")
-        return env
-
-    def _common_process(self, body, scope, ctx) -> dict[str, Any]:
-        out = {}
-        output = self._str(body.get("output", "log"), scope, ctx, "output")
+    def _e_node(self, body, configs: dict[str, str], ctx: _Ctx, conditional: bool) -> None:
+        for req in ("pkg", "exec"):
+            if req not in body:
+                raise ctx.err(f"'node' needs '{req}'")
+        if not self._enabled(body, configs, ctx):
+            return
+        exe = self._str(body["exec"], configs, ctx, "exec")
+        try:
+            cmd = find_executable(self._str(body["pkg"], configs, ctx, "pkg"), exe)
+        except LaunchError as e:
+            raise ctx.err(str(e)) from e
+        ros: list[str] = []
+        node_name = self._str(body["name"], configs, ctx, "name") if "name" in body else ""
+        if node_name:
+            ros += ["-r", f"__node:={node_name}"]
+        ns = _join_ns(self._str(body.get("namespace", ""), configs, ctx, "namespace"))
+        if ns:
+            ros += ["-r", f"__ns:={ns}"]
+        for item in self._param_files(body.get("param"), configs, ctx):
+            ros += ["--params-file", item]
+        if ros:
+            cmd += ["--ros-args", *ros]
+        output = os.environ.get("OVERRIDE_LAUNCH_PROCESS_OUTPUT") or self._str(body.get("output", "log"), configs, ctx, "output")
         if output not in ("screen", "log", "both"):
             raise ctx.err(f"'output' must be screen, log or both, got '{output}'")
-        out["output"] = output
-        # ros2 launch reads respawn with data_type=bool and respawn_delay with data_type=float:
-        # YAML true / 2.0 are accepted there, an integer delay (2) is not.
-        out["respawn"] = self._bool_attr(body.get("respawn", False), scope, ctx, "respawn")
-        delay = body.get("respawn_delay", 0.0)
-        if isinstance(delay, int) and not isinstance(delay, bool):
-            raise ctx.err(f"'respawn_delay' must be a float, got int {delay}: write respawn_delay: {delay}.0")
-        if not isinstance(delay, float):
-            text = self._str(delay, scope, ctx, "respawn_delay")
-            try:
-                delay = float(text)
-            except ValueError:
-                raise ctx.err(f"'respawn_delay' must be a number of seconds, got '{text}'") from None
-        if delay < 0.0:
-            raise ctx.err(f"'respawn_delay' must not be negative, got {delay}")
-        out["respawn_delay_s"] = delay
-        on_exit = self._str(body.get("on_exit", ""), scope, ctx, "on_exit")
-        if on_exit not in ("", "shutdown"):
-            raise ctx.err(f"'on_exit' supports only 'shutdown', got '{on_exit}'")
-        out["shutdown_on_exit"] = on_exit == "shutdown"
-        return out
+        respawn = self._respawn(body, configs, ctx)
+        self.plan.processes.append(ProcessSpec(
+            name=self._unique(node_name or exe), cmd=self._launch_prefix(body, configs, ctx, exe) + cmd, output=output,
+            respawn=respawn, respawn_delay_s=self._float_attr(body, "respawn_delay", ctx) or 0.0,
+            # None: the launch configuration's value at the end of the parse (load_launch).
+            sigterm_timeout_s=self._float_attr(body, "sigterm_timeout", ctx),  # type: ignore[arg-type]
+            sigkill_timeout_s=self._float_attr(body, "sigkill_timeout", ctx),  # type: ignore[arg-type]
+            where=f"{ctx.file}:{ctx.line}",
+        ))
 
-    def _param_entries(self, params, scope: Scope, ctx: _Ctx, prefix: str = "") -> list[tuple[str, Any]]:
-        """Flatten a node's param list into ('file', path) and ('value', {name: value}) items."""
-        items: list[tuple[str, Any]] = []
+    def _respawn(self, body: dict, configs: dict[str, str], ctx: _Ctx) -> bool:
+        """``respawn``: a string (or substitution) read as a YAML bool, '1'/'0' included."""
+        if "respawn" not in body:
+            return False
+        text = self._str(body["respawn"], configs, ctx, "respawn")
+        try:
+            value = yaml.safe_load({"1": "true", "0": "false"}.get(text, text))
+        except yaml.YAMLError:
+            value = None
+        if not isinstance(value, bool):
+            raise ctx.err(f"'respawn' must read as a YAML bool (true/false/1/0), got '{text}'")
+        return value
+
+    def _param_files(self, params: Any, configs: dict[str, str], ctx: _Ctx) -> list[str]:
+        """A node's param list as --params-file paths, in order (inline values go to a temp file each)."""
         if params is None:
-            return items
+            return []
         if not isinstance(params, list):
             raise ctx.err(f"'param' must be a list, got {type(params).__name__}")
+        files = []
         for p in params:
             if not isinstance(p, dict):
                 raise ctx.err(f"each 'param' item is a mapping ({{name, value}} or {{from: file}}), got {p!r}")
+            allowed = {"from"} if "from" in p else {"name", "value", "type"}
+            unknown = sorted(set(p) - allowed)
+            if unknown:
+                raise ctx.err(f"Unexpected key(s) found in 'param': {unknown} (robot_stack's runner reads "
+                              "{name, value[, type]} or {from: file})")
             if "from" in p:
-                if prefix:
-                    raise ctx.err("'param: {from: file}' cannot be nested in a parameter group")
-                self._check_param_keys(p, {"from", "allow_substs"}, ctx)
-                items.append(("file", self._param_file(p, scope, ctx)))
+                files.append(self._param_file(p, configs, ctx))
                 continue
-            self._check_param_keys(p, {"name", "value", "type", "param"}, ctx)
-            if "name" not in p:
-                raise ctx.err(f"'param' item needs 'name' or 'from', got keys {sorted(p)}")
-            name = prefix + self._str(p["name"], scope, ctx, "name")
-            if "param" in p:
-                if "value" in p or "type" in p:
-                    raise ctx.err(f"parameter group '{name}': 'param' excludes 'value' and 'type'")
-                items += self._param_entries(p["param"], scope, ctx, name + ".")
-            elif "value" in p:
-                type_id = self._str(p["type"], scope, ctx, "type") if "type" in p else None
-                if type_id is not None and type_id not in _PARAM_TYPES:
-                    raise ctx.err(f"parameter '{name}': unknown type '{type_id}' (ros2 launch knows {', '.join(_PARAM_TYPES)})")
-                items.append(("value", {name: self._param_value(p["value"], type_id, scope, _PCtx(ctx, name))}))
-            else:
-                raise ctx.err(f"parameter '{name}' needs a 'value'")
-        return items
+            if "name" not in p or "value" not in p:
+                raise ctx.err(f"a 'param' item needs 'name' and 'value' (or 'from'), got keys {sorted(p)}")
+            name = self._str(p["name"], configs, ctx, "name")
+            type_id = self._str(p["type"], configs, ctx, "type") if "type" in p else None
+            if type_id is not None and type_id not in _PARAM_TYPES:
+                raise ctx.err(f"parameter '{name}': unknown type '{type_id}' (ros2 launch knows {', '.join(_PARAM_TYPES)})")
+            files.append(self._inline_params_file({name: _param_value(p["value"], type_id, configs, _PCtx(ctx, name))}))
+        return files
 
-    def _check_param_keys(self, p: dict, allowed: set[str], ctx: _Ctx) -> None:
-        unknown = sorted(set(p) - allowed)
-        if unknown:
-            raise ctx.err(f"Unexpected key(s) found in 'param': {unknown} (allowed together: "
-                          "name, value, type, param; or from, allow_substs)")
-
-    def _param_file(self, p: dict, scope: Scope, ctx: _Ctx) -> str:
-        path = pathlib.Path(self._str(p["from"], scope, ctx, "from"))
+    def _param_file(self, p: dict, configs: dict[str, str], ctx: _Ctx) -> str:
+        path = pathlib.Path(self._str(p["from"], configs, ctx, "from"))
         if not path.is_absolute():
             raise ctx.err(f"parameter file '{path}' is relative; ros2 launch resolves it against the working "
                           "directory, not the launch file: write $(find-pkg-share PKG)/... or $(dirname)/...")
         if not path.is_file():
             # ros2 launch only warns and starts the node without it; a missing file is a mistake.
             raise ctx.err(f"parameter file '{path}' does not exist (ros2 launch would warn and skip it)")
-        if "allow_substs" in p and self._bool_attr(p["allow_substs"], scope, ctx, "allow_substs"):
-            text = substitute(path.read_text(), scope, _Ctx(path, 0))
-            fd, out = tempfile.mkstemp(prefix="robot_stack_launch_params_", suffix=".yaml")
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            self.plan.temp_files.append(out)
-            return out
         return str(path)
-
-    def _param_value(self, value: Any, type_id: str | None, scope: Scope, ctx: "_PCtx") -> Any:
-        """A parameter value as ros2 launch types it (launch_ros ParameterValue)."""
-        want = _PARAM_TYPES[type_id] if type_id is not None else None
-        if value is None:
-            raise ctx.err("has a null value (ros2 launch rejects it); write value: '' for an empty string")
-        if isinstance(value, dict):
-            raise ctx.err("value is a mapping; use a parameter group (name + param: [...]) instead")
-        if isinstance(value, list):
-            if want is not None and not isinstance(want, tuple):
-                raise ctx.err(f"value is a list but type is '{type_id}'")
-            item_type = want[1] if want is not None else None
-            out = []
-            for v in value:
-                if isinstance(v, (list, dict)) or v is None:
-                    raise ctx.err(f"list items must be strings, numbers or booleans, got {v!r}")
-                out.append(self._param_scalar(v, item_type, scope, ctx))
-            return _uniform_list(out, item_type, ctx)
-        if want is not None and isinstance(want, tuple):  # list_of_* written as one string
-            if not isinstance(value, str):
-                raise ctx.err(f"type '{type_id}' needs a list, got {value!r}")
-            parsed = _yaml_load(substitute(value, scope, ctx), ctx)
-            if not isinstance(parsed, list):
-                raise ctx.err(f"type '{type_id}' needs a list, got {value!r}")
-            return _uniform_list([_check_native(v, want[1], ctx) for v in parsed], want[1], ctx)
-        return self._param_scalar(value, want, scope, ctx)
-
-    def _param_scalar(self, value: Any, want: type | None, scope: Scope, ctx: "_PCtx") -> Any:
-        if not isinstance(value, str):
-            return _check_native(value, want, ctx)
-        if want is None:
-            # Only text with a substitution is read as YAML; a plain (quoted) literal stays a string.
-            return _yaml_value(substitute(value, scope, ctx), ctx) if "$(" in value else value
-        text = substitute(value, scope, ctx)
-        if want is str:
-            return text
-        if want in (int, float):
-            try:
-                return want(text)
-            except ValueError:
-                raise ctx.err(f"cannot convert '{text}' to {want.__name__}") from None
-        parsed = _yaml_load(text, ctx)
-        if not isinstance(parsed, bool):
-            raise ctx.err(f"cannot convert '{text}' to bool (true/false)")
-        return parsed
-
-    def _e_node(self, body, scope: Scope, ctx: _Ctx) -> None:
-        self._check_keys("node", body, _NODE_KEYS, ctx)
-        if not self._enabled(body, scope, ctx):
-            return
-        for req in ("pkg", "exec"):
-            if req not in body:
-                raise ctx.err(f"'node' needs '{req}'")
-        pkg = self._str(body["pkg"], scope, ctx, "pkg")
-        exe = self._str(body["exec"], scope, ctx, "exec")
-        try:
-            cmd = find_executable(pkg, exe)
-        except LaunchError as e:
-            raise ctx.err(str(e)) from e
-        if "args" in body:
-            cmd += shlex.split(self._str(body["args"], scope, ctx, "args"))
-        ros: list[str] = []
-        node_name = self._str(body["name"], scope, ctx, "name") if "name" in body else ""
-        if node_name:
-            ros += ["-r", f"__node:={node_name}"]
-        ns = _join_ns(scope.namespace, self._str(body.get("namespace", ""), scope, ctx, "namespace"))
-        if ns:
-            ros += ["-r", f"__ns:={ns}"]
-        for kind, item in self._param_entries(body.get("param"), scope, ctx):
-            if kind == "file":
-                ros += ["--params-file", item]
-            else:
-                ros += ["--params-file", self._inline_params_file(item)]
-        for r in body.get("remap", []) or []:
-            if not isinstance(r, dict) or set(r) != {"from", "to"}:
-                raise ctx.err(f"each 'remap' item needs exactly 'from' and 'to', got {r!r}")
-            ros += ["-r", f"{self._str(r['from'], scope, ctx, 'from')}:={self._str(r['to'], scope, ctx, 'to')}"]
-        if "ros_args" in body:
-            ros += shlex.split(self._str(body["ros_args"], scope, ctx, "ros_args"))
-        if ros:
-            cmd += ["--ros-args", *ros]
-        cmd = self._launch_prefix(body, scope, ctx) + cmd
-        label = self._str(body.get("exec_name", ""), scope, ctx, "exec_name") or node_name or exe
-        self.plan.processes.append(ProcessSpec(
-            name=self._unique(label), cmd=cmd, env=self._env_list(body, scope, ctx),
-            where=f"{ctx.file}:{ctx.line}", **self._common_process(body, scope, ctx),
-        ))
-
-    def _e_executable(self, body, scope: Scope, ctx: _Ctx) -> None:
-        self._check_keys("executable", body, _EXEC_KEYS, ctx)
-        if not self._enabled(body, scope, ctx):
-            return
-        if "cmd" not in body:
-            raise ctx.err("'executable' needs 'cmd'")
-        cmd = shlex.split(self._str(body["cmd"], scope, ctx, "cmd"))
-        if not cmd:
-            raise ctx.err("'executable' has an empty 'cmd'")
-        if cmd[0] in ("python", "python3"):
-            cmd[0] = sys.executable  # the interpreter of this environment, not whatever is on PATH
-        name = self._str(body.get("name", ""), scope, ctx, "name") or pathlib.Path(cmd[0]).name
-        cmd = self._launch_prefix(body, scope, ctx) + cmd
-        cwd = self._str(body["cwd"], scope, ctx, "cwd") if "cwd" in body else None
-        self.plan.processes.append(ProcessSpec(
-            name=self._unique(name), cmd=cmd, env=self._env_list(body, scope, ctx), cwd=cwd,
-            where=f"{ctx.file}:{ctx.line}", is_node=False, **self._common_process(body, scope, ctx),
-        ))
-
-    def _launch_prefix(self, body, scope: Scope, ctx: _Ctx) -> list[str]:
-        """``launch-prefix``: words put before the command (as ros2 launch does: substituted,
-        then split like a shell would), e.g. ``chrt -f 20`` or ``nice -n -5``; empty: none."""
-        if "launch-prefix" not in body:
-            return []
-        text = self._str(body["launch-prefix"], scope, ctx, "launch-prefix")
-        try:
-            return shlex.split(text)
-        except ValueError as e:
-            raise ctx.err(f"cannot split launch-prefix {text!r}: {e}") from e
-
-    def _unique(self, name: str) -> str:
-        taken = {p.name for p in self.plan.processes}
-        if name not in taken:
-            return name
-        i = 2
-        while f"{name}-{i}" in taken:
-            i += 1
-        return f"{name}-{i}"
 
     def _inline_params_file(self, params: dict[str, Any]) -> str:
         fd, path = tempfile.mkstemp(prefix="robot_stack_launch_params_", suffix=".yaml")
@@ -818,19 +637,58 @@ class _Parser:
         self.plan.temp_files.append(path)
         return path
 
+    def _launch_prefix(self, body: dict, configs: dict[str, str], ctx: _Ctx, exe: str) -> list[str]:
+        """Words put before the command, as ros2 launch does: the node's ``launch-prefix``, else
+        the ``launch-prefix`` launch configuration if ``launch-prefix-filter`` (a regular
+        expression, matched at the start of the executable's name) matches; substituted, then
+        split like a shell would (``chrt -f 20``, ``nice -n 5``); empty: none."""
+        if "launch-prefix" in body:
+            text = self._str(body["launch-prefix"], configs, ctx, "launch-prefix")
+        else:
+            text = configs.get("launch-prefix", "")
+            pattern = configs.get("launch-prefix-filter", "")
+            try:
+                if text and re.match(pattern, exe) is None:
+                    text = ""
+            except re.error as e:
+                raise LaunchError(f"launch-prefix-filter {pattern!r} is not a regular expression: {e}") from e
+        try:
+            return shlex.split(text)
+        except ValueError as e:
+            raise ctx.err(f"cannot split launch-prefix {text!r}: {e}") from e
+
+    def _unique(self, name: str) -> str:
+        taken = {p.name for p in self.plan.processes}
+        i, out = 2, name
+        while out in taken:
+            out, i = f"{name}-{i}", i + 1
+        return out
+
 
 def parse_cli_args(items: list[str]) -> dict[str, str]:
-    """``name:=value`` items -> dict; LaunchError for anything else."""
+    """``name:=value`` items -> dict, as ros2 launch parses them (the last of duplicates wins;
+    ``name:=`` with nothing after it is malformed there too)."""
     out = {}
     for item in items:
         name, sep, value = item.partition(":=")
-        if not sep or not name:
-            raise LaunchError(f"launch arguments look like name:=value, got '{item}'")
+        if not sep or not name or (not value and item.count(":=") == 1):
+            raise LaunchError(f"malformed launch argument '{item}', expected format '<name>:=<value>'")
         out[name] = value
     return out
 
 
-def load_launch(path: str | os.PathLike, cli_args: dict[str, str] | None = None, *, check_unknown_args: bool = True) -> LaunchPlan:
+def _seconds(configs: dict[str, str], name: str) -> float:
+    text = configs.get(name, LAUNCH_CONFIGS[name])
+    try:
+        value = float(text)
+    except ValueError:
+        raise LaunchError(f"launch configuration '{name}' must be a number of seconds, got '{text}'") from None
+    if value < 0.0:
+        raise LaunchError(f"launch configuration '{name}' must not be negative, got {value}")
+    return value
+
+
+def load_launch(path: str | os.PathLike, cli_args: dict[str, str] | None = None) -> LaunchPlan:
     """Parse ``path`` with ``cli_args`` into a :class:`LaunchPlan` (nothing is started).
 
     The caller must call ``plan.cleanup()`` (the runner does) to remove temporary
@@ -842,34 +700,61 @@ def load_launch(path: str | os.PathLike, cli_args: dict[str, str] | None = None,
     if not path.name.endswith((".yaml", ".yml")):
         raise LaunchError(f"'{path.name}': robot_stack's runner reads YAML launch files only (*.launch.yaml)")
     cli_args = dict(cli_args or {})
-    parser = _Parser(cli_args)
+    parser = _Parser()
     # ros2 launch sets command-line arguments as launch configurations before the file runs;
     # an include's 'arg' overwrites them from there on.
-    scope = Scope(configs=dict(cli_args))
+    configs = dict(cli_args)
     try:
-        parser.parse_file(path, scope)
+        parser.parse_file(path, configs)
+        declared = {a.name for a in parser.plan.args}
+        unknown = sorted(set(cli_args) - declared - set(LAUNCH_CONFIGS))
+        if unknown:
+            raise LaunchError(
+                f"unknown launch argument '{unknown[0]}' for {path}; declared: {', '.join(sorted(declared)) or 'none'}; "
+                f"and launch's own: {', '.join(LAUNCH_CONFIGS)} (ros2 launch would silently ignore it; robot_stack's "
+                "runner refuses it to catch typos)")
+        # ros2 launch reads these two when it shuts a process down: their final values.
+        term, kill = _seconds(configs, "sigterm_timeout"), _seconds(configs, "sigkill_timeout")
     except LaunchError:
         parser.plan.cleanup()
         raise
-    declared = {a.name for a in parser.plan.args}
-    unknown = sorted(set(cli_args) - declared)
-    if check_unknown_args and unknown:
-        parser.plan.cleanup()
-        raise LaunchError(f"unknown launch argument '{unknown[0]}' for {path}; declared: {', '.join(sorted(declared)) or 'none'} "
-                          "(ros2 launch would silently ignore it; robot_stack's runner refuses it to catch typos)")
-    parser.plan.configs = scope.configs
+    for p in parser.plan.processes:
+        p.sigterm_timeout_s = term if p.sigterm_timeout_s is None else p.sigterm_timeout_s
+        p.sigkill_timeout_s = kill if p.sigkill_timeout_s is None else p.sigkill_timeout_s
+    parser.plan.configs = configs
     return parser.plan
 
 
 def declared_args(path: str | os.PathLike) -> list[ArgDecl]:
-    """The ``arg`` entities of a launch file (top level only; for --show-args)."""
-    path = pathlib.Path(path)
-    data = load_yaml_with_lines(path)
-    out = []
-    for ent in (data or {}).get("launch", []) or []:
-        if isinstance(ent, dict) and "arg" in ent and isinstance(ent["arg"], dict):
-            a = ent["arg"]
-            choices = [str(c.get("value")) for c in a.get("choice") or [] if isinstance(c, dict)] or None
-            out.append(ArgDecl(str(a.get("name")), None if "default" not in a else str(a["default"]),
-                               str(a.get("description", "")), choices, path, getattr(a, "line", 0)))
-    return out
+    """The ``arg`` entities of a launch file and of the files it includes (for --show-args),
+    first declaration of each name, without evaluating anything but ``$(dirname)`` and
+    ``$(find-pkg-share)`` in include paths (an include whose path needs more is skipped, as
+    ros2 launch does). Args of an include with ``if``/``unless`` are marked conditional."""
+    out: dict[str, ArgDecl] = {}
+
+    def walk(file: pathlib.Path, conditional: bool, seen: tuple) -> None:
+        data = load_yaml_with_lines(file)
+        entities = data.get("launch") if isinstance(data, dict) else None
+        for ent in entities if isinstance(entities, list) else []:
+            if not isinstance(ent, dict) or len(ent) != 1:
+                continue
+            (kind, body), = ent.items()
+            if not isinstance(body, dict):
+                continue
+            if kind == "arg" and isinstance(body.get("name"), str) and body["name"] not in out:
+                choices = [str(c.get("value")) for c in body.get("choice") or [] if isinstance(c, dict)] or None
+                default = body.get("default")
+                out[body["name"]] = ArgDecl(body["name"], None if default is None else str(default),
+                                            str(body.get("description", "")), choices, file, getattr(body, "line", 0),
+                                            conditional)
+            elif kind == "include" and isinstance(body.get("file"), str):
+                try:
+                    inc = pathlib.Path(substitute(body["file"], {}, _Ctx(file, 0))).resolve()
+                except LaunchError:
+                    continue
+                if inc.is_file() and inc not in seen:
+                    walk(inc, conditional or "if" in body or "unless" in body, seen + (inc,))
+
+    path = pathlib.Path(path).resolve()
+    walk(path, False, (path,))
+    return list(out.values())

@@ -1,22 +1,25 @@
 """Run a :class:`~robot_stack.launch.description.LaunchPlan`: one child process per node.
 
-Behaviour (what ``ros2 launch`` does, plus one stricter rule):
+Behaviour (what ``ros2 launch`` does, plus the differences marked *):
 
-* Each node/executable runs as its own process (its own process group), with the
-  environment inherited intact (the ROS wheels' ``LD_LIBRARY_PATH`` bootstrap relies on it).
+* Each node runs as its own process (its own process group), with the environment inherited
+  intact (the ROS wheels' ``LD_LIBRARY_PATH`` bootstrap relies on it).
 * Output lines are prefixed ``[name]``. ``output: screen``/``both`` show stdout and stderr;
   ``log`` (the default) shows stderr and writes stdout to ``$ROS_LOG_DIR`` (or
   ``~/.ros/log``) ``/launch-<time>/<name>.log``.
-* Ctrl-C / SIGTERM to the runner: SIGINT to every child, SIGTERM after ``sigint_timeout_s``,
-  SIGKILL after a further ``sigterm_timeout_s``; a second Ctrl-C skips to the next step.
-  A stop requested this way exits 0.
-* **Required nodes**: the YAML format has no ``required`` attribute, so the rule is: a
-  process that exits with a non-zero status (and has no ``respawn``) fails the launch: the
+* ``respawn: "true"``: a process that exits (with any status) is started again after
+  ``respawn_delay`` seconds, unless the launch is shutting down; its exit never ends the launch.
+* Shutdown (Ctrl-C or SIGTERM to the runner, or a failed process): SIGINT to every process,
+  SIGTERM to one still running ``sigterm_timeout`` seconds later, SIGKILL ``sigkill_timeout``
+  seconds after that (per process: its node attribute, else the launch configurations).
+  A stop requested by a signal exits 0.
+  * A second Ctrl-C escalates every process to the next signal at once (ros2 launch ignores
+    it), and SIGTERM to the runner shuts down in order too (ros2 launch exits at once and
+    may orphan its processes).
+* * A process without ``respawn`` that exits with a non-zero status fails the launch: the
   others are stopped as above and the runner exits 1, naming the process, its status and
-  where it is declared. A process that exits 0 just ends. ``on_exit: shutdown`` (standard
-  launch attribute) stops the whole launch when that process ends, whatever its status
-  (exit 0 if it ended with 0).
-* When every process has ended with status 0, the runner exits 0.
+  where it is declared (ros2 launch logs the death and runs on). A process that exits 0
+  just ends. When every process has ended, the runner exits 0.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import datetime as _dt
 import os
 import pathlib
 import queue
+import shlex
 import signal
 import subprocess
 import sys
@@ -34,7 +38,8 @@ from typing import IO
 
 from robot_stack.launch.description import LaunchPlan, ProcessSpec
 
-_POLL_S = 0.1  # event-loop wake-up period: signal flags are checked this often
+_POLL_S = 0.1  # event-loop wake-up period: signal flags and deadlines are checked this often
+_AFTER_SIGKILL_S = 5.0  # how long to wait for the exits of killed processes to be reported
 
 
 @dataclass
@@ -48,6 +53,11 @@ class _Child:
     reported: bool = False
     """Set by the supervising loop once it took the exit event (output drained, log closed,
     exit reported): until then the child counts as running, so no exit goes unreported."""
+    stage: int = 0
+    """Shutdown signals sent so far: 1 SIGINT, 2 SIGTERM, 3 SIGKILL."""
+
+
+_STAGES = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 
 
 def _normal_scheduling() -> None:
@@ -65,12 +75,11 @@ def _normal_scheduling() -> None:
 class LaunchRunner:
     """Starts the plan's processes and supervises them until the launch ends."""
 
-    def __init__(self, plan: LaunchPlan, *, sigint_timeout_s: float = 5.0, sigterm_timeout_s: float = 5.0,
-                 out: IO[str] | None = None, log_dir: str | os.PathLike | None = None) -> None:
+    def __init__(self, plan: LaunchPlan, *, out: IO[str] | None = None, log_dir: str | os.PathLike | None = None,
+                 debug: bool = False) -> None:
         self.plan = plan
-        self.sigint_timeout_s = sigint_timeout_s
-        self.sigterm_timeout_s = sigterm_timeout_s
         self.out = out or sys.stdout
+        self.debug = debug
         base = pathlib.Path(log_dir or os.environ.get("ROS_LOG_DIR") or pathlib.Path.home() / ".ros" / "log")
         self.log_dir = base / f"launch-{_dt.datetime.now().strftime('%Y-%m-%d-%H-%M-%S')}-{os.getpid()}"
         self._out_lock = threading.Lock()
@@ -78,7 +87,7 @@ class LaunchRunner:
         self._events: queue.Queue[_Child] = queue.Queue()
         self._children: dict[str, _Child] = {}
         self._signals = 0  # Ctrl-C/SIGTERM count; set by the signal handler, read by the loop
-        self._respawn_at: dict[str, float] = {}
+        self._respawn_at: dict[str, float] = {}  # name -> monotonic time of its restart
 
     # -- output --------------------------------------------------------------------------
     def _write(self, text: str) -> None:
@@ -109,7 +118,6 @@ class LaunchRunner:
     # -- processes -------------------------------------------------------------------------
     def _start(self, spec: ProcessSpec) -> None:
         env = os.environ.copy()  # intact: LD_LIBRARY_PATH and the wheels' bootstrap flag stay
-        env.update(spec.env)
         env.setdefault("PYTHONUNBUFFERED", "1")  # lines reach the prefixer as they are printed
         env.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
         log_file = None
@@ -118,7 +126,7 @@ class LaunchRunner:
             log_file = open(self.log_dir / f"{spec.name}.log", "a")
         try:
             proc = subprocess.Popen(
-                spec.cmd, env=env, cwd=spec.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                spec.cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, start_new_session=True,  # own group: we forward signals once
                 preexec_fn=_normal_scheduling,
             )
@@ -137,6 +145,9 @@ class LaunchRunner:
         self._children[spec.name] = child
         threading.Thread(target=self._wait, args=(child,), daemon=True).start()
         self.say(f"started '{spec.name}' (pid {proc.pid})")
+        if self.debug:
+            self.say(f"debug: '{spec.name}': {shlex.join(spec.cmd)} (output: {spec.output}, respawn: {spec.respawn}, "
+                     f"sigterm_timeout {spec.sigterm_timeout_s:g} s, sigkill_timeout {spec.sigkill_timeout_s:g} s)")
 
     def _wait(self, child: _Child) -> None:
         child.returncode = child.proc.wait()
@@ -151,22 +162,24 @@ class LaunchRunner:
 
     def _next_exit(self, timeout_s: float) -> _Child | None:
         """The next child whose exit has been fully handled (output pumped, log closed), marked
-        reported; None after ``timeout_s``."""
+        reported and said; None after ``timeout_s``."""
         try:
             child = self._events.get(timeout=timeout_s)
         except queue.Empty:
             return None
         child.reported = True
+        self.say(f"'{child.spec.name}' exited with {_describe_rc(child.returncode)}")
         return child
 
-    def _signal_all(self, sig: int) -> None:
-        for c in self._alive():
-            if c.returncode is not None:
-                continue  # exited (and reaped): its group id may belong to someone else now
-            try:
-                os.killpg(c.proc.pid, sig)
-            except ProcessLookupError:
-                pass  # exited in the meantime
+    def _signal(self, child: _Child, stage: int) -> None:
+        """Send shutdown signal number ``stage`` (1 SIGINT, 2 SIGTERM, 3 SIGKILL) to ``child``."""
+        child.stage = stage
+        if child.returncode is not None:
+            return  # exited (and reaped): its group id may belong to someone else now
+        try:
+            os.killpg(child.proc.pid, _STAGES[stage - 1])
+        except ProcessLookupError:
+            pass  # exited in the meantime
 
     # -- signals ---------------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:
@@ -175,8 +188,6 @@ class LaunchRunner:
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> int:
         """Run until the launch ends; return the exit status (see module docstring)."""
-        for m in self.plan.messages:
-            self.say(m)
         if not self.plan.processes:
             self.say("nothing to launch")
             self.plan.cleanup()
@@ -199,64 +210,69 @@ class LaunchRunner:
             self.plan.cleanup()
 
     def _supervise(self) -> int:
-        status = 0
         try:
             for spec in self.plan.processes:
                 self._start(spec)
         except RuntimeError as e:
             self.say(str(e))
-            status = 1
-            return self._shutdown(status, "a process could not start")
-        seen_signals = 0
+            return self._shutdown(1, "a process could not start")
         while True:
-            if self._signals > seen_signals:
+            if self._signals:
                 return self._shutdown(0, "stop requested (signal)")
             child = self._next_exit(_POLL_S)
-            now = time.monotonic()
-            for name, at in list(self._respawn_at.items()):
-                if now >= at:
-                    del self._respawn_at[name]
-                    self._start(self._children[name].spec)
-            if child is None:
-                if not self._alive() and not self._respawn_at:
-                    return status
-                continue
-            rc = child.returncode
-            spec = child.spec
-            self.say(f"'{spec.name}' exited with {_describe_rc(rc)}")
-            if spec.shutdown_on_exit:
-                return self._shutdown(0 if rc == 0 else 1, f"'{spec.name}' has on_exit: shutdown")
-            if spec.respawn:
-                self.say(f"respawning '{spec.name}' in {spec.respawn_delay_s:g} s")
-                self._respawn_at[spec.name] = now + spec.respawn_delay_s
-                continue
-            if rc != 0:
-                self.say(f"'{spec.name}' ({spec.where}) failed: stopping the launch. A process that exits "
-                         "with a non-zero status fails the whole launch (robot_stack runner rule)")
-                return self._shutdown(1, f"'{spec.name}' failed")
+            try:
+                self._respawn_due()
+            except RuntimeError as e:
+                self.say(str(e))
+                return self._shutdown(1, "a process could not be restarted")
+            if child is not None:
+                spec = child.spec
+                if spec.respawn:
+                    self.say(f"respawning '{spec.name}' in {spec.respawn_delay_s:g} s")
+                    self._respawn_at[spec.name] = time.monotonic() + spec.respawn_delay_s
+                elif child.returncode != 0:
+                    self.say(f"'{spec.name}' ({spec.where}) failed: stopping the launch. A process without respawn "
+                             "that exits with a non-zero status fails the whole launch (robot_stack runner rule)")
+                    return self._shutdown(1, f"'{spec.name}' failed")
             if not self._alive() and not self._respawn_at:
-                return status
+                return 0
+
+    def _respawn_due(self) -> None:
+        now = time.monotonic()
+        for name, at in list(self._respawn_at.items()):
+            if now >= at:
+                del self._respawn_at[name]
+                self._start(self._children[name].spec)
 
     def _shutdown(self, status: int, reason: str) -> int:
-        self._respawn_at.clear()
-        if not self._alive():
+        self._respawn_at.clear()  # nothing is restarted from here on
+        alive = self._alive()
+        if not alive:
             return status
-        self.say(f"shutting down ({reason}): SIGINT to {', '.join(c.spec.name for c in self._alive())}")
-        stages = [(signal.SIGINT, self.sigint_timeout_s), (signal.SIGTERM, self.sigterm_timeout_s), (signal.SIGKILL, 5.0)]
-        for i, (sig, timeout) in enumerate(stages):
-            if i > 0:
-                self.say(f"sending {sig.name} to {', '.join(c.spec.name for c in self._alive())}")
-            self._signal_all(sig)
-            signals_at_start = self._signals
-            deadline = time.monotonic() + timeout
-            while self._alive() and time.monotonic() < deadline:
-                if self._signals > signals_at_start:
-                    break  # another Ctrl-C: escalate now
-                child = self._next_exit(_POLL_S)
-                if child is not None:
-                    self.say(f"'{child.spec.name}' exited with {_describe_rc(child.returncode)}")
-            if not self._alive():
-                break
+        self.say(f"shutting down ({reason}): SIGINT to {', '.join(c.spec.name for c in alive)}")
+        start = time.monotonic()
+        for c in alive:
+            self._signal(c, 1)
+        signals_seen = self._signals
+        killed_at = None
+        while self._alive():
+            now = time.monotonic()
+            escalate = self._signals > signals_seen  # another Ctrl-C: every process to the next signal now
+            signals_seen = self._signals
+            for c in self._alive():
+                term_at = start + c.spec.sigterm_timeout_s
+                kill_at = term_at + c.spec.sigkill_timeout_s
+                if c.stage == 1 and (escalate or now >= term_at):
+                    self.say(f"'{c.spec.name}' still running {now - start:.1f} s after SIGINT: sending SIGTERM")
+                    self._signal(c, 2)
+                elif c.stage == 2 and (escalate or now >= kill_at):
+                    self.say(f"'{c.spec.name}' still running {now - start:.1f} s after SIGINT: sending SIGKILL")
+                    self._signal(c, 3)
+            if all(c.stage == 3 for c in self._alive()):
+                killed_at = killed_at or now
+                if now - killed_at > _AFTER_SIGKILL_S:
+                    break
+            self._next_exit(_POLL_S)
         return status
 
 
