@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.timing]  # timing: processes over DDS on loopback, learning within a deadline
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("torch")

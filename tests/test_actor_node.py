@@ -174,6 +174,7 @@ def _wait(cond, timeout_s=10.0):
     return False
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
 def test_operator_command_reaches_robot_before_next_tick_and_steps_flag_it(graph):
     actor, out, op_pub, _, _ = graph
     # Wait for the first policy step (tick at 1 Hz).
@@ -209,6 +210,7 @@ class NaNPolicy:
         return np.array([np.nan, 0.0, 0.0], np.float32)
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
 def test_nan_policy_action_is_never_sent(graph):
     actor, out, _, _, _ = graph
     assert _wait(lambda: actor.core is not None)
@@ -221,6 +223,7 @@ def test_nan_policy_action_is_never_sent(graph):
     assert actor.core.snapshot()["policy_errors"] >= 1
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
 def test_corrupted_weights_rejected_valid_weights_applied(graph):
     actor, out, _, w_pub, _ = graph
     assert _wait(lambda: actor.core is not None)
@@ -237,6 +240,7 @@ def test_corrupted_weights_rejected_valid_weights_applied(graph):
     assert actor.core.policy_version == 6
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
 def test_keeps_last_policy_when_learner_is_gone(graph):
     actor, out, _, w_pub, probe = graph
     assert _wait(lambda: actor.core is not None)
@@ -248,6 +252,7 @@ def test_keeps_last_policy_when_learner_is_gone(graph):
     assert all(m.policy_version == 4 for m in steps)
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
 def test_waits_for_learner_weights_when_no_spec_given(ros_context, spin):
     actor = an.ActorNode(context=ros_context, parameter_overrides=[Parameter("reset_mode", value="none")])
     probe = Node("probe_w", context=ros_context)
@@ -264,6 +269,7 @@ def test_waits_for_learner_weights_when_no_spec_given(ros_context, spin):
         probe.destroy_node()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
 def test_reset_topic_handshake_starts_episode(ros_context, spin, collector):
     actor = make_actor(ros_context, reset_mode="topic", control_rate_hz=20.0, max_episode_steps=3)
     feeder = Feeder(ros_context)
@@ -287,6 +293,7 @@ def test_reset_topic_handshake_starts_episode(ros_context, spin, collector):
             n.destroy_node()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
 def test_evaluation_mode_runs_policy_file_and_reports(ros_context, spin, tmp_path):
     from std_msgs.msg import Bool
 
@@ -327,6 +334,7 @@ def test_evaluation_mode_runs_policy_file_and_reports(ros_context, spin, tmp_pat
             n.destroy_node()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
 def test_warm_start_file_is_replaced_by_any_learner_weights(ros_context, spin, tmp_path):
     from robot_stack.types.config import from_dict
     from robot_stack.rl.agent import SACAgent, SACConfig
@@ -350,6 +358,7 @@ def test_warm_start_file_is_replaced_by_any_learner_weights(ros_context, spin, t
         probe.destroy_node()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
 def test_drives_the_franka_node_and_resets_through_its_homing(ros_context, spin, collector):
     """Actor + franka_node (fake backend): topics and types match, homing completes the
     reset, the proprio comes from the franka node's state and policy commands reach it."""
@@ -381,6 +390,7 @@ def test_drives_the_franka_node_and_resets_through_its_homing(ros_context, spin,
 
 
 @pytest.mark.parametrize("control_thread", [True, False])
+@pytest.mark.timing  # nodes over DDS on loopback and the control loop's wall-clock rate
 def test_control_loop_ticks_at_its_rate_and_stamps_commands_with_the_tick(ros_context, spin, collector, control_thread):
     """Both control loops (deadline thread, rclpy timer) tick at control_rate_hz; a policy
     command's stamp is its step's stamp (the tick time), so a step can be traced to its command."""
@@ -408,6 +418,7 @@ def test_control_loop_ticks_at_its_rate_and_stamps_commands_with_the_tick(ros_co
         assert not actor._control_loop_thread.is_alive()  # close() stopped it
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
 def test_first_step_waits_for_a_learner_so_none_is_lost(ros_context, spin, collector):
     """wait_for_learner_s: without a subscriber to the step records the actor takes no step;
     once one subscribes, the first record it gets is episode 1, step 0 (nothing was published

@@ -56,6 +56,7 @@ def publisher():
     rclpy.shutdown()
 
 
+@pytest.mark.timing  # a publisher and a collector over DDS on loopback, within the waits
 def test_collect_positions_from_pose_topic(publisher):
     positions = ros_collect.collect_positions("/test_calib/ee_pose", duration_s=1.5, timeout_s=10.0)
     assert len(positions) >= 20
@@ -63,6 +64,7 @@ def test_collect_positions_from_pose_topic(publisher):
     assert pts.min(axis=0)[0] >= 0.3 - 1e-9 and pts.max(axis=0)[0] <= 0.6 + 1e-9
 
 
+@pytest.mark.timing  # a publisher and a collector over DDS on loopback, within the waits
 def test_workspace_cli_records_from_topic(publisher, tmp_path, capsys):
     from robot_stack.calibration.cli import main
     from robot_stack.types.workspace import load_workspace_box
@@ -76,6 +78,7 @@ def test_workspace_cli_records_from_topic(publisher, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+@pytest.mark.timing  # a publisher and a collector over DDS on loopback, within the waits
 def test_topic_collector_images_and_pose(publisher):
     with ros_collect.TopicCollector(image_topic="/test_calib/image", pose_topic="/test_calib/ee_pose") as col:
         img, n = col.next_image(timeout_s=10.0)
@@ -132,6 +135,7 @@ def board_camera():
     rclpy.shutdown()
 
 
+@pytest.mark.timing  # a publisher and a collector over DDS on loopback, within the waits
 def test_intrinsics_cli_from_live_topic(board_camera, tmp_path, capsys):
     from robot_stack.calibration.cli import main
     from robot_stack.types.intrinsics import load_camera_info_yaml

@@ -47,6 +47,7 @@ def test_bad_parameters_fail_at_start_up_with_their_name(ros_context, recording)
         _node(ros_context, backend="file", file_path="/nonexistent/rec.db3")
 
 
+@pytest.mark.timing  # node over DDS on loopback, camera playback in real time
 def test_file_backend_publishes_image_and_camera_info(ros_context, spin, collector, recording, tmp_path):
     cal = tmp_path / "wrist.yaml"
     save_camera_info_yaml(CameraIntrinsics(32, 24, np.array([[30.0, 0, 15.5], [0, 30.0, 11.5], [0, 0, 1]]),

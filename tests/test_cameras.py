@@ -40,6 +40,7 @@ def _file_cfg(path, **kw):
     return CameraConfig(name="front", backend="file", file_path=str(path), file_repeat=False, **kw)
 
 
+@pytest.mark.timing  # real-time playback: a stall of more than the read timeout ends the reads early
 def test_file_backend_plays_recording_through_pipeline_with_crop_resize(recording):
     cfg = _file_cfg(recording, crop=(16, 0, 48, 48), output_width=24, output_height=24, file_real_time=True)
     with make_camera(cfg) as cam:

@@ -24,6 +24,7 @@ class RecordingLogger:
         self.records.append(("warning", text))
 
 
+@pytest.mark.timing  # wall-clock pacing of a thread (tick counts and gaps)
 def test_ticks_at_its_period_without_drift():
     stamps: list[float] = []
     loop = ControlLoop("t-loop", 0.01, lambda: stamps.append(time.monotonic()), on_error=pytest.fail).start()
@@ -37,6 +38,7 @@ def test_ticks_at_its_period_without_drift():
     assert 90 <= len(stamps) <= 101
 
 
+@pytest.mark.timing  # wall-clock pacing of a thread (tick counts and gaps)
 def test_an_overrun_skips_the_missed_ticks_instead_of_bursting():
     stamps: list[float] = []
 
@@ -75,6 +77,7 @@ def test_a_failing_tick_ends_the_loop_and_reaches_the_owner():
     assert isinstance(errors[0], RuntimeError) and "bug in tick" in str(errors[0])
 
 
+@pytest.mark.timing  # wall-clock pacing of a thread (tick counts and gaps)
 def test_ends_quietly_once_its_owner_is_gone():
     alive = threading.Event()
     alive.set()
@@ -92,6 +95,7 @@ def test_bad_period_or_priority_is_refused_by_name():
         ControlLoop("x", 0.01, lambda: None, on_error=pytest.fail, priority=99)
 
 
+@pytest.mark.timing  # wall-clock pacing of a thread (tick counts and gaps)
 def test_real_time_request_is_applied_or_reported(monkeypatch):
     """Asked for SCHED_FIFO, the loop thread either runs FIFO (and says so) or, refused, logs
     the fix and keeps ticking at normal priority; prepare() runs first, in the loop's thread."""
@@ -127,6 +131,7 @@ def test_real_time_request_is_applied_or_reported(monkeypatch):
     assert logs and logs[0][0] == "warning" and "rtprio" in logs[0][1] and "normal priority" in logs[0][1]
 
 
+@pytest.mark.timing  # wall-clock pacing of a thread (tick counts and gaps)
 def test_real_time_request_really_applies_where_allowed():
     """Without the monkeypatch: where the OS allows it (root here), the tick runs SCHED_FIFO."""
     import os

@@ -101,6 +101,7 @@ PUBLISHER = textwrap.dedent(
 
 
 @pytest.mark.ros
+@pytest.mark.timing  # a second process over DDS on loopback, within the deadline
 def test_step_records_cross_a_process_boundary_over_dds(tmp_path):
     import rclpy
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy

@@ -84,6 +84,7 @@ def test_state_is_sane(robot):
     assert s2.t_s >= s.t_s
 
 
+@pytest.mark.timing  # franky against franky-sim in real time (trip times, motion over wall time)
 def test_moves_in_commanded_direction_then_watchdog_stops_it(robot):
     f = SafetyFilter(SAFETY)
     settle(robot, f)
@@ -105,6 +106,7 @@ def test_moves_in_commanded_direction_then_watchdog_stops_it(robot):
     assert np.linalg.norm(p2 - p1) < 0.002
 
 
+@pytest.mark.timing  # franky against franky-sim in real time (trip times, motion over wall time)
 def test_robot_side_hold_stops_arm_when_process_stalls(robot):
     """No more send_twist calls at all (a hung node): the robot stops by itself."""
     f = SafetyFilter(SAFETY)
@@ -119,6 +121,7 @@ def test_robot_side_hold_stops_arm_when_process_stalls(robot):
     assert np.linalg.norm(s.p_base_ee - p0) < 0.05 * robot.config.segment_hold_s + 0.02
 
 
+@pytest.mark.timing  # franky against franky-sim in real time (trip times, motion over wall time)
 def test_nan_command_is_rejected_and_arm_decelerates(robot):
     f = SafetyFilter(SAFETY)
     settle(robot, f)
@@ -138,6 +141,7 @@ def test_nan_command_is_rejected_and_arm_decelerates(robot):
     assert not robot.read_state().has_error
 
 
+@pytest.mark.timing  # franky against franky-sim in real time (trip times, motion over wall time)
 def test_box_keeps_ee_inside(robot):
     f0 = SafetyFilter(SAFETY)
     settle(robot, f0)
@@ -151,6 +155,7 @@ def test_box_keeps_ee_inside(robot):
     assert f.counters["box_clamp"] >= 1
 
 
+@pytest.mark.timing  # franky against franky-sim in real time (trip times, motion over wall time)
 def test_move_home_reaches_pose(robot):
     f = SafetyFilter(SAFETY)
     settle(robot, f)
@@ -164,6 +169,7 @@ def test_move_home_reaches_pose(robot):
     assert robot.read_state().p_base_ee[2] < s.p_base_ee[2] - 0.005
 
 
+@pytest.mark.timing  # franky against franky-sim in real time (trip times, motion over wall time)
 def test_gripper_and_recover(robot):
     w0 = robot.read_state().gripper_width_m
     target = 0.02 if w0 > 0.05 else 0.07

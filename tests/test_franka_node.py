@@ -84,6 +84,7 @@ def test_shipped_params_file_loads(ros_context, tmp_path):
         node.destroy_node()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback and the node's control loop in real time, within the waits
 def test_publishes_state_moves_and_watchdog_stops(ros_context, spin, collector):
     node = make_node(ros_context, **{"safety.watchdog_timeout_s": 0.2})
     probe = Node("probe", context=ros_context)
@@ -121,6 +122,7 @@ def test_publishes_state_moves_and_watchdog_stops(ros_context, spin, collector):
         assert not node.robot.connected  # close() stopped and released the robot
 
 
+@pytest.mark.timing  # nodes over DDS on loopback and the node's control loop in real time, within the waits
 def test_nan_frame_home_and_gripper(ros_context, spin, collector):
     node = make_node(ros_context, home_xyz_m=[0.45, 0.1, 0.3], home_randomize_xyz_m=[0.0, 0.0, 0.0])
     probe, status, poses, widths = watch_franka(ros_context, spin, collector, node, gripper=True)
@@ -157,6 +159,7 @@ def test_nan_frame_home_and_gripper(ros_context, spin, collector):
         node.close()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback and the node's control loop in real time, within the waits
 def test_recovery_retry_limit_then_gives_up(ros_context, spin, collector):
     robot = FakeRobot(FrankaConfig())
     node = make_node(ros_context, robot=robot, **{"safety.max_recovery_attempts": 2})
@@ -200,6 +203,7 @@ class LinkDropRobot(FakeRobot):
         return super().read_state()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback and the node's control loop in real time, within the waits
 def test_lost_link_is_reported_then_reconnected(ros_context, spin, collector):
     robot = LinkDropRobot(FrankaConfig())
     node = make_node(ros_context, robot=robot, reconnect_period_s=0.3)
@@ -221,6 +225,7 @@ def test_lost_link_is_reported_then_reconnected(ros_context, spin, collector):
         node.close()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback and the node's control loop in real time, within the waits
 def test_franky_backend_node_moves_franky_sim(ros_context, spin, collector):
     """The node with the franky backend against franky-sim: the real code path minus the robot."""
     pytest.importorskip("franky")
@@ -273,6 +278,7 @@ def test_exception_in_control_loop_stops_the_robot(ros_context):
 
 
 @pytest.mark.parametrize("send_on_command,trigger", [(True, "command"), (False, "tick")])
+@pytest.mark.timing  # nodes over DDS on loopback and the node's control loop in real time, within the waits
 def test_command_sent_at_once_and_reported_with_debug_latency(ros_context, spin, collector, send_on_command, trigger):
     """send_on_command: a new command reaches the robot from its own callback, not the next
     control tick (1 Hz here, so the two are told apart); debug_latency reports that send with
@@ -321,6 +327,7 @@ def node_without_actor(ros_context, spin, collector, **params):
         probe.destroy_node()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback and the node's control loop in real time, within the waits
 def test_operator_drives_directly_only_while_no_actor_streams(ros_context, spin, collector):
     """operator_fallback: with no velocity commands (no actor) an intervening operator moves the
     arm through the safety filter; while commands stream, the operator topic is ignored (the
@@ -345,6 +352,7 @@ def test_operator_drives_directly_only_while_no_actor_streams(ros_context, spin,
         assert "operator_fallback" not in events(status, n_status)
 
 
+@pytest.mark.timing  # nodes over DDS on loopback and the node's control loop in real time, within the waits
 def test_operator_fallback_can_be_switched_off(ros_context, spin, collector):
     with node_without_actor(ros_context, spin, collector, operator_fallback=False) as (probe, status, poses, p0):
         n = len(poses.messages)

@@ -43,6 +43,7 @@ def test_task_scene_cameras_reset_and_success(reach_world):
     assert w.is_success() in (True, False)
 
 
+@pytest.mark.timing  # real-time factor measured over wall time
 def test_world_serves_a_franky_client_in_about_real_time(reach_world):
     franky = pytest.importorskip("franky")
     import time

@@ -670,6 +670,7 @@ def test_sigint_to_runner_is_forwarded_and_exit_is_clean(tmp_path, env):
     assert "SIGKILL" not in out and "SIGTERM" not in out
 
 
+@pytest.mark.timing  # the listener must be up within the talker's 1 s before it fails
 def test_node_exiting_non_zero_fails_the_launch(tmp_path, env):
     text = TALK_LISTEN.replace('[{name: greeting, value: "$(var greeting)"}]',
                                '[{name: greeting, value: "$(var greeting)"}, {name: fail_after_s, value: 1.0}]')

@@ -62,6 +62,7 @@ def test_mistyped_and_unknown_parameters_fail_with_names(ros_context, tmp_path):
         make_learner(ros_context, tmp_path / "fresh", spec_json="")
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and the training thread within the waits
 def test_topics_qos_and_initial_weights(ros_context, spin, collector, tmp_path):
     node = make_learner(ros_context, tmp_path)
     probe = Node("probe", context=ros_context)
@@ -83,6 +84,7 @@ def test_topics_qos_and_initial_weights(ros_context, spin, collector, tmp_path):
         probe.destroy_node()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and the training thread within the waits
 def test_bad_records_are_dropped_good_ones_train(ros_context, spin, collector, tmp_path):
     node = make_learner(ros_context, tmp_path)
     probe = Node("probe", context=ros_context)
@@ -113,6 +115,7 @@ def test_bad_records_are_dropped_good_ones_train(ros_context, spin, collector, t
         probe.destroy_node()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and the training thread within the waits
 def test_restart_resumes_from_checkpoint_and_buffer(ros_context, spin, collector, tmp_path):
     node = make_learner(ros_context, tmp_path)
     probe = Node("probe", context=ros_context)

@@ -52,7 +52,7 @@ def test_fifo_applies_to_the_thread_its_children_and_is_undone_for_later_childre
 
 
 def test_bare_syscall_leaves_glibc_record_stale_which_is_why_pthreads_are_used():
-    """Documents the bug behind the 2026-11-26 flaky tests: undone with the syscall, the thread
+    """Why scheduling is restored through pthreads: undone with the bare syscall, the thread
     runs normally but pthreads still reports SCHED_FIFO (what Fast DDS copied into its threads)."""
     def body():
         try:

@@ -45,6 +45,7 @@ NODE = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.timing  # a signal, then messages over DDS on loopback within the wait
 def test_close_runs_with_the_context_up_and_its_messages_arrive(ros_context, spin, collector, sig):
     probe = Node("probe", context=ros_context)
     events = collector(probe, String, "/test_run_node/events", qos.STEPS)

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("rclpy")
 pytest.importorskip("franky_sim")
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.timing]  # timing: nodes over DDS on loopback and a world running in real time
 
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rclpy.node import Node  # noqa: E402

@@ -66,6 +66,7 @@ def test_factory_picks_the_direct_backend_without_io():
         FrankaConfig(backend="direct", direct_port=70000).validate()
 
 
+@pytest.mark.timing  # the direct world runs in real time: motion, rest and pacing over wall time
 def test_state_matches_the_world(world, robot):
     s = robot.read_state()
     assert s.q_rad.shape == (7,) and s.dq_rad_s.shape == (7,)
@@ -79,6 +80,7 @@ def test_state_matches_the_world(world, robot):
 
 
 @pytest.mark.parametrize("axis, sign", [(0, 1.0), (1, -1.0), (2, -1.0)])
+@pytest.mark.timing  # the direct world runs in real time: motion, rest and pacing over wall time
 def test_arm_moves_in_the_commanded_direction(robot, axis, sign):
     lin = np.zeros(3)
     lin[axis] = 0.05 * sign
@@ -92,6 +94,7 @@ def test_arm_moves_in_the_commanded_direction(robot, axis, sign):
     assert across < 0.2 * along, f"moved {across * 1000:.1f} mm across while {along * 1000:.1f} mm along"
 
 
+@pytest.mark.timing  # the direct world runs in real time: motion, rest and pacing over wall time
 def test_rotation_about_z(robot):
     R0 = robot.read_state().T_base_ee[:3, :3]
     stream(robot, (0.0, 0.0, 0.0), (0.0, 0.0, 0.3), seconds=0.6)
@@ -103,6 +106,7 @@ def test_rotation_about_z(robot):
     assert rotvec[2] > 0.08 and np.linalg.norm(rotvec[:2]) < 0.3 * rotvec[2], rotvec
 
 
+@pytest.mark.timing  # the direct world runs in real time: motion, rest and pacing over wall time
 def test_the_world_stops_the_arm_when_commands_stop(robot):
     """Each twist is held for segment_hold_s only (robot-side watchdog)."""
     robot.send_twist((0.05, 0.0, 0.0), (0.0, 0.0, 0.0))
@@ -114,6 +118,7 @@ def test_the_world_stops_the_arm_when_commands_stop(robot):
     assert np.linalg.norm(robot.read_state().p_base_ee - p) < 1e-3
 
 
+@pytest.mark.timing  # the direct world runs in real time: motion, rest and pacing over wall time
 def test_stop_brings_the_arm_to_rest(robot):
     stream(robot, (0.0, 0.05, 0.0), seconds=0.3)
     assert np.linalg.norm(robot.read_state().ee_lin_m_s) > 0.02  # moving
@@ -121,6 +126,7 @@ def test_stop_brings_the_arm_to_rest(robot):
     assert np.linalg.norm(robot.read_state().ee_lin_m_s) < 1e-3
 
 
+@pytest.mark.timing  # the direct world runs in real time: motion, rest and pacing over wall time
 def test_realtime_pacing(world):
     t_sim, t_wall = world.sim_time_s, time.perf_counter()
     time.sleep(1.5)  # a stretch of wall time to compare sim time with
@@ -131,6 +137,7 @@ def test_realtime_pacing(world):
     assert 0.5 < world.realtime_factor_measured < 1.05
 
 
+@pytest.mark.timing  # the direct world runs in real time: motion, rest and pacing over wall time
 def test_reset_home_move_and_success(world, robot):
     def target(model, data):
         bid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "reach_target")
@@ -153,6 +160,7 @@ def test_reset_home_move_and_success(world, robot):
     assert world.is_success(), "TCP on the target at rest, yet no success"
 
 
+@pytest.mark.timing  # the direct world runs in real time: motion, rest and pacing over wall time
 def test_home_move_is_preempted_by_a_twist(robot):
     s = robot.read_state()
     far = T_from_xyz_quat(s.p_base_ee + np.array([0.0, 0.0, 0.1]), DOWN)
@@ -162,6 +170,7 @@ def test_home_move_is_preempted_by_a_twist(robot):
     assert robot._call(wire.Kind.STATE).flags & wire.FLAG_HOME_FAILED
 
 
+@pytest.mark.timing  # the direct world runs in real time: motion, rest and pacing over wall time
 def test_cameras_render_the_scene_and_see_the_arm_move(world, robot):
     assert set(world.camera_names()) == {"front", "wrist"}
     front0 = world.render("front", 64, 64)
@@ -175,6 +184,7 @@ def test_cameras_render_the_scene_and_see_the_arm_move(world, robot):
     assert changed.sum() > 20, f"only {changed.sum()} pixels changed after the arm moved 6 cm"
 
 
+@pytest.mark.timing  # the direct world runs in real time: motion, rest and pacing over wall time
 def test_gripper_moves_and_grasps(robot):
     robot.gripper_move(0.06)
     deadline = time.monotonic() + 3.0

@@ -38,7 +38,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NODES = ("sim_world", "franka", "spacemouse", "actor", "learner", "monitor")
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timing]  # timing: the whole graph over DDS in real time on a loaded machine
 
 
 class Probe:

@@ -55,6 +55,7 @@ def test_bad_parameters_fail_at_start_with_their_name(ros_context, overrides, ma
 
 
 @pytest.mark.ros
+@pytest.mark.timing  # nodes over DDS on loopback and a stale-reading age in wall-clock time
 def test_world_publishes_cameras_success_operator_and_answers_resets(ros_context, spin, collector):
     import rclpy
     from geometry_msgs.msg import PoseStamped
@@ -117,6 +118,7 @@ def test_world_publishes_cameras_success_operator_and_answers_resets(ros_context
 
 
 @pytest.mark.ros
+@pytest.mark.timing  # nodes over DDS on loopback and a stale-reading age in wall-clock time
 def test_joy_topic_source_gives_readings_and_lets_go_when_stale(ros_context):
     import rclpy
     from sensor_msgs.msg import Joy
@@ -167,6 +169,7 @@ def test_progress_log_writes_csv_plot_and_summary(tmp_path):
 
 
 @pytest.mark.ros
+@pytest.mark.timing  # nodes over DDS on loopback and a stale-reading age in wall-clock time
 def test_camera_frames_published_from_calibration_or_truth(ros_context, spin, collector, tmp_path):
     import rclpy
     from geometry_msgs.msg import PoseStamped

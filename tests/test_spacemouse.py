@@ -162,6 +162,7 @@ def test_replay_script_drives_the_fake_backend(tmp_path):
         sm.read()
 
 
+@pytest.mark.timing  # wall-clock anchoring and wake-up times (upper bounds)
 def test_replay_script_anchored_to_the_wall_clock(tmp_path):
     """fake_script_start_unix_s: the script's time origin is a wall-clock instant, not
     connect(), so another process knows when each report arrives."""
@@ -210,6 +211,7 @@ def test_sim_backend_reads_provider_and_treats_none_as_hands_off():
         make_spacemouse(SpaceMouseConfig(backend="sim"))
 
 
+@pytest.mark.timing  # wall-clock anchoring and wake-up times (upper bounds)
 def test_read_with_wait_wakes_on_a_report_through_pyspacemouse():
     """read(wait_s) blocks on the HID device (hid_read_timeout) and returns as soon as a report
     arrives, decoded by pyspacemouse: no polling period between a report and its reading."""
@@ -238,6 +240,7 @@ def test_read_with_wait_wakes_on_a_report_through_pyspacemouse():
         sm.close()
 
 
+@pytest.mark.timing  # wall-clock anchoring and wake-up times (upper bounds)
 def test_read_with_wait_wakes_on_a_scripted_report_and_on_unplug():
     import threading
     import time

@@ -67,6 +67,7 @@ def test_topics_and_qos_as_documented(ros_context):
         node.destroy_node()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
 def test_intervention_end_to_end_press_release_hold_unplug(ros_context, spin, collector):
     hid = FakeHidDevice()
     node = _node(
@@ -131,6 +132,7 @@ def test_intervention_end_to_end_press_release_hold_unplug(ros_context, spin, co
         listener.destroy_node()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
 def test_absent_device_publishes_hold_still_commands(ros_context, spin, collector):
     node = _node(ros_context, FakeHidDevice(fail_open=True), reconnect_period_s=0.2)
     listener = Node("listener", context=ros_context)
@@ -146,6 +148,7 @@ def test_absent_device_publishes_hold_still_commands(ros_context, spin, collecto
         listener.destroy_node()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
 def test_sim_backend_takes_a_plugged_in_operator_source(ros_context, spin, collector):
     from robot_stack.types.teleop import SpaceMouseReading
 
@@ -167,6 +170,7 @@ def test_sim_backend_takes_a_plugged_in_operator_source(ros_context, spin, colle
         listener.destroy_node()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
 def test_new_report_while_intervening_is_published_at_once(ros_context, spin, collector):
     """publish_on_report: a changed reading goes out with the read that saw it, not at the next
     periodic publish (here 0.1 Hz, so only the report itself can trigger the message in time)."""
@@ -192,6 +196,7 @@ def test_new_report_while_intervening_is_published_at_once(ros_context, spin, co
         node.close()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
 def test_a_report_is_published_at_once_not_at_the_next_read_period(ros_context, spin, collector):
     """The reader waits on the device, so with a 1 Hz read rate (1 s between wake-ups) a
     takeover still goes out as soon as its report arrives."""
