@@ -72,3 +72,14 @@ def test_a_preset_with_an_unknown_key_is_an_error_naming_the_key(tmp_path):
     _, sac_kw, _ = load_preset(str(bad))
     with pytest.raises(cfgmod.ConfigError, match="utd_ration"):
         cfgmod.from_dict(SACConfig, sac_kw, where=f"{bad}:sac")
+
+
+def test_runs_and_their_exports_default_to_runs_not_policies():
+    """policies/ is installed and tracked: training output belongs in runs/ (ignored by git)."""
+    from robot_stack.training.train import REPO_ROOT
+
+    c = TrainConfig(method="bc", task="reach", obs="state", seed=7).resolved()
+    assert pathlib.Path(c.run_dir) == REPO_ROOT / "runs" / "bc_reach_state_e50_s7"
+    assert pathlib.Path(c.policies_dir) == REPO_ROOT / "runs" / "bc_reach_state_e50_s7" / "policies"
+    assert pathlib.Path(TrainConfig(run_dir="/tmp/x").resolved().policies_dir) == pathlib.Path("/tmp/x/policies")
+    assert "runs/" in (REPO_ROOT / ".gitignore").read_text().split()

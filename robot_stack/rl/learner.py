@@ -57,8 +57,7 @@ class LearnerConfig:
     """Directory of the checkpoint, replay logs, exported policies (policies/latest.pt,
     best.pt) and TensorBoard scalars (tb/); an existing checkpoint there is resumed."""
     policies_dir: str = ""
-    """Where the exported policies latest.pt and best.pt go ('' = run_dir/policies; e.g.
-    policies/<run> to keep them with the other exports)."""
+    """Where the exported policies latest.pt and best.pt go ('' = run_dir/policies)."""
     spec_json: str = ""
     """Policy spec JSON (a PolicySpec, or an export's spec_json whose network replaces
     sac.network); required unless run_dir holds a checkpoint."""

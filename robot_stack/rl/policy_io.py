@@ -1,7 +1,7 @@
 """Actor-only policy export: encoders + actor head + a JSON description, no critic.
 
 The learner publishes these bytes in ``PolicyWeights.msg`` (format ``torch_state_dict``,
-``spec_json``, ``data``, ``sha256``) and writes them to ``policies/<run>/latest.pt`` and
+``spec_json``, ``data``, ``sha256``) and writes them to ``<run_dir>/policies/latest.pt`` and
 ``best.pt``; an actor process (or :func:`evaluate_policy`) rebuilds the network from
 ``spec_json`` alone, without the learner's configuration or any weights file.
 """

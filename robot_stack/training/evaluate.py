@@ -1,6 +1,6 @@
 """Evaluate an exported policy alone (no operator, no critic) on a simulation task.
 
-    python -m robot_stack.training.evaluate --policy policies/<run>/best.pt --task reach --episodes 20
+    python -m robot_stack.training.evaluate --policy runs/<run>/policies/best.pt --task reach --episodes 20
 
 The observation mode and image size come from the policy's own spec (cameras -> pixels).
 """

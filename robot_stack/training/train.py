@@ -17,10 +17,12 @@ The loop reads top to bottom: act -> operator decides -> env step -> stream a st
 update -> evaluate/export/checkpoint. Evaluation runs
 the deterministic policy alone (no operator) on fixed seeds in a separate env.
 
-Outputs under ``--run-dir`` (default ``runs/<run-name>``): ``checkpoint/`` (agent, trainer
-state, replay logs; ``--resume`` picks it up), TensorBoard scalars in ``tb/``,
-``metrics.csv`` (one row per evaluation, rewritten after each). Exported policies: ``policies/<run-name>/latest.pt``
-and ``best.pt`` (see :mod:`robot_stack.rl.policy_io`).
+Everything a run writes goes under ``--run-dir`` (default ``runs/<run-name>``; ``runs/`` is
+not tracked by git): ``checkpoint/`` (agent, trainer state, replay logs; ``--resume`` picks it
+up), TensorBoard scalars in ``tb/``, ``metrics.csv`` (one row per evaluation, rewritten after
+each) and the exported policies ``policies/latest.pt`` and ``best.pt`` (see
+:mod:`robot_stack.rl.policy_io`). The repository's ``policies/`` folder holds only presets and
+specs; copy an export there by hand to ship it.
 """
 from __future__ import annotations
 
@@ -98,7 +100,7 @@ class TrainConfig:
     run_dir: str = ""
     """Directory for checkpoint, TensorBoard and metrics (default runs/<run_name>)."""
     policies_dir: str = ""
-    """Where latest.pt/best.pt go (default policies/<run_name>)."""
+    """Where latest.pt/best.pt go (default <run_dir>/policies)."""
     checkpoint_every: int = 1000
     """Save a full checkpoint every this many env steps (and at the end)."""
     persist_buffers: bool = True
@@ -126,10 +128,11 @@ class TrainConfig:
 
     def resolved(self) -> "TrainConfig":
         name = self.run_name or f"{self.method}_{self.task}_{self.obs}_e{self.expert_level}_s{self.seed}"
+        run_dir = self.run_dir or str(REPO_ROOT / "runs" / name)
         return dataclasses.replace(
             self, run_name=name,
-            run_dir=self.run_dir or str(REPO_ROOT / "runs" / name),
-            policies_dir=self.policies_dir or str(REPO_ROOT / "policies" / name),
+            run_dir=run_dir,
+            policies_dir=self.policies_dir or str(pathlib.Path(run_dir) / "policies"),
             preset=self.preset or str(REPO_ROOT / "policies" / f"{self.task}_{self.obs}.yaml"),
         )
 
