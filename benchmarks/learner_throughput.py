@@ -5,7 +5,7 @@ pixel preset's networks (policies/reach_pixels.yaml: 10 critics, 32-channel conv
 camera, hidden 128x128), UTD 1, images uint8 until the network boundary. Variants:
 
 * ``baseline``: 1 thread, NCHW, default allocator
-* ``tuned``: 2 threads, channels_last, MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ (PLATFORM.md)
+* ``tuned``: 2 threads, channels_last, MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ as tools/env.sh sets them (fewer page faults)
 * ablations at 64x64/1 camera: tuned minus one setting each
   (the untuned baseline runs at 64x64 only: at 128x128 one update takes tens of seconds here)
 * ``--device cuda``: the tuned settings with the networks on the GPU (batches leave the host

@@ -7,7 +7,7 @@ SpaceMouse reader) can ask for ``SCHED_FIFO``. Two traps, both handled here:
   keeps its own record of a policy set through pthreads and answers ``pthread_getschedparam``
   from it. Undone with the bare syscall, the thread runs normally but still reports
   SCHED_FIFO, and libraries that copy the creator's reported policy into new threads (Fast
-  DDS did, on 2026-11-26) start real-time threads.
+  DDS does) start real-time threads.
 * New threads inherit a real-time thread's policy, so a real-time thread must not start
   worker threads that spin (torch/OpenMP pools, DDS): callers raise only threads that start
   none after the raise.

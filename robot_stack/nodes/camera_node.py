@@ -137,7 +137,7 @@ def main(args: list[str] | None = None) -> int:
     the node is closed, skipping the C++ teardown at interpreter exit, and with the file backend
     it does not stop the playback pipeline first: stopping or tearing down librealsense's
     playback raced its reader threads ("pure virtual method called", heap corruption, SIGABRT)
-    in 2 of 60 to 2 of 80 Ctrl-C stops under CPU load (2026-11-26), also with the stop done from
+    in 2 of 60 to 2 of 80 Ctrl-C stops under CPU load, also with the stop done from
     the reading thread. Live cameras are still stopped, from their reading thread."""
     rc = run_node(lambda: CameraNode(process_exit_releases_playback=True), args)
     sys.stdout.flush()

@@ -1,7 +1,7 @@
 """A node's control loop in its own thread, paced to absolute deadlines on the monotonic clock.
 
-Used by the actor and the Franka node instead of an rclpy timer, for two reasons measured on
-2026-11-26 (2 cores, rclpy Kilted):
+Used by the actor and the Franka node instead of an rclpy timer, for two reasons (measured on
+a 2-core machine with rclpy Kilted):
 
 * A timer shares the executor with the node's subscriptions, so a burst of callbacks delays a
   tick, and a tick delays a callback (an operator command, say).
