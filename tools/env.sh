@@ -19,7 +19,7 @@ export PATH="$_rs_root/scripts:$PATH"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 export PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-egl}"
-# glibc malloc settings that cut page-fault time in torch updates (see README figures).
+# glibc malloc settings that cut page-fault time in torch updates (benchmarks/README.md).
 export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-4294967296}"
 export MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-100000000000}"
 export ROBOT_STACK_ROOT="$_rs_root"
