@@ -555,7 +555,9 @@ _RUNNERS: list = []
 
 @pytest.fixture(autouse=True)
 def _stop_runners_left_running():
-    """A failed test must not leave a launch (and its nodes) running: SIGINT, then wait."""
+    """A failed test must not leave a launch (and its nodes) running: SIGINT, then wait; and
+    whatever the runner started is killed (each child is its own process group), so a runner
+    that had to be killed leaves no orphans."""
     yield
     while _RUNNERS:
         r = _RUNNERS.pop()
@@ -565,6 +567,13 @@ def _stop_runners_left_running():
                 r.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 r.proc.kill()
+        for line in list(r.lines):
+            m = re.search(r"\[launch\] started '[^']+' \(pid (\d+)\)", line)
+            if m:
+                try:
+                    os.killpg(int(m.group(1)), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass  # ended, as it should have
 
 
 class Runner:
@@ -603,11 +612,7 @@ class Runner:
         return hits[n - 1]
 
     def finish(self, timeout_s=40.0):
-        try:
-            rc = self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
+        rc = self.proc.wait(timeout=timeout_s)  # on a timeout the fixture stops it and its children
         self._t.join(timeout=5)
         return rc, "\n".join(self.lines)
 
