@@ -320,3 +320,23 @@ def test_bad_config_and_spec_are_rejected_with_names():
     bad = PolicySpec(proprio_names=("joint_angle_3",))
     with pytest.raises(ValueError, match="joint_angle_3"):
         ActorCore(ActorConfig(), bad, ConstPolicy([0, 0, 0]))
+
+
+def test_sim_task_state_fills_its_proprio_entries_and_goes_stale_like_the_robot_state():
+    spec = PolicySpec(cameras=(), proprio_names=("tcp_x_m", "goal_x_m", "goal_minus_tool_z_m"),
+                      action=ActionSpec(names=("vx", "vy", "vz")))
+    pol = ConstPolicy([0.1, 0.2, 0.3])
+    core = ActorCore(ActorConfig(max_episode_steps=5), spec, pol)
+    core.on_ee_pose([0.4, 0.0, 0.3], [0, 0, 0, 1], 0.0)
+    core.on_ee_twist([0, 0, 0], [0, 0, 0], 0.0)
+    r = core.tick(0.0)
+    core.on_reset_done(r.reset_request, 0.0)
+    r = core.tick(0.0)
+    assert r.refused == "no task state received yet" and r.policy_action is None
+    core.on_task_state([0.6, 0.1, 0.2, 0.2, 0.1, -0.05], 0.0)
+    r = core.tick(0.0)
+    np.testing.assert_allclose(pol.calls[-1][0]["proprio"], [0.4, 0.6, -0.05], rtol=1e-6)
+    np.testing.assert_allclose(r.policy_action, [0.1, 0.2, 0.3])  # the proposal a sim operator judges
+    core.on_ee_pose([0.4, 0.0, 0.3], [0, 0, 0, 1], 1.0)
+    core.on_ee_twist([0, 0, 0], [0, 0, 0], 1.0)
+    assert "task state is" in core.tick(1.0).refused  # 1 s old: refused

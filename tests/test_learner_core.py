@@ -129,3 +129,54 @@ def test_missing_spec_and_mismatched_checkpoint_are_rejected(tmp_path):
     other = PolicySpec(proprio_names=("tcp_x_m",), action=ActionSpec())
     with pytest.raises(ValueError, match="another policy spec"):
         LearnerCore(config(tmp_path, spec_json=json.dumps(other.to_dict()))).open()
+
+
+def test_synchronous_mode_runs_the_threads_budget_inline_and_deterministically(tmp_path):
+    def run(d):
+        published = []
+        core = LearnerCore(config(d), on_weights=published.append).open()
+        core.start(thread=False)
+        ran = []
+        for ep in range(1, 4):
+            for s in episode(ep, 6, intervene_at=(2, 3)):
+                core.add_step(s)
+                ran.append(core.train_available())
+                # exactly one update call per transition once min_transitions are stored
+                assert core.updates == core._budget()
+        core.close()
+        return core, ran, published
+
+    a, ran, published = run(tmp_path / "a")
+    assert a.transitions == 18 and a.updates == 18 - 8 + 1 and sum(ran) == a.updates
+    assert [w.version for w in published] == [1, 2, 3]  # start + every 5 updates (11 updates)
+    b, _, _ = run(tmp_path / "b")
+    for k, v in a.agent.critic.state_dict().items():  # same data, same seed: same result
+        torch.testing.assert_close(b.agent.critic.state_dict()[k], v)
+    with pytest.raises(RuntimeError, match="synchronous"):
+        threaded = LearnerCore(config(tmp_path / "c")).open()
+        threaded.start()
+        try:
+            threaded.train_available()
+        finally:
+            threaded.close()
+
+
+def test_bc_algorithm_learns_from_interventions_only_and_resumes_as_bc(tmp_path):
+    core = LearnerCore(config(tmp_path, algorithm="bc", bc={"batch_size": 4})).open()
+    core.start(thread=False)
+    for s in episode(1, 10):  # no interventions: nothing to imitate, no update
+        core.add_step(s)
+        core.train_available()
+    assert core.updates == 0 and len(core.online) == 10
+    for s in episode(2, 6, intervene_at=(1, 2, 3)):
+        core.add_step(s)
+        core.train_available()
+    assert core.updates == core._budget() > 0 and "bc_loss" in core.last_metrics
+    assert core.intervention_steps == 3 and core.last_episode_id == 2
+    core.close()
+    again = LearnerCore(config(tmp_path, algorithm="bc")).open()
+    assert type(again.agent).__name__ == "BCAgent" and again.updates == core.updates
+    assert again.intervention_steps == 3 and again.last_episode_id == 2
+    again.close()
+    with pytest.raises(ValueError, match="'bc' run"):
+        LearnerCore(config(tmp_path)).open()  # an rlif learner refuses a bc checkpoint

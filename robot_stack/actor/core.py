@@ -72,7 +72,8 @@ log = logging.getLogger(__name__)
 #: Proprioception entries the actor can fill: name -> (source, index, meaning). The names
 #: are the sim's (robot_stack.sim.tasks.PROPRIO_NAMES) so one spec serves sim and robot.
 #: Sources: "pose" = [x y z qx qy qz qw] of the EE (TCP) in the base frame (m), "twist" =
-#: [vx vy vz wx wy wz] in the base frame (m/s, rad/s), "gripper" = [width (m)].
+#: [vx vy vz wx wy wz] in the base frame (m/s, rad/s), "gripper" = [width (m)], "task" = the
+#: simulation's privileged task state (robot_stack.sim.tasks.TaskDefinition.task_state).
 PROPRIO_FIELDS: dict[str, tuple[str, int, str]] = {
     "tcp_x_m": ("pose", 0, "TCP position x in the robot base frame, m"),
     "tcp_y_m": ("pose", 1, "TCP position y in the robot base frame, m"),
@@ -88,6 +89,14 @@ PROPRIO_FIELDS: dict[str, tuple[str, int, str]] = {
     "tcp_wy_rad_s": ("twist", 4, "TCP angular velocity y in the base frame, rad/s"),
     "tcp_wz_rad_s": ("twist", 5, "TCP angular velocity z in the base frame, rad/s"),
     "gripper_width_m": ("gripper", 0, "gripper opening width, m"),
+    # Privileged task state, fed by on_task_state: only a simulation knows it (the state-based
+    # sim policies read it; a robot graph has no source for it, so such a spec cannot run there).
+    "goal_x_m": ("task", 0, "goal position x in the base frame, m (sim only)"),
+    "goal_y_m": ("task", 1, "goal position y in the base frame, m (sim only)"),
+    "goal_z_m": ("task", 2, "goal position z in the base frame, m (sim only)"),
+    "goal_minus_tool_x_m": ("task", 3, "goal minus tool point x, m (sim only)"),
+    "goal_minus_tool_y_m": ("task", 4, "goal minus tool point y, m (sim only)"),
+    "goal_minus_tool_z_m": ("task", 5, "goal minus tool point z, m (sim only)"),
 }
 
 
@@ -176,6 +185,9 @@ class TickResult:
     """Why no observation could be assembled (stale/missing input), else None."""
     policy_error: str | None = None
     """Why the policy's action was rejected (NaN, wrong shape), else None."""
+    policy_action: np.ndarray | None = None
+    """The policy's proposal for the step this tick started (None when no step started): what
+    a simulated operator judges."""
 
 
 class Phase(enum.Enum):
@@ -236,6 +248,7 @@ class ActorCore:
         self._pose: _Stamped | None = None  # [x y z qx qy qz qw]
         self._twist: _Stamped | None = None  # [vx vy vz wx wy wz]
         self._gripper_width: _Stamped | None = None
+        self._task_state: _Stamped | None = None
         self._operator: OperatorCommand | None = None
         self._operator_rx_s = -math.inf
         self._last_mark = MARK_NONE
@@ -281,6 +294,11 @@ class ActorCore:
     def on_gripper_width(self, width_m: float, stamp_s: float) -> None:
         with self._lock:
             self._gripper_width = _Stamped(np.array([float(width_m)]), float(stamp_s))
+
+    def on_task_state(self, values, stamp_s: float) -> None:
+        """The simulation's privileged task state (goal, goal minus tool; see PROPRIO_FIELDS)."""
+        with self._lock:
+            self._task_state = _Stamped(np.asarray(values, np.float64).reshape(-1), float(stamp_s))
 
     def on_sim_success(self, success: bool, now_s: float) -> None:
         """The sim's success test; a true value ends the running episode as a success."""
@@ -403,6 +421,7 @@ class ActorCore:
             step.policy_action = policy_action if err is None else np.zeros(self.spec.action.dim, np.float32)
             self._pending = _PendingStep(step, float(now_s), [(float(now_s), executed, intervening)])
             self._step_index += 1
+            out.policy_action = step.policy_action
             return out
 
     # ------------------------------------------------------------------ internals
@@ -461,12 +480,12 @@ class ActorCore:
         sources = {PROPRIO_FIELDS[n][0] for n in self.spec.proprio_names}
         if not self.config.require_gripper_width:
             sources.discard("gripper")
-        state = {"pose": self._pose, "twist": self._twist, "gripper": self._gripper_width}
-        for src in ("pose", "twist", "gripper"):
+        state = {"pose": self._pose, "twist": self._twist, "gripper": self._gripper_width, "task": self._task_state}
+        for src in ("pose", "twist", "gripper", "task"):
             if src not in sources:
                 continue
             st = state[src]
-            what = {"pose": "EE pose", "twist": "EE twist", "gripper": "gripper width"}[src]
+            what = {"pose": "EE pose", "twist": "EE twist", "gripper": "gripper width", "task": "task state"}[src]
             if st is None:
                 return None, ([], []), f"no {what} received yet"
             age = now_s - st.stamp_s

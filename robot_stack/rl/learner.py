@@ -12,6 +12,13 @@ learner fed one step record at a time (the learner node calls it from its callba
   critic steps each) once per received transition after ``min_transitions`` -- the
   update-to-data ratio -- waiting on a condition variable when it is ahead of the data.
   When the CPU cannot keep up it trains continuously and reports the backlog.
+  Synchronous mode (``start(thread=False)``, for a single-process loop on a simulated clock):
+  no thread; the owner calls :meth:`LearnerCore.train_available` after each step and the
+  updates the same budget allows run inline, so a run is deterministic for its seed.
+* ``algorithm``: ``rlif`` (RLPD-SAC on both buffers, the default) or ``bc`` (behaviour cloning
+  on the intervention buffer with :class:`~robot_stack.rl.baselines.BCAgent`, one gradient
+  step per transition: HG-DAgger when the operator intervenes, plain BC when the operator
+  drives every step). Both use ``sac.network``; the rest is the same object.
 * Every ``publish_every_updates`` updates (and once at start) it exports the actor
   networks and hands a :class:`~robot_stack.types.records.PolicyWeights` to ``on_weights``
   (the node publishes it). Versions increase monotonically, across restarts.
@@ -41,12 +48,27 @@ from typing import Callable
 import numpy as np
 
 from robot_stack.rl.agent import SACConfig
+from robot_stack.rl.baselines import BCConfig
 from robot_stack.rl.labelling import LabellingConfig
 from robot_stack.rl.progress import EpisodeStats
 from robot_stack.types.records import PolicyWeights, StepRecord
 from robot_stack.types.spec import PolicySpec, parse_spec_json
 
 log = logging.getLogger(__name__)
+
+ALGORITHMS = ("rlif", "bc")
+
+
+@dataclass(frozen=True)
+class ImitationConfig:
+    """What algorithm bc adds to the shared network settings."""
+
+    lr: float = 3e-4
+    """Adam learning rate."""
+    batch_size: int = 128
+    """Minibatch size of one gradient step."""
+    seed: int = 0
+    """Seed of initialization, augmentation and batch sampling."""
 
 
 @dataclass
@@ -63,8 +85,14 @@ class LearnerConfig:
     sac.network); required unless run_dir holds a checkpoint."""
     spec_file: str = ""
     """File holding the spec JSON (same content as spec_json)."""
+    algorithm: str = "rlif"
+    """rlif (RLPD-SAC with intervention rewards) or bc (behaviour cloning on the intervention
+    buffer: HG-DAgger / BC; uses bc.* and sac.network)."""
     sac: SACConfig = field(default_factory=SACConfig)
     """RLPD SAC hyperparameters (sac.utd_ratio, sac.batch_size, sac.network.*, ...)."""
+    bc: ImitationConfig = field(default_factory=lambda: ImitationConfig())
+    """Behaviour cloning settings for algorithm bc (the network is sac.network, the device
+    sac.device)."""
     labelling: LabellingConfig = field(default_factory=LabellingConfig)
     """RLIF reward labelling (labelling.intervention_penalty, ...)."""
     buffer_capacity: int = 100_000
@@ -89,6 +117,8 @@ class LearnerConfig:
     def validate(self) -> None:
         if self.spec_json and self.spec_file:
             raise ValueError("give spec_json or spec_file, not both")
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got '{self.algorithm}'")
         if self.buffer_sync not in ("flush", "fsync"):
             raise ValueError(f"buffer_sync must be 'flush' or 'fsync', got '{self.buffer_sync}'")
         for name in ("buffer_capacity", "min_transitions", "publish_every_updates", "torch_threads", "stats_window"):
@@ -132,6 +162,8 @@ class LearnerCore:
         self.updates = 0
         self.transitions = 0
         self.env_steps = 0
+        self.intervention_steps = 0
+        self.last_episode_id = -1
         self.best_success_rate = -1.0
         self.episode_stats = EpisodeStats(config.stats_window)
         self._ep_steps = 0
@@ -141,16 +173,17 @@ class LearnerCore:
         self.updates_per_s = 0.0
         self._tb = None
         self._last_ckpt = time.monotonic()
+        self._rng: np.random.Generator | None = None
+        self._threaded = False
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> "LearnerCore":
         """Build or resume the agent and open the replay logs (I/O happens here, not in __init__)."""
         import torch
 
-        from robot_stack.types import config as cfgmod
-        from robot_stack.rl.agent import SACAgent
         from robot_stack.rl.labelling import StreamingLabeller
         from robot_stack.rl.replay_buffer import VisionReplayBuffer
+        from robot_stack.types import config as cfgmod
 
         cfg = self.config
         torch.set_num_threads(cfg.torch_threads)
@@ -165,16 +198,21 @@ class LearnerCore:
             if given is not None and given[0] != spec:
                 raise ValueError(f"{ckpt_path} was trained for another policy spec than the one given; "
                                  "use another run_dir or drop spec_json/spec_file")
+            meta = blob["learner"]
+            algorithm = meta.get("algorithm", "rlif")
+            if algorithm != cfg.algorithm:
+                raise ValueError(f"{ckpt_path} holds a '{algorithm}' run, this learner is configured for "
+                                 f"'{cfg.algorithm}'; use another run_dir or algorithm")
             # The checkpoint's hyperparameters, on this machine's device (a run may move from a
             # GPU machine to a CPU one and back).
-            sac = cfgmod.from_dict(SACConfig, {**state["config"], "device": cfg.sac.device})
-            self.agent = SACAgent(spec, sac)
+            self.agent = self._make_agent(spec, state["config"])
             self.agent.load_state_dict(state)
-            meta = blob["learner"]
             self.version = int(meta["version"])
             self.updates = int(meta["updates"])
             self.transitions = int(meta["transitions"])
             self.env_steps = int(meta["env_steps"])
+            self.intervention_steps = int(meta.get("intervention_steps", 0))
+            self.last_episode_id = int(meta.get("last_episode_id", -1))
             self.best_success_rate = float(meta.get("best_success_rate", -1.0))
             log.info("resumed %s: policy version %d, %d updates, %d transitions", ckpt_path, self.version,
                      self.updates, self.transitions)
@@ -182,12 +220,12 @@ class LearnerCore:
             if given is None:
                 raise ValueError("no policy spec: set spec_json or spec_file (or point run_dir at a checkpoint)")
             spec, network = given
-            sac = cfg.sac
+            net = cfg.sac.network
             if network is not None:
                 from robot_stack.rl.networks import NetworkConfig
 
-                sac = dataclasses.replace(sac, network=cfgmod.from_dict(NetworkConfig, network, where="network"))
-            self.agent = SACAgent(spec, sac)
+                net = cfgmod.from_dict(NetworkConfig, network, where="network")
+            self.agent = self._make_agent(spec, None, net)
             if cfg.warm_start_policy_file:
                 from robot_stack.rl.policy_io import policy_state_from_bytes, read_policy_file
 
@@ -201,19 +239,56 @@ class LearnerCore:
                                                cfg.buffer_sync).open()
         # Transitions restored from the logs count as received data (the resumed update budget).
         self.transitions = max(self.transitions, self.online.num_added)
+        self.last_episode_id = max(self.last_episode_id, self.online.max_episode_id)
         self.labeller = StreamingLabeller(cfg.labelling)
         self._rate_mark = (time.monotonic(), self.updates)
+        seed = cfg.sac.seed if cfg.algorithm == "rlif" else cfg.bc.seed
+        self._rng = np.random.default_rng(seed + self.updates)
         if cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             self._tb = SummaryWriter(str(self.run_dir / "tb"))
         return self
 
-    def start(self) -> None:
-        """Publish the current weights and start the training thread."""
+    def _make_agent(self, spec: PolicySpec, saved_config: dict | None, network=None):
+        """The configured algorithm's agent: from a checkpoint's config (``saved_config``, on this
+        machine's device) or from this config with ``network``."""
+        from robot_stack.types import config as cfgmod
+
+        cfg = self.config
+        if cfg.algorithm == "rlif":
+            from robot_stack.rl.agent import SACAgent
+
+            sac = (cfgmod.from_dict(SACConfig, {**saved_config, "device": cfg.sac.device}) if saved_config is not None
+                   else dataclasses.replace(cfg.sac, network=network))
+            return SACAgent(spec, sac)
+        from robot_stack.rl.baselines import BCAgent
+
+        bc = (cfgmod.from_dict(BCConfig, {**saved_config, "device": cfg.sac.device}) if saved_config is not None
+              else BCConfig(network=network, lr=cfg.bc.lr, batch_size=cfg.bc.batch_size, seed=cfg.bc.seed,
+                            device=cfg.sac.device))
+        return BCAgent(spec, bc)
+
+    def start(self, thread: bool = True) -> None:
+        """Publish the current weights and start the training thread (``thread=False``:
+        synchronous mode, the owner calls :meth:`train_available`)."""
         self._publish()
-        self._thread = threading.Thread(target=self._train_loop, name="learner-train", daemon=True)
-        self._thread.start()
+        self._threaded = thread
+        if thread:
+            self._thread = threading.Thread(target=self._train_loop, name="learner-train", daemon=True)
+            self._thread.start()
+
+    def train_available(self) -> int:
+        """Synchronous mode: run, in the caller's thread, every update the data allows now (the
+        training thread's budget: one update call per transition after ``min_transitions``);
+        returns how many ran."""
+        if self._threaded:
+            raise RuntimeError("train_available() is for synchronous mode (start(thread=False))")
+        n = 0
+        while self._ready():
+            self._train_once(self._rng)
+            n += 1
+        return n
 
     def close(self) -> None:
         """Stop training, write the final checkpoint, close the logs."""
@@ -237,6 +312,8 @@ class LearnerCore:
         """Label one step record (a :class:`robot_stack.rl.labelling.Step`) and store the
         transitions it completes; returns how many were stored."""
         self.env_steps += 0 if step.is_last else 1
+        self.intervention_steps += int(step.intervention and not step.is_last)
+        self.last_episode_id = max(self.last_episode_id, int(step.episode_id))
         self._track_episode(step)
         transitions = self.labeller.push(step)
         with self._buf_lock:
@@ -266,12 +343,18 @@ class LearnerCore:
         """Updates allowed by the data so far (one update call per transition)."""
         return max(0, self.transitions - self.config.min_transitions + 1) if len(self.online) >= self.config.min_transitions else 0
 
+    def _ready(self) -> bool:
+        """An update is due and there is data for it (bc learns from the intervention buffer only)."""
+        if self.updates >= self._budget():
+            return False
+        return self.config.algorithm == "rlif" or len(self.intervention) > 0
+
     def _train_loop(self) -> None:
-        rng = np.random.default_rng(self.config.sac.seed + self.updates)
+        rng = self._rng
         try:
             while not self._stop.is_set():
                 with self._cond:
-                    ready = self._cond.wait_for(lambda: self._stop.is_set() or self.updates < self._budget(), timeout=1.0)
+                    ready = self._cond.wait_for(lambda: self._stop.is_set() or self._ready(), timeout=1.0)
                 if self._stop.is_set():
                     break
                 if ready:
@@ -285,10 +368,13 @@ class LearnerCore:
     def _train_once(self, rng: np.random.Generator) -> None:
         from robot_stack.rl.replay_buffer import sample_mixed
 
-        sac = self.agent.cfg
+        agent_cfg = self.agent.cfg
         with self._buf_lock:
-            batch = sample_mixed(self.online, self.intervention, sac.batch_size * sac.utd_ratio, rng,
-                                 sac.offline_fraction)
+            if self.config.algorithm == "bc":
+                batch = self.intervention.sample(agent_cfg.batch_size, rng)
+            else:
+                batch = sample_mixed(self.online, self.intervention, agent_cfg.batch_size * agent_cfg.utd_ratio, rng,
+                                     agent_cfg.offline_fraction)
         self.last_metrics = self.agent.update(batch)
         self.updates += 1
         if self.updates % self.config.publish_every_updates == 0:
@@ -301,19 +387,27 @@ class LearnerCore:
         self.version += 1
         self.on_weights(PolicyWeights(self.version, int(self.agent.step), self.env_steps, spec_json, data))
 
-    def checkpoint(self) -> None:
-        """Write the checkpoint (agent + counters) and policies/latest.pt (best.pt on a new best)."""
+    def checkpoint(self, success_rate: float | None = None) -> None:
+        """Write the checkpoint (agent + counters) and policies/latest.pt (best.pt on a new best
+        success rate: ``success_rate`` when the owner measured one, e.g. an evaluation, else the
+        rolling success rate of the training episodes)."""
         from robot_stack.rl.agent import save_atomic
         from robot_stack.rl.policy_io import save_policy_file
 
         self._last_ckpt = time.monotonic()
+        sr = self.episode_stats.success_rate if success_rate is None else float(success_rate)
+        if (len(self.episode_stats) or success_rate is not None) and sr > self.best_success_rate:
+            new_best = True
+            self.best_success_rate = sr
+        else:
+            new_best = False
         meta = {"version": self.version, "updates": self.updates, "transitions": self.transitions,
-                "env_steps": self.env_steps, "best_success_rate": self.best_success_rate}
+                "env_steps": self.env_steps, "best_success_rate": self.best_success_rate,
+                "algorithm": self.config.algorithm, "intervention_steps": self.intervention_steps,
+                "last_episode_id": self.last_episode_id}
         save_atomic({"agent": self.agent.state_dict(), "learner": meta}, self.run_dir / self.CHECKPOINT)
         save_policy_file(self.agent, self.policies_dir / "latest.pt", meta)
-        sr = self.episode_stats.success_rate
-        if len(self.episode_stats) and sr > self.best_success_rate:
-            self.best_success_rate = sr
+        if new_best:
             save_policy_file(self.agent, self.policies_dir / "best.pt", {**meta, "success_rate": sr})
         self.counters["checkpoints"] += 1
 
@@ -337,6 +431,7 @@ class LearnerCore:
             "episodes": self.counters["episodes"],
             "success_rate": self.episode_stats.success_rate,
             "intervention_rate": self.episode_stats.intervention_rate,
+            "intervention_steps": self.intervention_steps,
             "dropped_steps": self.labeller.dropped_steps if self.labeller else 0,
             **{k: v for k, v in self.counters.items() if k != "episodes"},
             **{k: float(v) for k, v in self.last_metrics.items()},

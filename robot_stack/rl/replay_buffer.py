@@ -93,6 +93,8 @@ class VisionReplayBuffer:
         self._file: io.BufferedWriter | None = None
         self.num_added = 0
         """Transitions added since creation (including restored ones)."""
+        self.max_episode_id = -1
+        """Largest episode id added so far (including restored ones); -1 when empty."""
 
     # ----------------------------------------------------------------- lifecycle
     def open(self) -> "VisionReplayBuffer":
@@ -166,6 +168,7 @@ class VisionReplayBuffer:
         self._valid[s] = True
         self._last = None if end else (int(episode), int(step_index) + 1, n)
         self.num_added += 1
+        self.max_episode_id = max(self.max_episode_id, int(episode))
 
     # ----------------------------------------------------------------- sampling
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict:

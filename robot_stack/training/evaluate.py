@@ -13,7 +13,8 @@ import logging
 import torch
 
 from robot_stack.rl.policy_io import load_policy_file, read_policy_file
-from robot_stack.training.train import STATE_NAMES, SimAdapter, TrainConfig, evaluate
+from robot_stack.training.session import STATE_NAMES, SimRobot
+from robot_stack.training.train import evaluate
 
 
 def evaluate_policy_file(path: str, task: str, episodes: int = 20, seed0: int = 10_000) -> dict:
@@ -24,13 +25,13 @@ def evaluate_policy_file(path: str, task: str, episodes: int = 20, seed0: int = 
     if obs_mode == "state" and spec.proprio_names[-len(STATE_NAMES):] != STATE_NAMES:
         raise ValueError(f"policy {path} was not trained on the sim's state observations")
     size = spec.cameras[0].height if spec.cameras else 64
-    adapter = SimAdapter(TrainConfig(task=task, obs=obs_mode, image_size=size))
-    if adapter.spec.to_json() != spec.to_json():
-        raise ValueError(f"policy {path} expects {spec}, task '{task}' gives {adapter.spec}")
+    robot = SimRobot(task, obs_mode, size)
+    if robot.spec.to_json() != spec.to_json():
+        raise ValueError(f"policy {path} expects {spec}, task '{task}' gives {robot.spec}")
     try:
-        return evaluate(lambda o: policy.act(o, deterministic=True), adapter, episodes, seed0)
+        return evaluate(policy, robot, episodes, seed0)
     finally:
-        adapter.close()
+        robot.close()
 
 
 def main(argv: list[str] | None = None) -> None:
