@@ -143,8 +143,9 @@ def collect(rows: list[dict], jobs: list[dict]) -> list[dict]:
 
 # ----------------------------------------------------------------------------- report
 def final_points(rows: list[dict]) -> dict:
-    """Each run's evaluation at the equal budget of its (task, obs, level) group: the fewest env
-    steps any run of the group reached (all of them when every run finished)."""
+    """Each finished run's evaluation at its (task, obs, level) group's budget: the most env steps
+    any run of the group reached. Runs still short of it (stopped early) are left out of the
+    table; their rows stay in the CSV (the plot leaves them out too)."""
     last: dict = {}
     for r in rows:
         k = tuple(r[c] for c in KEY)
@@ -152,13 +153,8 @@ def final_points(rows: list[dict]) -> dict:
     budget: dict = {}
     for k, steps in last.items():
         g = (k[0], k[1], k[3])
-        budget[g] = min(budget.get(g, steps), steps)
-    out: dict = {}
-    for r in rows:
-        k = tuple(r[c] for c in KEY)
-        if r["env_steps"] <= budget[(k[0], k[1], k[3])] and (k not in out or r["env_steps"] > out[k]["env_steps"]):
-            out[k] = r
-    return out
+        budget[g] = max(budget.get(g, steps), steps)
+    return {tuple(r[c] for c in KEY): r for r in rows if r["env_steps"] == budget[(r["task"], r["obs"], r["expert_level"])]}
 
 
 def cell(values) -> str:
@@ -179,8 +175,8 @@ def write_table(path: pathlib.Path, rows: list[dict], expert: dict) -> None:
     levels = sorted({k[3] for k in last}, reverse=True)
     lines = ["# RLIF vs HG-DAgger vs BC (the paper's Table 1, our tasks)", "",
              "Final success rate of the deterministic policy acting alone: mean ± 95% confidence interval "
-             "(Student t) over seeds, at an equal env-step budget per task and level (the fewest steps any run "
-             "reached; bold: the best mean). Operator: robot_stack/sim/operator.py through the SpaceMouse "
+             "(Student t) over the seeds that finished the budget of their task and level (runs stopped "
+             "earlier are in the CSV only; bold: the best mean). Operator: robot_stack/sim/operator.py through the SpaceMouse "
              "intervention detector; its own success driving alone in brackets (operator_alone.csv). Written by benchmarks/rlif_vs_dagger.py from rlif_vs_dagger.csv.",
              "", "| task (obs) | operator level (alone) | env steps | BC | HG-DAgger | RLIF | seeds BC/HG/RLIF | eval episodes |",
              "|---|---|---|---|---|---|---|---|"]
@@ -226,6 +222,8 @@ def write_plot(path: pathlib.Path, rows: list[dict], expert: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    finished = {k for k in final_points(rows)}
+    rows = [r for r in rows if tuple(r[c] for c in KEY) in finished]  # the runs the table shows
     combos = sorted({(r["task"], r["obs"]) for r in rows})
     levels = sorted({r["expert_level"] for r in rows}, reverse=True)
     if not combos:
@@ -237,6 +235,9 @@ def write_plot(path: pathlib.Path, rows: list[dict], expert: dict) -> None:
         for li, level in enumerate(levels):
             for mi, metric in enumerate(("success_rate", "intervention_rate")):
                 ax = axes[2 * ci + mi, li]
+                if not any((r["task"], r["obs"], r["expert_level"]) == (task, obs, level) for r in rows):
+                    ax.axis("off")
+                    continue
                 for m in METHOD_ORDER:
                     sel = [r for r in rows if (r["task"], r["obs"], r["method"], r["expert_level"]) == (task, obs, m, level)]
                     if not sel:
@@ -256,7 +257,7 @@ def write_plot(path: pathlib.Path, rows: list[dict], expert: dict) -> None:
                 ax.set_ylabel(metric.replace("_", " "), fontsize=8)
                 ax.set_xlabel("env steps", fontsize=8)
                 ax.grid(alpha=0.3)
-                if li == 0 and mi == 0:
+                if mi == 0:
                     ax.legend(fontsize=7)
     fig.suptitle("RLIF vs HG-DAgger vs BC: mean and 95% CI over seeds (dotted: operator alone)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
