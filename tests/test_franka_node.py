@@ -183,6 +183,61 @@ def test_recovery_retry_limit_then_gives_up(ros_context, spin, collector):
         node.close()
 
 
+def test_after_giving_up_state_and_needs_attention_keep_flowing(ros_context, spin, collector):
+    robot = FakeRobot(FrankaConfig())
+    node = make_node(ros_context, robot=robot, **{"safety.max_recovery_attempts": 1})
+    probe, status, poses = watch_franka(ros_context, spin, collector, node)
+    try:
+        status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
+        robot.inject_error(100)
+        with TwistStreamer(probe, (0.02, 0.0, 0.0)):
+            status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "recovery_gave_up")
+        n_poses = len(poses.messages)
+        status.wait_for(2, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "needs_attention")
+        assert len(poses.messages) > n_poses + 20  # 50 Hz state for more than a second
+        last = json.loads(status.messages[-1].data)
+        assert last["mode"] == "gave_up" and "NEEDS ATTENTION" in last["detail"]
+        with OperatorStreamer(probe, (0.02, 0.0, 0.0)):  # no operator fallback either
+            time.sleep(0.5)
+        assert "operator_fallback" not in events(status)
+    finally:
+        node.close()
+
+
+class ReflexDuringHome(FakeRobot):
+    """The first home move ends in a reflex, as a contact would end it."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.home_calls = 0
+
+    def move_home(self, T_base_ee, timeout_s):
+        self.home_calls += 1
+        if self.home_calls == 1:
+            from robot_stack.devices.franka.base import RobotError
+
+            self.in_error = True
+            raise RobotError("fake reflex during the home move")
+        return super().move_home(T_base_ee, timeout_s)
+
+
+def test_home_move_is_retried_after_one_recovery(ros_context, spin, collector):
+    robot = ReflexDuringHome(FrankaConfig())
+    node = make_node(ros_context, robot=robot)
+    probe, status, poses = watch_franka(ros_context, spin, collector, node)
+    try:
+        status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
+        probe.create_publisher(Empty, HOME_TOPIC, qos.COMMAND).publish(Empty())
+        done = status.wait_for(1, timeout_s=5.0,
+                               where=lambda m: json.loads(m.data)["event"] in ("home_done", "home_failed"))
+        assert json.loads(done[0].data)["event"] == "home_done"
+        ev = events(status)
+        assert ev.count("recovering") == 1 and robot.recover_calls == 1 and robot.home_calls == 2
+        assert "home_retry" in ev
+    finally:
+        node.close()
+
+
 class LinkDropRobot(FakeRobot):
     """A fake robot whose link drops: state reads fail until it is reconnected."""
 

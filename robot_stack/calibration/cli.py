@@ -309,6 +309,21 @@ def _is_number(s: str) -> bool:
         return False
 
 
+def warn_if_not_dexterous(box, quat_xyzw=(1.0, 0.0, 0.0, 0.0)) -> list[str]:
+    """Print a warning for every place where the box leaves the FR3's dexterous workspace at the
+    task orientation (gripper down): there the arm works close to a joint limit or a singularity,
+    and the franka node's joint-limit stage slows it down. Returns the problems."""
+    from robot_stack.devices.franka.kinematics import box_dexterity_problems
+
+    problems = box_dexterity_problems(box.min_xyz_m, box.max_xyz_m, quat_xyzw)
+    if problems:
+        print(f"WARNING: the box leaves the FR3's dexterous workspace (gripper down) at {len(problems)} of 27 "
+              f"checked points; consider a smaller box:", file=sys.stderr)
+        for line in problems:
+            print(f"  {line}", file=sys.stderr)
+    return problems
+
+
 def cmd_workspace(args: argparse.Namespace) -> int:
     limits = ReachLimits(max_reach_m=args.max_reach_m)
     if args.positions:
@@ -339,6 +354,7 @@ def cmd_workspace(args: argparse.Namespace) -> int:
 
         positions = ros_collect.collect_positions(args.topic, args.duration_s, stop, progress)
     box = box_from_positions(positions, args.frame, margin_m=args.margin_m, limits=limits)
+    warn_if_not_dexterous(box)
     out = pathlib.Path(args.out) if args.out else CALIBRATION_DIR / "workspace_box.yaml"
     backup = save_workspace_box(box, out, limits, comment=f"{len(positions)} EE positions, margin {args.margin_m} m inward")
     size = box.upper - box.lower

@@ -49,8 +49,13 @@ Publishes
       ``{"event", "detail", "t", "mode", "counters"}``. Events: ``ready``, ``watchdog_stop``,
       ``rejected_nan``, ``rejected_shape``, ``rejected_out_of_range``, ``rejected_frame``,
       ``box_clamp``, ``box_outside``, ``error``, ``recovering``, ``recovered``,
-      ``recovery_gave_up``, ``reconnected``, ``home_started``, ``home_done``, ``home_failed``, ``home_busy``,
-      ``gripper_rejected``, ``operator_fallback``, ``operator_fallback_end``, ``shutdown``. ``mode`` is ``streaming``, ``homing`` or ``gave_up``.
+      ``joint_limit``, ``recovery_gave_up``, ``needs_attention``, ``reconnected``, ``home_started``,
+      ``home_retry``, ``home_done``, ``home_failed``, ``home_busy``, ``gripper_rejected``,
+      ``operator_fallback``, ``operator_fallback_end``, ``shutdown``. ``mode`` is ``streaming``,
+      ``homing`` or ``gave_up``. One reflex costs one recovery attempt (a home move it
+      interrupted is retried); after ``safety.max_recovery_attempts`` within
+      ``safety.recovery_window_s`` the node stops commanding the arm (mode ``gave_up``), keeps
+      publishing the state and repeats ``needs_attention`` every second until it is restarted.
   ``/robot_stack/franka/debug/sent`` (std_msgs/String, ``qos.STEPS``: reliable and deep, every
       event is a measurement sample), only with ``debug_latency: true``: one JSON object
       ``{"stamp_s", "recv_s", "sent_s", "trigger"}`` per velocity command, published right
@@ -119,6 +124,9 @@ GRIPPER_WIDTH_TOPIC = "/robot_stack/franka/gripper_width"
 STATUS_TOPIC = "/robot_stack/franka/status"
 DEBUG_SENT_TOPIC = "/robot_stack/franka/debug/sent"
 STATUS_QOS = qos.EPISODES
+EVENT_NEEDS_ATTENTION = "needs_attention"
+ATTENTION_PERIOD_S = 1.0
+"""After giving up, the status repeats needs_attention this often, s."""
 
 
 @dataclass(frozen=True)
@@ -216,7 +224,8 @@ class FrankaNode(Node):
         self.config: FrankaNodeConfig = dataclasses.replace(cfg, safety=safety_cfg)
         cfg = self.config
         self.robot = robot if robot is not None else make_robot(
-            cfg.robot, cfg.safety.collision_torque_threshold_nm, cfg.safety.collision_force_threshold_n)
+            cfg.robot, cfg.safety.collision_torque_threshold_nm, cfg.safety.collision_force_threshold_n,
+            limits=cfg.safety.cartesian_limits, ee_offset_m=cfg.safety.flange_to_ee_m)
         self.safety = SafetyFilter(cfg.safety)
         self.recovery = RecoveryPolicy.from_config(cfg.safety)
         self._rng = np.random.default_rng(cfg.home_seed)
@@ -234,6 +243,8 @@ class FrankaNode(Node):
         self._fallback = False  # the operator drives directly (no actor)
         self._link_lost_since: float | None = None
         self._reconnect_at = 0.0
+        self._attention_detail = ""
+        self._attention_at = math.inf
 
         self._connect(cfg.connect_timeout_s)
 
@@ -304,6 +315,8 @@ class FrankaNode(Node):
 
     def _on_operator(self, msg: OperatorCommand) -> None:
         """operator_fallback: the operator drives directly while no actor streams commands."""
+        if self._mode == "gave_up":
+            return  # nothing drives the arm until the node is restarted
         if not self._fallback:
             if time.monotonic() - self._actor_cmd_t <= self.config.safety.watchdog_timeout_s:
                 return  # the actor streams: it arbitrates and forwards the operator itself
@@ -411,21 +424,34 @@ class FrankaNode(Node):
         with self._robot_lock:
             with self._cmd_lock:
                 self.safety.reset()
-            try:
-                ok = self.robot.move_home(T_base_ee, self.config.home_timeout_s)
-                detail = "reached" if ok else f"not reached within {self.config.home_timeout_s} s"
-            except (RobotError, RobotConnectionError) as e:
-                detail = str(e)
+            while True:
+                try:
+                    ok = self.robot.move_home(T_base_ee, self.config.home_timeout_s)
+                    detail = "reached" if ok else f"not reached within {self.config.home_timeout_s} s"
+                except RobotConnectionError as e:
+                    detail = str(e)
+                except RobotError as e:
+                    # A reflex during the move: recover (one attempt, counted like any other) and
+                    # move again; the arm stopped where the reflex caught it.
+                    if self._handle_error(e, time.monotonic()):
+                        self._status("home_retry", f"home move interrupted ({e}): recovered, moving again")
+                        continue
+                    detail = f"{e}; not recovered"
+                break
             with self._cmd_lock:
                 self.safety.reset()  # commands sent during homing are stale now
             self._sent_zero = True
-        self._mode = "streaming"
+        if self._mode == "homing":
+            self._mode = "streaming"
         xyz = np.round(T_base_ee[:3, 3], 4).tolist()
         self._status("home_done" if ok else "home_failed", f"target xyz={xyz} {detail}")
 
     # -- control loop ---------------------------------------------------------------------------
     def _control_tick(self) -> None:
-        if self._closed or self._mode == "gave_up":
+        if self._closed:
+            return
+        if self._mode == "gave_up":
+            self._attention_tick()
             return
         # A command being sent right now holds the lock for well under a period: wait for it.
         # A home move holds it for seconds: do not.
@@ -513,7 +539,7 @@ class FrankaNode(Node):
         """Safety filter -> robot: the one send path of the control tick and of send_on_command.
         Called with ``_robot_lock`` held."""
         with self._cmd_lock:
-            out = self.safety.update(now, state.p_base_ee)
+            out = self.safety.update(now, state.p_base_ee, state.q_rad, state.T_base_ee[:3, :3])
             pending, self._pending_stamp_s = self._pending_stamp_s, None
         for event in out.events:
             self._status(event, f"ee at {np.round(state.p_base_ee, 4).tolist()}")
@@ -538,22 +564,44 @@ class FrankaNode(Node):
         self._debug_pub.publish(convert.json_to_msg(
             {"stamp_s": pending[0], "recv_s": pending[1], "sent_s": sent_s, "trigger": trigger}))
 
-    def _handle_error(self, error: Exception, now: float) -> None:
+    def _handle_error(self, error: Exception, now: float) -> bool:
+        """One reflex or error: one recovery attempt (within the policy's budget). True when the
+        robot accepts commands again; after the budget the node stops commanding (gave_up)."""
         self._status("error", str(error))
         with self._cmd_lock:
             self.safety.reset()  # after a reflex the arm is at rest: ramp up from zero again
         self._sent_zero = True
         if not self.recovery.allow(now):
-            self._mode = "gave_up"
-            self._status(EVENT_RECOVERY_GAVE_UP, f"more than {self.recovery.max_attempts} errors within "
-                         f"{self.recovery.window_s} s; restart the node after checking the robot")
-            return
+            self._give_up(f"{self.recovery.max_attempts} recoveries within {self.recovery.window_s:.0f} s did not "
+                          f"keep the robot running (last error: {error})")
+            return False
         self._status(EVENT_RECOVERING, f"attempt {len(self.recovery.attempts)} of {self.recovery.max_attempts}")
         try:
             ok = self.robot.recover()
         except (RobotError, RobotConnectionError) as e:
             ok, error = False, e
         self._status("recovered" if ok else "error", "" if ok else f"recovery failed: {error}")
+        return ok
+
+    def _give_up(self, reason: str) -> None:
+        self._mode = "gave_up"
+        self._fallback = False
+        self._attention_detail = (f"ROBOT NEEDS ATTENTION: {reason}. The node no longer commands the arm; "
+                                  f"check the robot, then restart the franka node")
+        self._attention_at = time.monotonic() + ATTENTION_PERIOD_S
+        self._status(EVENT_RECOVERY_GAVE_UP, self._attention_detail)
+
+    def _attention_tick(self) -> None:
+        """gave_up: keep publishing the robot state, and repeat that the robot needs attention."""
+        self._tick += 1
+        if self._tick % self.config.state_publish_every == 0:
+            try:
+                self._publish_state(self.robot.read_state())
+            except (RobotError, RobotConnectionError) as e:
+                self.get_logger().warning(f"state read failed: {e}")
+        if time.monotonic() >= self._attention_at:
+            self._attention_at = time.monotonic() + ATTENTION_PERIOD_S
+            self._status(EVENT_NEEDS_ATTENTION, self._attention_detail)
 
     def _publish_state(self, s: RobotState) -> None:
         stamp = self.get_clock().now().to_msg()

@@ -13,9 +13,13 @@ Pick one with :func:`make_robot` (``FrankaConfig.backend``). Constructors do no 
 and releases it (also as a context manager).
 
 Streaming velocity: :meth:`FrankaRobot.send_twist` is called at the node's control rate
-with the (already safety-filtered) twist. The franky backend turns every call into an
-asynchronous ``CartesianVelocityMotion`` that pre-empts the previous one and is held for
-``segment_hold_s``; if no new call arrives in that time the robot brings itself to rest.
+with the (already safety-filtered) twist. The franky backend maps it to joint velocities with
+the FR3's Jacobian at the last measured joint angles (``command_interface: joint_velocity``) and
+turns every call into an asynchronous ``JointVelocityMotion`` that pre-empts the previous one
+and is held for ``segment_hold_s``; if no new call arrives in that time the robot brings itself
+to rest. franky's 1 kHz generator plans each step within joint acceleration and jerk limits
+that follow the safety config (:mod:`robot_stack.devices.franka.limits`): the robot judges every
+commanded joint signal against the FR3's limits and aborts a motion that breaks one.
 That is a second watchdog on the robot side: even a hung or killed process cannot leave
 the arm moving.
 
@@ -130,8 +134,16 @@ class FrankaConfig:
     """Direct backend: a request without a reply for this long means the link is lost, s."""
     realtime_config: str = "ignore"
     """libfranka real-time policy: 'ignore' (no RT kernel, sim) or 'enforce' (real robot on an RT kernel)."""
-    relative_dynamics_factor: float = 0.15
-    """Scales franky's own velocity/acceleration/jerk limits (0..1] for every motion, home moves included."""
+    relative_dynamics_factor: float = 1.0
+    """Scales franky's limits (0..1] for every motion, home moves included. Those limits follow the
+    safety config (max_*_accel_*, max_*_jerk_*; robot_stack.devices.franka.limits), not franky's
+    defaults, which are above the FR3's: 1.0 gives exactly the configured limits."""
+    command_interface: str = "joint_velocity"
+    """franky backend: how a twist is streamed. 'joint_velocity': mapped to joint velocities with the
+    FR3's Jacobian at the measured joint angles and streamed as JointVelocityMotion, so franky's
+    1 kHz generator keeps each joint within safety.max_joint_accel_rad_s2 / max_joint_jerk_rad_s3;
+    'cartesian_velocity': streamed as CartesianVelocityMotion within the safety config's Cartesian
+    limits (the joint side then depends on the Jacobian; see robot_stack.devices.franka.limits)."""
     segment_hold_s: float = 0.1
     """Each streamed velocity is held this long by the robot; without a newer command it then ramps
     to rest by itself (robot-side watchdog, independent of this process). Keep > 2 control periods."""
@@ -165,6 +177,9 @@ class FrankaConfig:
     def validate(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.command_interface not in ("joint_velocity", "cartesian_velocity"):
+            raise ValueError(f"command_interface must be 'joint_velocity' or 'cartesian_velocity', "
+                             f"got {self.command_interface!r}")
         if self.realtime_config not in ("ignore", "enforce"):
             raise ValueError(f"realtime_config must be 'ignore' or 'enforce', got {self.realtime_config!r}")
         if not 0.0 < self.relative_dynamics_factor <= 1.0:
@@ -183,13 +198,15 @@ class FrankaConfig:
 
 
 def make_robot(config: FrankaConfig, collision_torque_threshold_nm: float = 20.0,
-               collision_force_threshold_n: float = 30.0, clock: Callable[[], float] | None = None) -> FrankaRobot:
-    """The one factory: a robot for ``config.backend`` (not connected yet)."""
+               collision_force_threshold_n: float = 30.0, clock: Callable[[], float] | None = None,
+               limits=None, ee_offset_m: float = 0.1034) -> FrankaRobot:
+    """The one factory: a robot for ``config.backend`` (not connected yet). ``limits``: what franky's
+    motion generator may plan (a limits.CartesianLimits; the safety config's cartesian_limits)."""
     config.validate()
     if config.backend == "franky":
         from robot_stack.devices.franka.franky import FrankyRobot
 
-        return FrankyRobot(config, collision_torque_threshold_nm, collision_force_threshold_n)
+        return FrankyRobot(config, collision_torque_threshold_nm, collision_force_threshold_n, limits, ee_offset_m)
     if config.backend == "direct":
         from robot_stack.devices.franka.direct import DirectRobot
 

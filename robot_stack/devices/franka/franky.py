@@ -15,6 +15,7 @@ from robot_stack.devices.franka.base import (
     RobotError,
     RobotState,
 )
+from robot_stack.devices.franka import limits as fr3_limits
 from robot_stack.devices.franka.servo import servo_to_pose
 from robot_stack.devices.realtime import RealtimeError, current_thread_scheduling, set_current_thread_scheduling
 
@@ -40,10 +41,14 @@ class FrankyRobot:
     """Franka arm (and hand) through franky; also drives franky-sim unchanged."""
 
     def __init__(self, config: FrankaConfig, collision_torque_threshold_nm: float = 20.0,
-                 collision_force_threshold_n: float = 30.0):
+                 collision_force_threshold_n: float = 30.0, limits: fr3_limits.CartesianLimits | None = None,
+                 ee_offset_m: float = 0.1034):
         self.config = config
         self.collision_torque_threshold_nm = collision_torque_threshold_nm
         self.collision_force_threshold_n = collision_force_threshold_n
+        self.limits = limits or fr3_limits.CartesianLimits()
+        self._joints = fr3_limits.JointLimiter(self.limits, ee_offset_m)
+        self._q_rad: np.ndarray | None = None  # of the last state read: where a twist is mapped to joints
         self._franky = None
         self._robot = None
         self._gripper = None
@@ -77,6 +82,17 @@ class FrankyRobot:
                 self._robot.recover_from_errors()
             # Contact/force thresholds: the robot's own collision reflex stops it above these.
             self._robot.set_collision_behavior(self.collision_torque_threshold_nm, self.collision_force_threshold_n)
+            # franky's own limits are above the FR3's (13 m/s^2, 25 rad/s^2 ...), and with a new motion
+            # every control period franky plans each step as fast as they allow: ours instead.
+            for name, value in fr3_limits.franky_limits(self.limits).items():
+                getattr(self._robot, name).set(value)
+            fr3 = fr3_limits.FR3
+            # franky 2.0 caps joint velocity limits at the Panda's values (2.175 / 2.61 rad/s).
+            vmax = self._robot.joint_velocity_limit.max
+            self._robot.joint_velocity_limit.set(
+                [min(fr3_limits.LIMIT_FRACTION * v, m) for v, m in zip(fr3.joint_velocity_rad_s, vmax)])
+            self._robot.joint_acceleration_limit.set([self.limits.joint_accel_rad_s2] * 7)
+            self._robot.joint_jerk_limit.set([self.limits.joint_jerk_rad_s3] * 7)
         except (RuntimeError, franky.Exception) as e:  # a half-started server: "Net Exception"
             self._robot = None
             raise RobotConnectionError(f"robot at {self.config.robot_ip} accepted the connection but failed "
@@ -132,12 +148,14 @@ class FrankyRobot:
         twist = s.O_dP_EE_est if s.O_dP_EE_est is not None else s.O_dP_EE_d
         mode = s.robot_mode
         has_error = mode == self._franky.RobotMode.Reflex or mode == self._franky.RobotMode.UserStopped
+        q = np.array(s.q, dtype=np.float64).reshape(7)
+        self._q_rad = q
         return RobotState(
             t_s=s.time.to_sec(),
             T_base_ee=np.array(s.O_T_EE.matrix, dtype=np.float64),
             ee_lin_m_s=np.array(twist.linear, dtype=np.float64).reshape(3),
             ee_ang_rad_s=np.array(twist.angular, dtype=np.float64).reshape(3),
-            q_rad=np.array(s.q, dtype=np.float64).reshape(7),
+            q_rad=q,
             dq_rad_s=np.array(s.dq, dtype=np.float64).reshape(7),
             gripper_width_m=self._read_gripper_width(),
             has_error=bool(has_error),
@@ -159,13 +177,27 @@ class FrankyRobot:
     def send_twist(self, lin_m_s, ang_rad_s) -> None:
         robot, f = self._require(), self._franky
         hold = f.Duration(max(1, int(round(self.config.segment_hold_s * 1000))))
-        motion = f.CartesianVelocityMotion(
-            f.Twist(np.asarray(lin_m_s, dtype=np.float64), np.asarray(ang_rad_s, dtype=np.float64)), duration=hold)
+        lin, ang = np.asarray(lin_m_s, dtype=np.float64), np.asarray(ang_rad_s, dtype=np.float64)
+        if self._q_rad is None:
+            self.read_state()
+        if self.config.command_interface == "joint_velocity":
+            dq = self._joints.joint_velocity(self._q_rad, lin, ang)
+            jmotion = f.JointVelocityMotion(dq, duration=hold)
+            self._wrap(lambda: robot.move(jmotion, asynchronous=True), "velocity command")
+            return
+        # Where the Jacobian amplifies Cartesian acceleration and jerk into joint space, franky
+        # plans this step with correspondingly lower limits (the ramp was scaled the same way).
+        js = self._joints.scale(self._q_rad, lin, ang)
+        factor = f.RelativeDynamicsFactor(1.0, js.acceleration, js.jerk)
+        motion = f.CartesianVelocityMotion(f.Twist(lin, ang), duration=hold, relative_dynamics_factor=factor)
         self._wrap(lambda: robot.move(motion, asynchronous=True), "velocity command")
 
     def stop(self) -> None:
         robot, f = self._require(), self._franky
-        motion = f.CartesianVelocityMotion(f.Twist([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]), duration=f.Duration(10))
+        if self.config.command_interface == "joint_velocity":
+            motion = f.JointVelocityMotion(np.zeros(7), duration=f.Duration(10))
+        else:
+            motion = f.CartesianVelocityMotion(f.Twist([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]), duration=f.Duration(10))
         try:
             self._wrap(lambda: robot.move(motion, asynchronous=True), "stop")
         except RobotError as e:
@@ -195,5 +227,11 @@ class FrankyRobot:
                                   epsilon_inner=GRIPPER_MAX_WIDTH_M, epsilon_outer=GRIPPER_MAX_WIDTH_M)
 
     def recover(self) -> bool:
-        robot = self._require()
+        robot, f = self._require(), self._franky
+        # franky keeps the exception that ended the aborted motion and raises it from the next
+        # move(): collect it here, or one reflex would cost a second recovery on the next send.
+        try:
+            robot.join_motion(self.config.stop_timeout_s)
+        except (f.ControlException, f.CommandException, f.InvalidOperationException, RuntimeError) as e:
+            logger.info("collected the aborted motion's error before recovering: %s", e)
         return bool(self._wrap(robot.recover_from_errors, "error recovery"))

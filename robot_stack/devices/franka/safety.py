@@ -19,16 +19,27 @@ What it enforces, in this order, on every control tick (:meth:`SafetyFilter.upda
    removes nothing; near a wall it removes only the component pushing outward (smoothly, so
    the approach decelerates); outside the box the bound turns into a pull-back velocity
    (capped by ``max_pullback_speed_m_s``).
-5. **Acceleration limits**: the change of the output twist per tick is limited to
+4b. **Orientation limits** (with the measured EE orientation): the EE may tilt at most
+   ``max_tilt_rad`` away from ``reference_quat_xyzw`` and turn at most ``max_yaw_rad`` about
+   its axis; near a limit the rotation towards it is removed like the box's outward speed
+   (gain ``box_approach_gain_1_s``). Rotations random-walk otherwise, into wrist and elbow
+   configurations where the joints reach their limits or the Jacobian degenerates.
+5. **Joint limits** (with the measured joint angles): the twist is scaled down so that no
+   joint exceeds its share of the FR3's position-based velocity envelope (the arm slows to a
+   stop before a joint limit), and the acceleration allowed in step 6 shrinks where the
+   Jacobian amplifies it (:class:`robot_stack.devices.franka.limits.JointLimiter`).
+6. **Acceleration limits**: the change of the output twist per tick is limited to
    ``max_lin_accel_m_s2 * dt`` and ``max_ang_accel_rad_s2 * dt`` (vector norm), so a stop,
-   a watchdog timeout or a rejected command ramps down instead of jerking.
+   a watchdog timeout or a rejected command ramps down instead of jerking. Between ticks
+   franky's motion generator keeps to the same accelerations and to ``max_*_jerk_*``
+   (:func:`robot_stack.devices.franka.limits.franky_limits`).
 
 :class:`RecoveryPolicy` decides whether to call the robot's error recovery after a reflex
-error, up to ``max_recovery_attempts`` within ``recovery_window_s``.
+error (one attempt per reflex), up to ``max_recovery_attempts`` within ``recovery_window_s``.
 
 Events (strings, also used as status events by the Franka node): ``watchdog_stop``,
 ``rejected_nan``, ``rejected_shape``, ``rejected_out_of_range``, ``box_clamp``,
-``box_outside``, ``recovering``, ``recovery_gave_up``.
+``box_outside``, ``joint_limit``, ``recovering``, ``recovery_gave_up``.
 
 The workspace box type and its file loader are the calibration's
 (:mod:`robot_stack.calibration.workspace`): the box is either given inline
@@ -45,6 +56,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robot_stack.devices.franka import limits as fr3_limits
 from robot_stack.types.workspace import WorkspaceBox, load_workspace_box
 
 logger = logging.getLogger(__name__)
@@ -57,6 +69,11 @@ EVENT_BOX_CLAMP = "box_clamp"
 EVENT_BOX_OUTSIDE = "box_outside"
 EVENT_RECOVERING = "recovering"
 EVENT_RECOVERY_GAVE_UP = "recovery_gave_up"
+EVENT_JOINT_LIMIT = "joint_limit"
+EVENT_ORIENTATION_LIMIT = "orientation_limit"
+
+DEFAULT_BOX_MIN_XYZ_M = (0.40, -0.20, 0.10)
+DEFAULT_BOX_MAX_XYZ_M = (0.65, 0.20, 0.45)
 
 
 @dataclass(frozen=True)
@@ -68,9 +85,10 @@ class SafetyConfig:
     workspace_min_xyz_m/workspace_max_xyz_m (see resolve_workspace). Empty: use the inline box."""
     workspace_frame: str = "base"
     """Frame of the inline box (a loaded file names its own); must be the robot base frame."""
-    workspace_min_xyz_m: tuple[float, float, float] = (0.30, -0.30, 0.05)
-    """Workspace box lower corner (x, y, z) in m, robot base frame."""
-    workspace_max_xyz_m: tuple[float, float, float] = (0.70, 0.30, 0.55)
+    workspace_min_xyz_m: tuple[float, float, float] = DEFAULT_BOX_MIN_XYZ_M
+    """Workspace box lower corner (x, y, z) in m, robot base frame. The default lies inside the FR3's
+    dexterous workspace for the gripper pointing down (checked with the arm's kinematics)."""
+    workspace_max_xyz_m: tuple[float, float, float] = DEFAULT_BOX_MAX_XYZ_M
     """Workspace box upper corner (x, y, z) in m, robot base frame."""
     max_lin_speed_m_s: float = 0.15
     """Largest EE translational speed sent to the robot, m/s (faster commands are scaled down)."""
@@ -80,6 +98,27 @@ class SafetyConfig:
     """Largest change of EE translational velocity, m/s^2 (ramps starts, stops and watchdog stops)."""
     max_ang_accel_rad_s2: float = 4.0
     """Largest change of EE rotational velocity, rad/s^2."""
+    max_lin_jerk_m_s3: float = 500.0
+    """Largest EE translational jerk franky's 1 kHz motion generator may plan, m/s^3 (per axis,
+    like the acceleration limits, which franky follows too)."""
+    max_ang_jerk_rad_s3: float = 2000.0
+    """Largest EE rotational jerk franky's motion generator may plan, rad/s^3 (per axis)."""
+    max_joint_accel_rad_s2: float = 2.5
+    """Largest joint acceleration, rad/s^2 (FR3: 10): franky's limit when it streams joint velocities,
+    and the ramp's bound where the Jacobian amplifies Cartesian acceleration. Low, because a
+    lost 1 kHz cycle turns the acceleration of the moment into a jerk the robot judges."""
+    max_joint_jerk_rad_s3: float = 800.0
+    """Largest joint jerk franky may plan, rad/s^3 (FR3: 5000)."""
+    reference_quat_xyzw: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+    """Task orientation (x, y, z, w) the orientation limits are measured from (default: the gripper
+    pointing down, as the home pose)."""
+    max_tilt_rad: float = 0.4
+    """Largest angle between the EE z axis and the reference's, rad."""
+    max_yaw_rad: float = 1.0
+    """Largest turn about the EE z axis away from the reference, rad (either way)."""
+    flange_to_ee_m: float = 0.1034
+    """Distance from the flange to the commanded EE point along the flange z axis, m (the Franka
+    Hand's TCP): the joint-limit stage maps twists of this point to joint velocities."""
     reject_lin_speed_m_s: float = 1.0
     """Commands faster than this (m/s) are not scaled but rejected as garbage (a unit or scaling bug upstream)."""
     reject_ang_speed_rad_s: float = 4.0
@@ -107,7 +146,7 @@ class SafetyConfig:
         self.box.validate()
         positive = (
             "max_lin_speed_m_s", "max_ang_speed_rad_s", "max_lin_accel_m_s2", "max_ang_accel_rad_s2",
-            "reject_lin_speed_m_s", "reject_ang_speed_rad_s", "watchdog_timeout_s",
+            "max_lin_jerk_m_s3", "max_ang_jerk_rad_s3", "max_joint_accel_rad_s2", "max_joint_jerk_rad_s3", "max_tilt_rad", "max_yaw_rad", "reject_lin_speed_m_s", "reject_ang_speed_rad_s", "watchdog_timeout_s",
             "box_approach_gain_1_s", "max_pullback_speed_m_s", "max_tick_dt_s", "recovery_window_s",
             "collision_torque_threshold_nm", "collision_force_threshold_n",
         )
@@ -132,8 +171,21 @@ class SafetyConfig:
                 f"= {self.max_lin_accel_m_s2}: the ramp could not brake before the wall; lower the gain "
                 f"or raise the acceleration limit"
             )
+        q = np.asarray(self.reference_quat_xyzw, dtype=float)
+        if not (q.shape == (4,) and np.all(np.isfinite(q)) and abs(np.linalg.norm(q) - 1.0) < 1e-3):
+            raise ValueError(f"reference_quat_xyzw must be a unit quaternion (x, y, z, w), got {self.reference_quat_xyzw}")
+        if not (math.isfinite(self.flange_to_ee_m) and 0.0 <= self.flange_to_ee_m <= 0.5):
+            raise ValueError(f"flange_to_ee_m must be in [0, 0.5] m, got {self.flange_to_ee_m!r}")
+        fr3_limits.check_config(self.cartesian_limits)
         if not isinstance(self.max_recovery_attempts, int) or self.max_recovery_attempts < 0:
             raise ValueError(f"max_recovery_attempts must be an integer >= 0, got {self.max_recovery_attempts!r}")
+
+    @property
+    def cartesian_limits(self) -> fr3_limits.CartesianLimits:
+        """The limits franky's motion generator is given (see robot_stack.devices.franka.limits)."""
+        return fr3_limits.CartesianLimits(self.max_lin_speed_m_s, self.max_ang_speed_rad_s, self.max_lin_accel_m_s2,
+                                          self.max_ang_accel_rad_s2, self.max_lin_jerk_m_s3, self.max_ang_jerk_rad_s3,
+                                          self.max_joint_accel_rad_s2, self.max_joint_jerk_rad_s3)
 
     @property
     def box(self) -> WorkspaceBox:
@@ -214,6 +266,12 @@ class SafetyFilter:
         config.validate()
         self.config = config
         self._box = config.box
+        self.joints = fr3_limits.JointLimiter(config.cartesian_limits, config.flange_to_ee_m)
+        self.joint_scale = fr3_limits.JointScale(1.0, 1.0, 1.0)
+        """The joint-space factors of the last update (1.0 without joint angles)."""
+        self._joint_limited = False
+        self._orientation_limited = False
+        self._R_ref = _quat_to_matrix(config.reference_quat_xyzw)
         self.counters: Counter[str] = Counter()
         """How often each event happened (rejections, watchdog stops, clamps...)."""
         self._cmd_lin = np.zeros(3)
@@ -274,8 +332,10 @@ class SafetyFilter:
         return math.inf if self._cmd_t is None else t_s - self._cmd_t
 
     # -- control tick ----------------------------------------------------------------------
-    def update(self, t_s: float, p_base_ee_m=None) -> SafeTwist:
-        """Safe twist for time ``t_s`` given the EE position (m, base frame; None skips the box)."""
+    def update(self, t_s: float, p_base_ee_m=None, q_rad=None, R_base_ee=None) -> SafeTwist:
+        """Safe twist for time ``t_s`` given the EE position (m, base frame; None skips the box), the
+        joint angles (rad; None skips the joint-limit stage) and the EE orientation (3x3; None skips
+        the orientation limits)."""
         cfg = self.config
         events = self._pending
         self._pending = []
@@ -307,11 +367,30 @@ class SafetyFilter:
                 logger.error("safety: invalid EE position %r: stopping", p_base_ee_m)
                 lin, ang = np.zeros(3), np.zeros(3)
 
-        # 5. acceleration limits
+        # 4b. orientation limits
+        if R_base_ee is not None:
+            R = np.asarray(R_base_ee, dtype=np.float64)
+            if R.shape == (3, 3) and np.all(np.isfinite(R)):
+                ang = self._orientation_filter(ang, R, events)
+
+        # 5. joint limits: velocity envelope, and how much acceleration the Jacobian leaves
+        accel_scale = 1.0
+        if q_rad is not None:
+            js = self.joints.scale(q_rad, lin, ang)
+            self.joint_scale = js
+            lin, ang = lin * js.velocity, ang * js.velocity
+            accel_scale = js.acceleration
+            limited = js.velocity < 0.999
+            if limited and not self._joint_limited:
+                self.counters[EVENT_JOINT_LIMIT] += 1
+                events.append(EVENT_JOINT_LIMIT)
+            self._joint_limited = limited
+
+        # 6. acceleration limits
         # The first tick after a reset has no dt yet: it holds the current output (no jump).
         dt = 0.0 if self._last_update_t is None else min(max(t_s - self._last_update_t, 0.0), cfg.max_tick_dt_s)
-        self._out_lin = self._out_lin + _limit_norm(lin - self._out_lin, cfg.max_lin_accel_m_s2 * dt)
-        self._out_ang = self._out_ang + _limit_norm(ang - self._out_ang, cfg.max_ang_accel_rad_s2 * dt)
+        self._out_lin = self._out_lin + _limit_norm(lin - self._out_lin, accel_scale * cfg.max_lin_accel_m_s2 * dt)
+        self._out_ang = self._out_ang + _limit_norm(ang - self._out_ang, accel_scale * cfg.max_ang_accel_rad_s2 * dt)
         # Snap tiny residues to exact zero so "stopped" is unambiguous downstream.
         if not np.any(lin) and np.linalg.norm(self._out_lin) < 1e-9:
             self._out_lin = np.zeros(3)
@@ -319,6 +398,31 @@ class SafetyFilter:
             self._out_ang = np.zeros(3)
         self._last_update_t = t_s
         return SafeTwist(self._out_lin.copy(), self._out_ang.copy(), tuple(events))
+
+    def _orientation_filter(self, ang: np.ndarray, R: np.ndarray, events: list[str]) -> np.ndarray:
+        cfg = self.config
+        k, pull = cfg.box_approach_gain_1_s, 4.0 * cfg.max_pullback_speed_m_s  # rad/s back inside
+        tilt, yaw = tilt_and_yaw(self._R_ref, R)
+        out = ang.copy()
+        n = np.cross(self._R_ref[:, 2], R[:, 2])  # turning about n increases the tilt
+        if np.linalg.norm(n) > 1e-9:
+            n /= np.linalg.norm(n)
+            bound = max(k * (cfg.max_tilt_rad - tilt), -pull)
+            rate = float(out @ n)
+            if rate > bound:
+                out -= (rate - bound) * n
+        z = R[:, 2]  # turning about the EE's own z axis changes the yaw
+        lo = min(max(k * (-cfg.max_yaw_rad - yaw), -pull), pull)
+        hi = max(min(k * (cfg.max_yaw_rad - yaw), pull), -pull)
+        rate = float(out @ z)
+        if rate > hi or rate < lo:
+            out += (float(np.clip(rate, lo, hi)) - rate) * z
+        limited = bool(np.linalg.norm(out - ang) > 1e-6)
+        if limited and not self._orientation_limited:
+            self.counters[EVENT_ORIENTATION_LIMIT] += 1
+            events.append(EVENT_ORIENTATION_LIMIT)
+        self._orientation_limited = limited
+        return out
 
     def _box_filter(self, lin: np.ndarray, p: np.ndarray, events: list[str]) -> np.ndarray:
         cfg, box = self.config, self._box
@@ -343,6 +447,23 @@ class SafetyFilter:
         self._clamping = clamped
         self._outside = outside
         return out
+
+
+def _quat_to_matrix(q_xyzw) -> np.ndarray:
+    x, y, z, w = np.asarray(q_xyzw, dtype=np.float64) / np.linalg.norm(q_xyzw)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def tilt_and_yaw(R_ref: np.ndarray, R: np.ndarray) -> tuple[float, float]:
+    """(tilt, yaw) of orientation ``R`` from ``R_ref``, rad: the angle between their z axes, and the
+    turn about z of the relative rotation (exact for zero tilt)."""
+    tilt = math.acos(float(np.clip(R[:, 2] @ R_ref[:, 2], -1.0, 1.0)))
+    rel = R_ref.T @ R
+    return tilt, math.atan2(rel[1, 0] - rel[0, 1], rel[0, 0] + rel[1, 1])
 
 
 @dataclass

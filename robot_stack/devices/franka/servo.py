@@ -8,6 +8,7 @@ from typing import Callable
 
 import numpy as np
 
+from robot_stack.devices.franka import limits as fr3_limits
 from robot_stack.devices.franka.base import FrankaConfig, FrankaRobot, RobotError
 from robot_stack.types.geometry import rotation_error_rotvec
 
@@ -33,16 +34,22 @@ class PoseServo:
     tolerance_rad: float
     rest_speed_m_s: float = 0.01
     """The pose counts as reached only below this EE speed, m/s."""
+    joints: fr3_limits.JointLimiter | None = None
+    """Joint-limit stage (as in the safety filter), applied when step() is given joint angles."""
     v: np.ndarray = field(default_factory=lambda: np.zeros(3))
     w: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     @classmethod
     def from_config(cls, T_target: np.ndarray, config: "FrankaConfig") -> "PoseServo":
+        limits = fr3_limits.CartesianLimits(config.home_max_lin_speed_m_s, config.home_max_ang_speed_rad_s,
+                                            config.home_max_lin_accel_m_s2,
+                                            config.home_max_lin_accel_m_s2 * config.home_max_ang_speed_rad_s
+                                            / config.home_max_lin_speed_m_s)
         return cls(np.asarray(T_target, dtype=np.float64), 1.0 / config.home_rate_hz, config.home_max_lin_speed_m_s,
                    config.home_max_ang_speed_rad_s, config.home_max_lin_accel_m_s2, config.home_gain_1_s,
-                   config.home_tolerance_m, config.home_tolerance_rad)
+                   config.home_tolerance_m, config.home_tolerance_rad, joints=fr3_limits.JointLimiter(limits))
 
-    def step(self, T_base_ee: np.ndarray, ee_lin_m_s: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray]:
+    def step(self, T_base_ee: np.ndarray, ee_lin_m_s: np.ndarray, q_rad=None) -> tuple[bool, np.ndarray, np.ndarray]:
         """(reached, v m/s, w rad/s) for the measured pose and EE velocity."""
         T = self.T_target
         e_p = T[:3, 3] - T_base_ee[:3, 3]
@@ -54,6 +61,10 @@ class PoseServo:
         dw_max = dv_max * self.max_ang_speed_rad_s / self.max_lin_speed_m_s
         v_t = _clip_norm(self.gain_1_s * e_p, self.max_lin_speed_m_s)
         w_t = _clip_norm(self.gain_1_s * e_r, self.max_ang_speed_rad_s)
+        if q_rad is not None and self.joints is not None:
+            js = self.joints.scale(q_rad, v_t, w_t)
+            v_t, w_t = v_t * js.velocity, w_t * js.velocity
+            dv_max, dw_max = dv_max * js.acceleration, dw_max * js.acceleration
         self.v = self.v + _clip_norm(v_t - self.v, dv_max)
         self.w = self.w + _clip_norm(w_t - self.w, dw_max)
         return False, self.v, self.w
@@ -72,7 +83,7 @@ def servo_to_pose(robot: "FrankaRobot", T_base_ee: np.ndarray, timeout_s: float,
         s = robot.read_state()
         if s.has_error:
             raise RobotError("robot in reflex/error state during the home move")
-        reached, v, w = servo.step(s.T_base_ee, s.ee_lin_m_s)
+        reached, v, w = servo.step(s.T_base_ee, s.ee_lin_m_s, s.q_rad)
         if reached:
             robot.stop()
             return True

@@ -1,0 +1,529 @@
+"""The franka node against franka-sim with the FR3's limits enforced: every command pattern the
+stack produces, reflexes, recoveries and how close each limited quantity came to its limit.
+
+franka-sim (PyPI; .venv-franka-sim, made by tools/bootstrap.sh) speaks the libfranka protocol and
+aborts a motion the way an FR3 does when a commanded signal breaks its limits
+(``FRANKA_SIM_ENFORCE_MOTION_LIMITS``) or when 20 command cycles in a row are lost
+(``FRANKA_SIM_ENFORCE_COMM_CONSTRAINTS``). tools/franka_sim_server.py wraps it with measurement.
+The franka node runs in this process with its shipped config (config/franka.yaml), the franky
+backend pointed at the simulator; a probe node publishes what the actor, the SpaceMouse node
+and an episode runner would:
+
+* ``policy_noise``: 10 Hz random twists with rotation within the node's limits, sign flipped
+  every tick (the actor's commands);
+* ``operator_steps``: 100 Hz operator commands stepping 0 -> full -> 0 (operator fallback);
+* ``stream_cuts``: full-speed streams cut off (the watchdog ramps the arm down);
+* ``homes``: home moves to random poses, and homes started while the arm moves;
+* ``box_edges``: full speed into every face and corner of the workspace box;
+* ``gripper_moving``: gripper open/close while the arm moves;
+* ``forced_reflex``: the simulator aborts the running motion with a cartesian_reflex (as a
+  contact would); the node must recover once per reflex and go on.
+
+Writes benchmarks/results/fr3_limits.json: per pattern reflexes, recoveries and peak_fraction
+(limited quantity -> its peak as a fraction of the limit franka-sim judges it against), and
+lost command cycles (total, longest run), for a run at normal priority and one with the
+real-time set-up (the node's control thread at SCHED_FIFO and the process under ``chrt -f``, as
+``rt_prefix:='chrt -f 20'`` does; the simulator itself runs under ``chrt -f 30`` in both: it
+stands for the robot's real-time controller).
+
+    bash tools/in_env.sh python benchmarks/fr3_limits.py --minutes 10
+    bash tools/in_env.sh python benchmarks/fr3_limits.py --seconds-per-pattern 5 --setups rt
+
+tests/test_franka_sim_limits.py runs the same patterns briefly in CI.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FSIM_PYTHON = ROOT / ".venv-franka-sim" / "bin" / "python"
+PATTERNS = ("policy_noise", "operator_steps", "stream_cuts", "homes", "box_edges", "gripper_moving", "forced_reflex")
+
+
+def available() -> bool:
+    """franka-sim's environment is there (tools/bootstrap.sh made it)."""
+    return FSIM_PYTHON.exists() and importlib.util.find_spec("franky_sim") is not None
+
+
+def franky_sim_mjcf() -> pathlib.Path:
+    """franky-sim's FR3 model (franka-sim's own loader downloads, which cannot work offline)."""
+    spec = importlib.util.find_spec("franky_sim")
+    return pathlib.Path(list(spec.submodule_search_locations)[0]) / "assets" / "fr3.xml"
+
+
+class FrankaSim:
+    """tools/franka_sim_server.py in .venv-franka-sim, on ``host`` (a loopback address of its own:
+    libfranka always connects to port 1337), with its control socket on ``control_port``."""
+
+    def __init__(self, host: str, control_port: int, enforce_motion_limits: bool = True,
+                 enforce_comm_constraints: bool = True, gripper: bool = True, fifo_priority: int = 0,
+                 log_path: str | os.PathLike | None = None):
+        self.host, self.control_port = host, control_port
+        self.args = ["--host", host, "--control-port", str(control_port), "--mjcf", str(franky_sim_mjcf()),
+                     "--enforce-motion-limits" if enforce_motion_limits else "--no-enforce-motion-limits",
+                     "--enforce-comm-constraints" if enforce_comm_constraints else "--no-enforce-comm-constraints"]
+        if not gripper:
+            self.args.append("--no-gripper")
+        self.fifo_priority = fifo_priority
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self, timeout_s: float = 60.0) -> "FrankaSim":
+        # A clean environment: .venv's paths (PYTHONPATH, the ROS wheels' library path) must not
+        # leak into the other interpreter (numpy 1.26 there, 2.x here).
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("PYTHONPATH", "PYTHONHOME", "LD_LIBRARY_PATH", "VIRTUAL_ENV", "AMENT_PREFIX_PATH")
+               and not k.startswith("_ROS_WHEELS")}
+        cmd = [str(FSIM_PYTHON), str(ROOT / "tools" / "franka_sim_server.py"), *self.args]
+        if self.fifo_priority > 0:
+            cmd = ["chrt", "-f", str(self.fifo_priority), *cmd]
+        self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"franka-sim exited with {self.proc.returncode} (log: {self.log_path})")
+            with contextlib.suppress(OSError), socket.create_connection((self.host, 1337), timeout=0.5):
+                with contextlib.suppress(OSError, ValueError):
+                    self.request("stats")
+                    return self
+            time.sleep(0.3)  # start-up polling
+        self.stop()
+        raise RuntimeError(f"franka-sim did not serve on {self.host}:1337 within {timeout_s} s")
+
+    def request(self, cmd: str) -> dict:
+        with socket.create_connection((self.host, self.control_port), timeout=5.0) as s:
+            s.sendall((cmd + "\n").encode())
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data)
+
+    def stats(self) -> dict:
+        return self.request("stats")
+
+    def reset(self) -> None:
+        self.request("reset")
+
+    def reflex(self) -> bool:
+        return bool(self.request("reflex")["ok"])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20.0)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log not in (None, subprocess.DEVNULL):
+            self._log.close()
+        self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Driver:
+    """The franka node (in this process) plus a probe node that plays actor, operator and runner."""
+
+    def __init__(self, host: str, seed: int = 0, control_thread_priority: int = 0):
+        import rclpy
+        from geometry_msgs.msg import PoseStamped, TwistStamped
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+        from std_msgs.msg import Empty, Float32, String
+
+        from robot_stack.msg import OperatorCommand
+        from robot_stack.nodes import qos
+        from robot_stack.nodes import franka_node as fn
+        from robot_stack.nodes.params import parameter_overrides
+
+        import yaml
+
+        self._msgs = dict(TwistStamped=TwistStamped, OperatorCommand=OperatorCommand, Empty=Empty, Float32=Float32,
+                          PoseStamped=PoseStamped)
+        self.rng = np.random.default_rng(seed)
+        self.ctx = rclpy.context.Context()
+        rclpy.init(context=self.ctx)
+        params = yaml.safe_load((ROOT / "config" / "franka.yaml").read_text())["franka"]["ros__parameters"]
+        params["robot"].update({"backend": "franky", "robot_ip": host})
+        params["connect_timeout_s"] = 30.0
+        params["control_thread_priority"] = control_thread_priority
+        self.node = fn.FrankaNode(context=self.ctx, parameter_overrides=parameter_overrides(params))
+        self.safety = self.node.config.safety
+        self.probe = Node("fr3_limits_probe", context=self.ctx)
+        self.events: list[dict] = []
+        self._lock = threading.Lock()
+        self.pose: np.ndarray | None = None
+        self.probe.create_subscription(String, fn.STATUS_TOPIC, self._on_status, fn.STATUS_QOS)
+        self.probe.create_subscription(PoseStamped, fn.EE_POSE_TOPIC, self._on_pose, qos.STATE)
+        self.twist_pub = self.probe.create_publisher(TwistStamped, fn.CMD_TWIST_TOPIC, qos.COMMAND)
+        self.op_pub = self.probe.create_publisher(OperatorCommand, fn.OPERATOR_TOPIC, qos.COMMAND)
+        self.home_pub = self.probe.create_publisher(Empty, fn.HOME_TOPIC, qos.COMMAND)
+        self.home_to_pub = self.probe.create_publisher(PoseStamped, fn.HOME_TO_TOPIC, qos.COMMAND)
+        self.grip_pub = self.probe.create_publisher(Float32, fn.GRIPPER_CMD_TOPIC, qos.COMMAND)
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.probe)
+        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spin.start()
+
+    def close(self) -> None:
+        import rclpy
+
+        self.node.close()
+        self.executor.shutdown(timeout_sec=2.0)
+        self._spin.join(timeout=5.0)
+        rclpy.try_shutdown(context=self.ctx)
+
+    # -- observations --------------------------------------------------------------------------
+    def _on_status(self, msg) -> None:
+        with self._lock:
+            self.events.append(json.loads(msg.data))
+
+    def _on_pose(self, msg) -> None:
+        p = msg.pose.position
+        self.pose = np.array([p.x, p.y, p.z])
+
+    def event_names(self, start: int = 0) -> list[str]:
+        with self._lock:
+            return [e["event"] for e in self.events[start:]]
+
+    def wait_event(self, name: str, start: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if name in self.event_names(start):
+                return True
+            time.sleep(0.02)  # polling the collected events
+        return False
+
+    # -- commands ------------------------------------------------------------------------------
+    def twist(self, lin, ang=(0.0, 0.0, 0.0)) -> None:
+        msg = self._msgs["TwistStamped"]()
+        msg.header.frame_id = "base"
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in lin)
+        msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in ang)
+        self.twist_pub.publish(msg)
+
+    def operator(self, lin, ang=(0.0, 0.0, 0.0), intervening: bool = True) -> None:
+        msg = self._msgs["OperatorCommand"]()
+        msg.header.frame_id = "base"
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.intervening = intervening
+        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in lin)
+        msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in ang)
+        self.op_pub.publish(msg)
+
+    def home(self, timeout_s: float = 30.0) -> bool:
+        """Home (randomized like an episode start); True when home_done came."""
+        start = len(self.events)
+        self.home_pub.publish(self._msgs["Empty"]())
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            names = self.event_names(start)
+            if "home_done" in names:
+                return True
+            if "home_failed" in names or "home_busy" in names:
+                return False
+            time.sleep(0.05)  # polling the collected events
+        return False
+
+    def gripper(self, width_m: float) -> None:
+        self.grip_pub.publish(self._msgs["Float32"](data=float(width_m)))
+
+    def stream(self, seconds: float, rate_hz: float, make) -> None:
+        """Publish ``make(k)`` (a (lin, ang) twist, or None for nothing) at ``rate_hz`` for ``seconds``."""
+        period, t0 = 1.0 / rate_hz, time.monotonic()
+        k = 0
+        while time.monotonic() - t0 < seconds:
+            cmd = make(k)
+            if cmd is not None:
+                self.twist(*cmd)
+            k += 1
+            time.sleep(max(0.0, t0 + k * period - time.monotonic()))  # publishing rate
+
+    def rest(self, seconds: float = 0.6) -> None:
+        """No commands: the watchdog ramps the arm to rest."""
+        time.sleep(seconds)
+
+    # -- patterns ------------------------------------------------------------------------------
+    def random_twist(self, scale: float = 1.0):
+        s = self.safety
+        return (self.rng.uniform(-1, 1, 3) * s.max_lin_speed_m_s * scale,
+                self.rng.uniform(-1, 1, 3) * s.max_ang_speed_rad_s * scale)
+
+    def policy_noise(self, seconds: float) -> None:
+        state = {"cmd": self.random_twist(), "sign": 1.0}
+
+        def make(k):
+            state["sign"] = -state["sign"]
+            lin, ang = self.random_twist()
+            return lin * state["sign"], ang * state["sign"]
+        self.stream(seconds, 10.0, make)
+        self.rest()
+
+    def operator_steps(self, seconds: float) -> None:
+        self.rest(0.4)  # no actor: the operator falls back to driving directly
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            lin, ang = self.random_twist()
+            lin = lin / max(np.linalg.norm(lin), 1e-9) * self.safety.max_lin_speed_m_s  # full speed
+            for _ in range(int(self.rng.integers(20, 60))):  # 0.2-0.6 s at 100 Hz
+                self.operator(lin, ang)
+                time.sleep(0.01)  # 100 Hz, as the SpaceMouse node publishes
+            for _ in range(int(self.rng.integers(5, 30))):
+                self.operator((0, 0, 0), (0, 0, 0))
+                time.sleep(0.01)
+        for _ in range(10):
+            self.operator((0, 0, 0), intervening=False)
+            time.sleep(0.01)
+        self.rest()
+
+    def stream_cuts(self, seconds: float) -> None:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            lin, ang = self.random_twist()
+            lin = lin / max(np.linalg.norm(lin), 1e-9) * self.safety.max_lin_speed_m_s
+            self.stream(float(self.rng.uniform(0.3, 0.8)), 50.0, lambda k: (lin, ang))
+            self.rest(float(self.rng.uniform(0.3, 0.6)))  # cut: the watchdog ramps down
+
+    def homes(self, seconds: float) -> None:
+        t0 = time.monotonic()
+        i = 0
+        while time.monotonic() - t0 < seconds:
+            if i % 2:  # home while moving: the command stream runs when the home starts
+                lin, _ = self.random_twist()
+                self.stream(0.4, 50.0, lambda k: (lin, (0, 0, 0)))
+            self.home()
+            i += 1
+
+    def box_edges(self, seconds: float) -> None:
+        s = self.safety
+        v = s.max_lin_speed_m_s
+        dirs = [np.array(d, float) for d in
+                [(1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)]]
+        dirs += [np.array((x, y, z), float) / math.sqrt(3) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
+        t0 = time.monotonic()
+        i = 0
+        while time.monotonic() - t0 < seconds:
+            d = dirs[i % len(dirs)]
+            self.stream(1.8, 50.0, lambda k: (d * v, (0, 0, 0)))  # into the wall or corner at full speed
+            i += 1
+        self.rest()
+
+    def gripper_moving(self, seconds: float) -> None:
+        t0 = time.monotonic()
+        state = {"open": True}
+
+        def make(k):
+            if k % 25 == 0:  # every 0.5 s
+                state["open"] = not state["open"]
+                self.gripper(0.08 if state["open"] else 0.0)
+            if k % 5 == 0:
+                state["cmd"] = self.random_twist(0.7)
+            return state["cmd"]
+        while time.monotonic() - t0 < seconds:
+            self.stream(min(2.0, seconds), 50.0, make)
+        self.gripper(0.08)
+        self.rest()
+
+    def forced_reflex(self, seconds: float, sim: FrankaSim) -> int:
+        """Stream, make the simulator abort the motion (a contact would), go on streaming; returns
+        how many reflexes were forced. Spaced so that the node's recovery budget
+        (max_recovery_attempts per recovery_window_s) is never the limit: at most two per window."""
+        t0 = time.monotonic()
+        forced = 0
+        spacing_s = self.safety.recovery_window_s / 2.0
+        last = -math.inf
+        while time.monotonic() - t0 < seconds:
+            stop = threading.Event()
+            lin, ang = self.random_twist(0.5)
+
+            def publish():
+                while not stop.is_set():
+                    self.twist(lin, ang)
+                    stop.wait(0.02)  # 50 Hz
+            th = threading.Thread(target=publish, daemon=True)
+            th.start()
+            time.sleep(0.5)
+            start = len(self.events)
+            if (forced < 2 or time.monotonic() - last >= spacing_s) and sim.reflex():
+                forced += 1
+                last = time.monotonic()
+                self.wait_event("recovered", start, 10.0)
+            time.sleep(0.8)  # streaming goes on after the recovery
+            stop.set()
+            th.join()
+            self.rest()
+        return forced
+
+
+def run_patterns(sim: FrankaSim, driver: Driver, seconds: float, patterns=PATTERNS, log=print) -> dict:
+    """Run each pattern for ``seconds`` from home; per pattern the simulator's figures."""
+    results = {}
+    if not driver.home():
+        raise RuntimeError(f"the first home move failed: {driver.event_names()[-5:]}")
+    for name in patterns:
+        sim.reset()
+        start = len(driver.events)
+        t0 = time.monotonic()
+        forced = None
+        if name == "forced_reflex":
+            forced = driver.forced_reflex(seconds, sim)
+        else:
+            getattr(driver, name)(seconds)
+        stats = sim.stats()
+        ev = driver.event_names(start)
+        results[name] = {
+            "seconds": round(time.monotonic() - t0, 1),
+            "reflexes": len(stats["reflexes"]) - (forced or 0),
+            "reflex_errors": stats["reflexes"],
+            "forced_reflexes": forced,
+            "recoveries": stats["recoveries"],
+            "node_recovering_events": ev.count("recovering"),
+            "violations": stats["violations"],
+            "peak_fraction": stats["peak_fraction"],
+            "peak_detail": stats["peak_detail"],
+            "lost_cycles": stats["lost_cycles"],
+            "node_events": {e: ev.count(e) for e in sorted(set(ev))},
+        }
+        log(f"{name}: {results[name]['seconds']} s, reflexes {results[name]['reflexes']}"
+            f"{'' if forced is None else f' (+{forced} forced)'}, recoveries {stats['recoveries']}, "
+            f"lost {stats['lost_cycles']}, peaks {stats['peak_fraction']}")
+        if "gave_up" in [e.get("mode") for e in driver.events[start:]]:
+            log("the node gave up: stopping the run")
+            break
+        # Every pattern ends at home, the last one too: after a reflex franka-sim holds the pose
+        # the abort caught (its hold controller leaves joint 7 ringing at ~0.08 rad/s), and the
+        # run ends with the arm at rest after an ordinary motion.
+        if name != "homes" and not driver.home():
+            log(f"home after {name} failed")
+    return results
+
+
+ROBOT_MODE_IDLE = 1
+"""libfranka RobotMode::kIdle: no motion running, nothing commanded."""
+
+
+def at_rest(sim: FrankaSim, timeout_s: float = 6.0, threshold_rad_s: float = 0.01) -> dict:
+    """Wait until nothing is commanded and the arm is still (or ``timeout_s`` passed, e.g. while an
+    EE left outside the box is pulled back): robot mode and joint speeds.
+
+    Joint 7 is reported apart: once franka-sim's position hold was engaged mid-motion (a reflex
+    aborts the motion where it is), it rings on joint 7 at about 0.08 rad/s and keeps ringing
+    through every later hold, with nothing commanded (the hold controller against franky-sim's
+    model; the TCP lies on joint 7's axis and does not move)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        st = sim.stats()
+        dq = np.abs(np.array(st["dq"]))
+        rest = {"robot_mode": st["robot_mode"], "dq_max_joints_1_6_rad_s": float(dq[:6].max()),
+                "dq_joint_7_rad_s": float(dq[6])}
+        if (st["robot_mode"] == ROBOT_MODE_IDLE and rest["dq_max_joints_1_6_rad_s"] < threshold_rad_s) \
+                or time.monotonic() > deadline:
+            return rest
+        time.sleep(0.2)  # polling the simulator
+
+
+def summarize(results: dict) -> dict:
+    peaks: dict[str, float] = {}
+    for r in results.values():
+        for k, v in r["peak_fraction"].items():
+            peaks[k] = max(peaks.get(k, 0.0), v)
+    lost = [r["lost_cycles"] for r in results.values()]
+    return {
+        "reflexes": sum(r["reflexes"] for r in results.values()),
+        "forced_reflexes": sum(r["forced_reflexes"] or 0 for r in results.values()),
+        "recoveries": sum(r["recoveries"] for r in results.values()),
+        "peak_fraction": dict(sorted(peaks.items())),
+        "lost_cycles": {"total": sum(x["total"] for x in lost), "longest_run": max((x["longest_run"] for x in lost), default=0),
+                        "cycles": sum(x["cycles"] for x in lost)},
+    }
+
+
+def run_setup(rt: bool, seconds: float, host: str, control_port: int, seed: int, log=print) -> dict:
+    """One run of every pattern; ``rt``: the node's control thread at SCHED_FIFO 20 (this process
+    is put under ``chrt -f 20`` by main())."""
+    sim = FrankaSim(host, control_port, fifo_priority=30, log_path=ROOT / "benchmarks" / "results" / "tmp" / "franka_sim.log")
+    (ROOT / "benchmarks" / "results" / "tmp").mkdir(parents=True, exist_ok=True)
+    with sim:
+        driver = Driver(host, seed=seed, control_thread_priority=20 if rt else 0)
+        try:
+            t0 = time.monotonic()
+            results = run_patterns(sim, driver, seconds, log=log)
+            rest = at_rest(sim)
+            return {"patterns": results, "summary": summarize(results), "at_end": rest,
+                    "seconds": round(time.monotonic() - t0, 1)}
+        finally:
+            driver.close()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=None, help="total per set-up (sets --seconds-per-pattern)")
+    p.add_argument("--seconds-per-pattern", type=float, default=20.0)
+    p.add_argument("--setups", default="normal,rt", help="comma list of: normal, rt")
+    p.add_argument("--host", default="127.0.0.59")
+    p.add_argument("--control-port", type=int, default=18059)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fr3_limits.json"))
+    p.add_argument("--_child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    seconds = args.seconds_per_pattern if args.minutes is None else args.minutes * 60.0 / len(PATTERNS)
+    if not available():
+        print("franka-sim's environment is missing: run tools/bootstrap.sh", file=sys.stderr)
+        return 2
+    if args._child:  # one set-up, in this (possibly chrt'ed) process; result as JSON on stdout's last line
+        res = run_setup(args._child == "rt", seconds, args.host, args.control_port, args.seed,
+                        log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(json.dumps(res))
+        return 0
+    out = {"what": "franka node (shipped config) vs franka-sim with motion limits and communication constraints "
+                   "enforced", "machine": platform.node(), "load_avg_start": os.getloadavg(),
+           "seconds_per_pattern": seconds, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "setups": {}}
+    for setup in args.setups.split(","):
+        cmd = [sys.executable, __file__, "--_child", setup, "--seconds-per-pattern", str(seconds),
+               "--host", args.host, "--control-port", str(args.control_port), "--seed", str(args.seed)]
+        if setup == "rt":
+            cmd = ["chrt", "-f", "20", *cmd]
+        print(f"== {setup}: {' '.join(cmd)}", flush=True)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            print(f"set-up {setup} failed with {proc.returncode}", file=sys.stderr)
+            return 1
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        res["load_avg_end"] = os.getloadavg()
+        out["setups"][setup] = res
+        print(json.dumps(res["summary"], indent=1), flush=True)
+    pathlib.Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The franka node, as shipped, against franka-sim with the FR3's motion limits and
+communication constraints enforced (the strict second test robot; .venv-franka-sim from
+tools/bootstrap.sh). Every command pattern of benchmarks/fr3_limits.py, briefly: no reflex in the
+normal patterns, exactly one recovery per forced reflex, no limit violation at all (checked
+even where enforcement would not abort), and the arm at rest at the end. About 70 s."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest.importorskip("rclpy")
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+from benchmarks import fr3_limits  # noqa: E402
+
+SECONDS_PER_PATTERN = 4.0
+
+
+@pytest.fixture
+def franka_sim(tmp_path):
+    if not fr3_limits.available():
+        pytest.skip("no .venv-franka-sim: run tools/bootstrap.sh")
+    # A loopback address of its own (libfranka connects to port 1337 only), per test session.
+    host = f"127.0.0.{60 + os.getpid() % 60}"
+    with fr3_limits.FrankaSim(host, 18000 + os.getpid() % 1000, fifo_priority=0,
+                              log_path=tmp_path / "franka_sim.log") as sim:
+        yield sim
+
+
+def test_every_pattern_within_the_fr3_limits(franka_sim):
+    driver = fr3_limits.Driver(franka_sim.host, seed=1)
+    try:
+        results = fr3_limits.run_patterns(franka_sim, driver, SECONDS_PER_PATTERN)
+        rest = fr3_limits.at_rest(franka_sim)
+        events = driver.event_names()
+    finally:
+        driver.close()
+    assert list(results) == list(fr3_limits.PATTERNS), f"the run stopped early: {events[-10:]}"
+    for name, r in results.items():
+        assert r["reflexes"] == 0, f"{name}: {r['reflex_errors']}"
+        assert not r["violations"], f"{name}: {r['violations']} ({r['peak_detail']})"
+        assert all(v < 1.0 for v in r["peak_fraction"].values()), f"{name}: {r['peak_detail']}"
+    forced = results["forced_reflex"]
+    assert forced["forced_reflexes"] >= 2
+    assert forced["recoveries"] == forced["forced_reflexes"] == forced["node_recovering_events"]
+    assert sum(r["recoveries"] for r in results.values()) == forced["forced_reflexes"]
+    assert "recovery_gave_up" not in events
+    assert results["homes"]["node_events"].get("home_done", 0) >= 2
+    # At rest: no motion running and joints 1-6 still (joint 7: see at_rest, a hold artifact).
+    assert rest["robot_mode"] == fr3_limits.ROBOT_MODE_IDLE and rest["dq_max_joints_1_6_rad_s"] < 0.01, rest
