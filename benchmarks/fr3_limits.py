@@ -16,7 +16,7 @@ and an episode runner would:
 * ``homes``: home moves to random poses, and homes started while the arm moves;
 * ``box_edges``: full speed into every face and corner of the workspace box;
 * ``gripper_moving``: gripper open/close while the arm moves;
-* ``forced_reflex``: the simulator aborts the running motion with a cartesian_reflex (as a
+* ``forced_reflex``: the simulator aborts the running motion with a joint_reflex (as a
   contact would); the node must recover once per reflex and go on.
 
 Writes benchmarks/results/fr3_limits.json: per pattern reflexes, recoveries and peak_fraction

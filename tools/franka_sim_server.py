@@ -14,7 +14,7 @@ What it adds to franka-sim's own server, without changing what the server judges
   command cycles (total and longest run) from its communication-constraints tracker;
 * a line-based control socket on ``--control-port`` (same host): ``stats`` answers one JSON
   line, ``reset`` zeroes the figures, ``reflex`` aborts the running motion with a
-  ``cartesian_reflex`` error the way a contact would (a forced reflex for the recovery tests),
+  ``joint_reflex`` error the way a contact would (a forced reflex for the recovery tests),
   ``quit`` stops the server.
 
 Enforcement follows franka-sim's own switches: ``FRANKA_SIM_ENFORCE_MOTION_LIMITS`` and
@@ -38,9 +38,9 @@ import time
 
 logger = logging.getLogger("franka_sim_server")
 
-# research_interface::robot::Error::kCartesianReflex (libfranka error.h): what a contact above
-# the collision thresholds latches. franka-sim does not simulate contacts reflexes itself.
-CARTESIAN_REFLEX_INDEX = 6
+# Index 6 of libfranka's error arrays, joint_reflex: what a contact above the collision
+# thresholds latches. franka-sim does not simulate contact reflexes itself.
+FORCED_REFLEX_INDEX = 6
 # Franka Hand TCP: 0.1034 m along the flange z axis, rotated -45 deg about it (Franka's hand data).
 # franka-sim measures the EE from the body <prefix>link7 when the model has no link8 (franky-sim's
 # MJCF has none): link7's origin lies 0.107 m before the flange, so the TCP is 0.2104 m from it.
@@ -202,7 +202,6 @@ def instrument() -> None:
 
     Tracker = comm_constraints.CommConstraintTracker
     orig_close = Tracker._close_cycle_locked
-    run = {"n": 0}
 
     def close_cycle(self, closed_id):
         outcome = orig_close(self, closed_id)
@@ -215,7 +214,6 @@ def instrument() -> None:
         return outcome
 
     Tracker._close_cycle_locked = close_cycle
-    del run
 
 
 def make_server_class():
@@ -223,7 +221,7 @@ def make_server_class():
     from franka_sim.limits.tables import ERROR_NAMES
 
     names = dict(ERROR_NAMES)
-    names[CARTESIAN_REFLEX_INDEX] = "cartesian_reflex"
+    names[FORCED_REFLEX_INDEX] = "joint_reflex"
     names[25] = "communication_constraints_violation"
 
     class InstrumentedServer(FrankaSimServer):
@@ -253,11 +251,11 @@ def make_server_class():
             return super().handle_automatic_error_recovery_command(client_socket, header, payload)
 
         def force_reflex(self) -> bool:
-            """Abort the running motion with cartesian_reflex (as a contact would); False if idle."""
+            """Abort the running motion with joint_reflex (as a contact would); False if idle."""
             with self._motion_lock:
                 if not self.current_motion_id:
                     return False
-                self._abort_with_error(CARTESIAN_REFLEX_INDEX, "cartesian_reflex (forced by the test harness)",
+                self._abort_with_error(FORCED_REFLEX_INDEX, "joint_reflex (forced by the test harness)",
                                        self._motion_generation)
                 return True
 
