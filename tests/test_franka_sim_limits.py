@@ -1,6 +1,7 @@
-"""The franka node, as shipped, against franka-sim with the FR3's motion limits and
-communication constraints enforced (the strict second test robot; .venv-franka-sim from
-tools/bootstrap.sh). Every command pattern of benchmarks/fr3_limits.py, briefly: no reflex in the
+"""The franka node, as shipped, against franka-sim with the FR3's motion limits enforced (the
+strict second test robot; .venv-franka-sim from tools/bootstrap.sh). Communication constraints
+are not enforced here: 20 lost 1 kHz cycles in a row depend on the machine's load, not on the
+commands (benchmarks/fr3_limits.py measures them, with and without the real-time set-up). Every command pattern of benchmarks/fr3_limits.py, briefly: no reflex in the
 normal patterns, exactly one recovery per forced reflex, no limit violation at all (checked
 even where enforcement would not abort), and the arm at rest at the end. About 70 s."""
 from __future__ import annotations
@@ -23,7 +24,7 @@ def franka_sim(tmp_path):
         pytest.skip("no .venv-franka-sim: run tools/bootstrap.sh")
     # A loopback address of its own (libfranka connects to port 1337 only), per test session.
     host = f"127.0.0.{60 + os.getpid() % 60}"
-    with fr3_limits.FrankaSim(host, 18000 + os.getpid() % 1000, fifo_priority=0,
+    with fr3_limits.FrankaSim(host, 18000 + os.getpid() % 1000, enforce_comm_constraints=False,
                               log_path=tmp_path / "franka_sim.log") as sim:
         yield sim
 
