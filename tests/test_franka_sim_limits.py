@@ -1,9 +1,11 @@
 """The franka node, as shipped, against franka-sim with the FR3's motion limits enforced (the
 strict second test robot; .venv-franka-sim from tools/bootstrap.sh). Communication constraints
 are not enforced here: 20 lost 1 kHz cycles in a row depend on the machine's load, not on the
-commands (benchmarks/fr3_limits.py measures them, with and without the real-time set-up). Every command pattern of benchmarks/fr3_limits.py, briefly: no reflex in the
-normal patterns, exactly one recovery per forced reflex, no limit violation at all (checked
-even where enforcement would not abort), and the arm at rest at the end. About 70 s."""
+commands (benchmarks/fr3_limits.py measures them, with and without the real-time set-up).
+
+Every command pattern of benchmarks/fr3_limits.py, briefly: no reflex in the normal patterns,
+exactly one recovery per forced reflex, no limit violation at all, and the arm at rest at the
+end. About 70 s."""
 from __future__ import annotations
 
 import os
