@@ -234,4 +234,15 @@ class FrankyRobot:
             robot.join_motion(self.config.stop_timeout_s)
         except (f.ControlException, f.CommandException, f.InvalidOperationException, RuntimeError) as e:
             logger.info("collected the aborted motion's error before recovering: %s", e)
-        return bool(self._wrap(robot.recover_from_errors, "error recovery"))
+        if not self._wrap(robot.recover_from_errors, "error recovery"):
+            return False
+        # franky answers state reads from its last state while fresh ones look stale (a robot, or a
+        # simulator, running behind the wall clock): a reflex mode read right after the recovery
+        # would count as a second reflex. Poll the robot's mode until it leaves the reflex.
+        deadline = time.monotonic() + self.config.stop_timeout_s
+        while self.read_state().has_error:
+            if time.monotonic() > deadline:
+                logger.error("robot still reports a reflex %.1f s after the recovery", self.config.stop_timeout_s)
+                return False
+            time.sleep(0.01)  # polling the robot's state
+        return True
