@@ -1,8 +1,7 @@
 """FR3 kinematics (ROS-free, numpy only): forward kinematics, Jacobian, damped-least-squares IK.
 
 Franka's published Denavit-Hartenberg parameters of the FR3 (Craig's convention; the same
-table as the Panda's) and the FR3's joint position limits (``fr3.urdf`` of franka_description,
-the model libfranka 0.21 loads from the robot). Used to check that a workspace box lies inside
+table as the Panda's) and the FR3's joint position limits (Franka's robot specifications). Used to check that a workspace box lies inside
 the arm's dexterous workspace (:func:`check_box_dexterity`) and by the safety filter to keep
 joint velocities and accelerations within their limits (:func:`jacobian`).
 
@@ -34,7 +33,8 @@ FR3_Q_LIMITS_RAD = (
     (-2.7437, 2.7437), (-1.7837, 1.7837), (-2.9007, 2.9007), (-3.0421, -0.1518),
     (-2.8065, 2.8065), (0.5445, 4.5169), (-3.0159, 3.0159),
 )
-"""FR3 joint position limits, rad (franka_description fr3.urdf; libfranka checks these)."""
+"""FR3 joint position limits, rad (Franka's FR3 robot specifications; the fr3.urdf of
+franka_description that the robot serves allows up to 6 mrad more)."""
 FR3_READY_Q_RAD = (0.0, -math.pi / 4, 0.0, -3 * math.pi / 4, 0.0, math.pi / 2, math.pi / 4)
 SHOULDER_XYZ_M = (0.0, 0.0, 0.333)
 

@@ -2,28 +2,31 @@
 
 Source of every number in :data:`FR3`: Franka Robotics, "Robot and interface specifications"
 for the FR3 (the limits table of the FCI documentation), which libfranka 0.21 carries as
-``include/franka/rate_limiting.h`` (``kMaxTranslationalVelocity`` ... ``kMaxJointJerk``), and the
-FR3's ``fr3.urdf`` (franka_description) for the joint ranges and the position-based joint
-velocity limits (``<position_based_velocity_limits>``: velocity offset and deceleration).
+``include/franka/rate_limiting.h`` (``kMaxTranslationalVelocity`` ... ``kMaxJointJerk``), the
+same specifications for the joint ranges, and the FR3's ``fr3.urdf`` (franka_description, the
+model libfranka 0.21 gets from the robot) for the position-based joint velocity limits
+(``<position_based_velocity_limits>``: velocity offset and deceleration).
 The robot aborts a motion whose *commanded* signal breaks one of them (a reflex such as
-``cartesian_motion_generator_joint_acceleration_discontinuity``); the joint side is judged on
-the robot's inverse kinematics of the commanded Cartesian stream.
+``joint_motion_generator_acceleration_discontinuity``; a Cartesian stream is judged on its
+Cartesian derivatives and on the robot's inverse kinematics of it).
 
-The stack streams Cartesian velocities: the safety filter (:mod:`robot_stack.devices.franka.safety`) at
-the node's control rate, franky's motion generator (Ruckig, per axis) at 1 kHz in between.
-Three things keep every commanded quantity at or below :data:`LIMIT_FRACTION` of its limit:
+The stack commands EE twists: the safety filter (:mod:`robot_stack.devices.franka.safety`) at
+the node's control rate, franky's motion generator (Ruckig, per joint or per axis) at 1 kHz in
+between. What keeps every commanded quantity at or below :data:`LIMIT_FRACTION` of its limit:
 
-* franky's absolute Cartesian limits follow the node's safety config
-  (:func:`franky_limits`; franky 2.0's own defaults, 13 m/s^2 and 25 rad/s^2, are above the
-  FR3's, and with a new motion every control period franky reaches each target as fast as its
-  limits allow);
-* :class:`JointLimiter` maps Cartesian commands to joint space with the FR3 Jacobian at the
-  measured joint angles: it scales a twist down so that no joint exceeds its share of the
+* the franky backend maps each twist to joint velocities with the FR3's Jacobian at the
+  measured joint angles (:meth:`JointLimiter.joint_velocity`) and streams joint velocity
+  motions, and franky's joint limits follow the safety config (``max_joint_accel_rad_s2``,
+  ``max_joint_jerk_rad_s3``): the joint signal the robot judges is planned within them, and the
+  robot reports the commanded acceleration a pre-empting motion continues from;
+* franky's absolute Cartesian limits follow the safety config too (:func:`franky_limits`;
+  franky 2.0's own defaults, 13 m/s^2 and 25 rad/s^2, are above the FR3's), for the Cartesian
+  interface (``robot.command_interface: cartesian_velocity``);
+* :class:`JointLimiter` scales a twist down so that no joint exceeds its share of the
   position-based velocity envelope (so the arm also slows to a stop before a joint limit), and
-  gives the factor by which the ramp and franky's acceleration and jerk must shrink so that
-  the joints' acceleration and jerk stay within their share;
-* :func:`check_config` rejects a safety config whose Cartesian limits are not within the
-  fraction of the FR3's, at start-up.
+  gives the factor by which the filter's ramp must shrink where the Jacobian amplifies it;
+* :func:`check_config` rejects a safety config above the fraction of the FR3's limits, at
+  start-up.
 """
 from __future__ import annotations
 
