@@ -33,6 +33,10 @@ def test_jacobian_matches_finite_differences():
 def test_default_box_is_dexterous_and_the_old_one_is_not():
     cfg = SafetyConfig()
     assert kin.box_dexterity_problems(cfg.workspace_min_xyz_m, cfg.workspace_max_xyz_m, points_per_axis=4) == []
+    # ...and reachable at every tilt the orientation limits allow (a tilted tool moves the wrist)
+    assert kin.box_dexterity_problems(cfg.workspace_min_xyz_m, cfg.workspace_max_xyz_m,
+                                      tilt_rad=cfg.max_tilt_rad) == []
+    assert kin.box_dexterity_problems((0.40, -0.20, 0.10), (0.65, 0.20, 0.45), tilt_rad=0.4)
     old = kin.box_dexterity_problems((0.30, -0.30, 0.05), (0.70, 0.30, 0.55))
     assert any("not reachable" in p for p in old) and any("joint 4" in p for p in old)
 

@@ -157,10 +157,12 @@ MIN_SINGULAR_VALUE = 0.08
 def box_dexterity_problems(min_xyz_m, max_xyz_m, quat_xyzw=(1.0, 0.0, 0.0, 0.0),
                            ee_offset_m: float = HAND_TCP_OFFSET_M, points_per_axis: int = 3,
                            min_joint_margin_rad: float = MIN_JOINT_MARGIN_RAD,
-                           min_singular_value: float = MIN_SINGULAR_VALUE) -> list[str]:
+                           min_singular_value: float = MIN_SINGULAR_VALUE, tilt_rad: float = 0.0) -> list[str]:
     """Where a box leaves the FR3's dexterous workspace at the task orientation: one line per grid
     point (corners, edge and face centres, the middle) that is unreachable from the ready pose,
-    closer than ``min_joint_margin_rad`` to a joint limit or nearly singular. Empty: all good."""
+    closer than ``min_joint_margin_rad`` to a joint limit or nearly singular. With ``tilt_rad``,
+    also every grid point tilted that far about the base x and y axes (either way) must be
+    reachable (the orientation limits allow that tilt). Empty: all good."""
     lo, hi = np.asarray(min_xyz_m, dtype=np.float64), np.asarray(max_xyz_m, dtype=np.float64)
     x, y, z, w = np.asarray(quat_xyzw, dtype=np.float64) / np.linalg.norm(quat_xyzw)
     R = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
@@ -183,4 +185,21 @@ def box_dexterity_problems(min_xyz_m, max_xyz_m, quat_xyzw=(1.0, 0.0, 0.0, 0.0),
         elif d.min_singular_value < min_singular_value:
             problems.append(f"{where}: near a singularity (smallest singular value {d.min_singular_value:.3f} "
                             f"< {min_singular_value})")
+        for axis in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0)) if tilt_rad > 0 else ():
+            Tt = T.copy()
+            Tt[:3, :3] = _rotvec_matrix(np.array(axis, dtype=np.float64) * tilt_rad) @ R
+            dt = dexterity(Tt, ee_offset_m)
+            if not dt.reachable or dt.min_singular_value < 0.5 * min_singular_value:
+                problems.append(f"{where} tilted {tilt_rad} rad about {axis}: "
+                                + ("not reachable" if not dt.reachable else
+                                   f"near a singularity ({dt.min_singular_value:.3f})"))
     return problems
+
+
+def _rotvec_matrix(rv: np.ndarray) -> np.ndarray:
+    th = float(np.linalg.norm(rv))
+    if th < 1e-12:
+        return np.eye(3)
+    k = rv / th
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + math.sin(th) * K + (1 - math.cos(th)) * (K @ K)

@@ -186,20 +186,27 @@ class JointLimiter:
     def pinv(self, q_rad) -> np.ndarray:
         return self.jacobians(q_rad)[1]
 
-    def joint_velocity(self, q_rad, lin_m_s, ang_rad_s, null_gain_1_s: float = 1.0) -> np.ndarray:
-        """Joint velocity (rad/s) realising the twist at ``q_rad``, plus a null-space pull of the
-        elbow towards the ready pose while the EE moves (without it the redundancy drifts with
-        every motion until a joint reaches its limit); scaled so that no joint exceeds
-        :data:`LIMIT_FRACTION` of its maximum velocity."""
+    def joint_velocity(self, q_rad, lin_m_s, ang_rad_s, null_gain_1_s: float = 0.5,
+                       max_null_rad_s: float = 0.1) -> np.ndarray:
+        """Joint velocity (rad/s) realising the twist at ``q_rad``, plus a gentle null-space pull of
+        the elbow towards the ready pose while the EE moves (without it the redundancy drifts
+        with every motion until a joint reaches its limit); scaled as a whole so that no joint
+        exceeds its share of the velocity envelope at ``q_rad`` (what the robot judges the
+        commanded joint velocity against) nor :data:`LIMIT_FRACTION` of franky's cap."""
         q = np.asarray(q_rad, dtype=np.float64)
         J, Jp = self.jacobians(q)
         twist = np.concatenate([np.asarray(lin_m_s, float), np.asarray(ang_rad_s, float)])
         dq = Jp @ twist
         moving = min(1.0, float(np.linalg.norm(twist[:3])) / 0.02 + float(np.linalg.norm(twist[3:])) / 0.1)
         if moving > 0.0:
-            dq = dq + moving * (np.eye(7) - Jp @ J) @ (null_gain_1_s * (np.array(kin.FR3_READY_Q_RAD) - q))
-        vmax = LIMIT_FRACTION * np.minimum(np.array(FR3.joint_velocity_rad_s), FRANKY_JOINT_VELOCITY_MAX_RAD_S)
-        worst = float(np.max(np.abs(dq) / vmax))
+            pull = null_gain_1_s * (np.array(kin.FR3_READY_Q_RAD) - q)
+            pull *= min(1.0, max_null_rad_s / max(float(np.max(np.abs(pull))), 1e-12))
+            dq = dq + moving * (np.eye(7) - Jp @ J) @ pull
+        lower, upper = FR3.joint_velocity_envelope(q)
+        bound = np.minimum(np.where(dq >= 0, upper, -lower) * self._dq_fraction,
+                           LIMIT_FRACTION * np.minimum(np.array(FR3.joint_velocity_rad_s), FRANKY_JOINT_VELOCITY_MAX_RAD_S))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            worst = float(np.max(np.where(np.abs(dq) > 1e-12, np.abs(dq) / bound, 0.0)))
         return dq / worst if worst > 1.0 else dq
 
     def scale(self, q_rad, lin_m_s, ang_rad_s) -> JointScale:

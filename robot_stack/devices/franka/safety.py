@@ -72,8 +72,8 @@ EVENT_RECOVERY_GAVE_UP = "recovery_gave_up"
 EVENT_JOINT_LIMIT = "joint_limit"
 EVENT_ORIENTATION_LIMIT = "orientation_limit"
 
-DEFAULT_BOX_MIN_XYZ_M = (0.40, -0.20, 0.10)
-DEFAULT_BOX_MAX_XYZ_M = (0.65, 0.20, 0.45)
+DEFAULT_BOX_MIN_XYZ_M = (0.42, -0.20, 0.15)
+DEFAULT_BOX_MAX_XYZ_M = (0.60, 0.20, 0.40)
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class SafetyConfig:
     reference_quat_xyzw: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
     """Task orientation (x, y, z, w) the orientation limits are measured from (default: the gripper
     pointing down, as the home pose)."""
-    max_tilt_rad: float = 0.4
+    max_tilt_rad: float = 0.25
     """Largest angle between the EE z axis and the reference's, rad."""
     max_yaw_rad: float = 1.0
     """Largest turn about the EE z axis away from the reference, rad (either way)."""
