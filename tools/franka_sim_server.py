@@ -255,6 +255,9 @@ def make_server_class():
             with self._motion_lock:
                 if not self.current_motion_id:
                     return False
+                # Latched like franka-sim's own aborts (_latch_and_abort): the aborted motion's
+                # datagrams still in flight are not judged again.
+                self.motion_limits.latch()
                 self._abort_with_error(FORCED_REFLEX_INDEX, "joint_reflex (forced by the test harness)",
                                        self._motion_generation)
                 return True
