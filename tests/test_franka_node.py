@@ -183,6 +183,7 @@ def test_recovery_retry_limit_then_gives_up(ros_context, spin, collector):
         node.close()
 
 
+@pytest.mark.timing  # nodes over DDS on loopback and the node's control loop in real time, within the waits
 def test_after_giving_up_state_and_needs_attention_keep_flowing(ros_context, spin, collector):
     robot = FakeRobot(FrankaConfig())
     node = make_node(ros_context, robot=robot, **{"safety.max_recovery_attempts": 1})
@@ -221,6 +222,7 @@ class ReflexDuringHome(FakeRobot):
         return super().move_home(T_base_ee, timeout_s)
 
 
+@pytest.mark.timing  # nodes over DDS on loopback and the node's control loop in real time, within the waits
 def test_home_move_is_retried_after_one_recovery(ros_context, spin, collector):
     robot = ReflexDuringHome(FrankaConfig())
     node = make_node(ros_context, robot=robot)
