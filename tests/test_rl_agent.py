@@ -1,11 +1,13 @@
 """RLPD-style SAC and BC: learning a tiny task, bit-exact resume, policy export/load."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from robot_stack.rl.agent import SACAgent, SACConfig
 from robot_stack.rl.baselines import BCAgent, BCConfig
-from robot_stack.rl.networks import NetworkConfig, conv_trunk, random_shift
+from robot_stack.rl.networks import NetworkConfig, _shift_gather, augment, conv_trunk, random_shift
 from robot_stack.types.spec import ActionSpec, CameraSpec, PolicySpec
 from robot_stack.rl.policy_io import (export_policy_bytes, load_policy_file, load_policy_from_bytes,
                                       save_policy_file)
@@ -145,14 +147,74 @@ def test_pretrained_encoder_is_loaded_from_file_and_stays_frozen(tmp_path):
     np.testing.assert_array_equal(load_policy_from_bytes(spec_json, data).act(o), agent.act(o, True))
 
 
-def test_random_shift_moves_images_by_at_most_pad_pixels():
-    x = torch.arange(2 * 8 * 8, dtype=torch.float32).view(2, 1, 8, 8)
-    g = torch.Generator().manual_seed(0)
-    y = random_shift(x, 2, g)
-    assert y.shape == x.shape
-    # Each output pixel comes from the padded input within +-2 pixels of its place.
-    rows = (y // 8) % 8 - torch.arange(8).view(1, 1, 8, 1)
-    assert rows.abs().max() <= 2
+def test_each_observation_is_encoded_once_per_critic_step():
+    """obs by the online encoder (the actor reuses those features), next_obs by the target encoder."""
+    agent = SACAgent(PIX_SPEC, SACConfig(network=SMALL, num_critics=3, utd_ratio=2, batch_size=8))
+    calls = {"encoder": 0, "target_encoder": 0}
+    for name in calls:
+        getattr(agent, name).register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    metrics = agent.update(pixel_batch(np.random.default_rng(0), 16))
+    assert calls == {"encoder": 2, "target_encoder": 2}
+    assert set(metrics) == {"critic_loss", "q_mean", "actor_loss", "temp_loss", "alpha", "entropy"}
+    assert all(isinstance(v, float) and np.isfinite(v) for v in metrics.values())
+
+
+def test_target_critic_subset_gives_the_rows_of_the_full_ensemble():
+    agent = SACAgent(STATE_SPEC, SACConfig(network=SMALL, num_critics=5))
+    feat, a = torch.randn(7, 2), torch.rand(7, 3)
+    members = torch.tensor([3, 0])
+    with torch.no_grad():
+        torch.testing.assert_close(agent.target_critic(feat, a, members=members), agent.target_critic(feat, a)[members])
+
+
+def test_bfloat16_encoder_is_used_when_asked_and_stays_close_to_float32():
+    batch = pixel_batch(np.random.default_rng(0), 32)
+    cfg = SACConfig(network=SMALL, num_critics=2, batch_size=32, seed=5)
+    f32 = SACAgent(PIX_SPEC, dataclasses.replace(cfg, encoder_dtype="float32"))
+    bf16 = SACAgent(PIX_SPEC, dataclasses.replace(cfg, encoder_dtype="bfloat16"))
+    assert (f32.encoder_dtype, bf16.encoder_dtype) == (torch.float32, torch.bfloat16)
+    m32, m16 = f32.update(batch), bf16.update(batch)
+    assert m32["critic_loss"] != m16["critic_loss"]  # bf16 really ran (the test can fail)
+    assert m16["critic_loss"] == pytest.approx(m32["critic_loss"], rel=0.05)
+    # Only the update computes in bf16: acting and the exported weights stay float32.
+    assert all(p.dtype == torch.float32 for p in bf16.policy.parameters())
+    with pytest.raises(ValueError, match="encoder_dtype"):
+        SACAgent(PIX_SPEC, dataclasses.replace(cfg, encoder_dtype="float16"))
+
+
+def test_checkpoints_from_before_the_fused_optimizers_resume_fused():
+    agent = SACAgent(PIX_SPEC, SACConfig(network=SMALL, num_critics=2, batch_size=8))
+    agent.update(pixel_batch(np.random.default_rng(0), 8))
+    state = agent.state_dict()
+    for name in ("critic_opt", "actor_opt", "temp_opt"):
+        for group in state[name]["param_groups"]:
+            group.update(fused=None, foreach=None)  # what the for-loop Adam of older versions saved
+    other = SACAgent(PIX_SPEC, SACConfig(network=SMALL, num_critics=2, batch_size=8))
+    other.load_state_dict(state)
+    assert all(g["fused"] for opt in (other.critic_opt, other.actor_opt, other.temp_opt) for g in opt.param_groups)
+    other.update(pixel_batch(np.random.default_rng(1), 8))
+
+
+@pytest.mark.parametrize("size,pad", [(8, 2), (16, 4), (3, 4)])
+def test_random_shift_is_pad_replicate_then_crop(size, pad):
+    """Both implementations (the CPU block copies and the index gather used on a GPU) give exactly
+    the reference: pad by ``pad`` with edge replication, crop back at offsets in [0, 2 pad]."""
+    x = torch.randint(0, 256, (40, size, size + 1, 3), dtype=torch.uint8)
+    y = random_shift(x, pad, torch.Generator().manual_seed(0))
+    off = torch.randint(0, 2 * pad + 1, (40, 2), generator=torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(x.permute(0, 3, 1, 2).float(), (pad,) * 4, mode="replicate")
+    ref = torch.stack([padded[i, :, dy:dy + size, dx:dx + size + 1] for i, (dy, dx) in enumerate(off.tolist())])
+    assert torch.equal(y.permute(0, 3, 1, 2).float(), ref)
+    assert torch.equal(_shift_gather(x, off, pad), y)
+    assert len({tuple(o) for o in off.tolist()}) > 5  # the offsets do vary (the test can fail)
+
+
+def test_augmentation_shifts_every_camera_and_leaves_proprio_alone():
+    obs = {k: torch.from_numpy(v) for k, v in pixel_batch(np.random.default_rng(0), 8)["obs"].items()}
+    out = augment(obs, PIX_SPEC, 4, torch.Generator().manual_seed(1))
+    assert out["proprio"] is obs["proprio"]
+    assert all(not torch.equal(out[c], obs[c]) and out[c].dtype == torch.uint8 for c in ("front", "wrist"))
+    assert augment(obs, PIX_SPEC, 0, torch.Generator()) is obs
 
 
 def test_bad_config_names_the_problem():

@@ -7,7 +7,12 @@
 * Automatic temperature towards ``target_entropy`` (default -action_dim / 2).
 * Image encoders (one per camera) belong to the critic and learn from the TD loss; the actor
   reads their features without gradient (as in DrQ/RLPD). Random-shift augmentation on both
-  observations and next observations.
+  observations and next observations, once per update on the uint8 images.
+* Each observation is encoded once per critic step: ``obs`` by the online encoder (with
+  gradient; the actor step reuses these features, detached, as DrQ-v2 does) and ``next_obs`` by
+  the target encoder, whose features give both the next action and the target Q-values (RLPD
+  encodes ``next_obs`` with both encoders and re-encodes ``obs`` for the actor: 4 encoder passes
+  instead of 2). Only the ``num_min_critics`` target critics of the TD target are evaluated.
 
 Narrow API: ``act(obs, deterministic)``, ``update(batch) -> metrics``, ``state_dict()`` /
 ``load_state_dict()`` (networks, optimizers, step, config and RNG states: resuming from a
@@ -15,6 +20,7 @@ checkpoint on the same machine gives bit-identical next updates), ``save(path)``
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -25,12 +31,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from robot_stack.rl.networks import (ActorHead, EnsembleCritic, NetworkConfig, ObsEncoder, PolicyNet, augment,
+                                     native_bf16, obs_to_torch, resolve_device)
 from robot_stack.types import config as cfgmod
 from robot_stack.types.spec import PolicySpec
-from robot_stack.rl.networks import (ActorHead, EnsembleCritic, NetworkConfig, ObsEncoder, PolicyNet,
-                                     obs_to_torch, resolve_device)
 
 log = logging.getLogger(__name__)
+
+ENCODER_DTYPES = ("auto", "float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -71,9 +79,16 @@ class SACConfig:
     """Where the networks train: 'cpu', 'cuda', 'cuda:N', or 'auto' (CUDA if torch sees a GPU).
     Replay data stays in host memory; each batch crosses to the GPU with its images as uint8.
     Exported policies are always CPU tensors (the actor runs them on the robot PC)."""
+    encoder_dtype: str = "auto"
+    """Number format of the image encoders' convolutions in training: 'float32', 'bfloat16'
+    (autocast: weights, gradients, optimizer state, projections and critics stay float32), or
+    'auto' (bfloat16 where the device computes it natively: AVX512-BF16/AMX CPUs, Ampere or
+    later GPUs; about half the convolution time). Acting and exported policies run float32."""
 
     def validate(self) -> None:
         resolve_device(self.device)
+        if self.encoder_dtype not in ENCODER_DTYPES:
+            raise ValueError(f"encoder_dtype must be one of {', '.join(ENCODER_DTYPES)}, got {self.encoder_dtype!r}")
         if not 1 <= self.num_min_critics <= self.num_critics:
             raise ValueError(f"num_min_critics must be in [1, num_critics={self.num_critics}], got {self.num_min_critics}")
         if self.utd_ratio < 1:
@@ -133,10 +148,16 @@ class SACAgent:
         self.target_entropy = (cfg.target_entropy if cfg.target_entropy is not None
                                else -spec.action.dim / 2.0)
         critic_params = [p for p in [*self.encoder.parameters(), *self.critic.parameters()] if p.requires_grad]
-        self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.critic_lr)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.temp_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temp_lr)
+        self._actor_params = list(self.actor.parameters())
+        self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.critic_lr, fused=True)
+        self.actor_opt = torch.optim.Adam(self._actor_params, lr=cfg.actor_lr, fused=True)
+        self.temp_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temp_lr, fused=True)
+        self._online_params = [*self.encoder.parameters(), *self.critic.parameters()]
+        self._target_params = [*self.target_encoder.parameters(), *self.target_critic.parameters()]
         self.policy = PolicyNet(self.encoder, self.actor)
+        bf16 = cfg.encoder_dtype == "bfloat16" or (cfg.encoder_dtype == "auto" and native_bf16(self.device))
+        self.encoder_dtype = torch.bfloat16 if bf16 and spec.cameras else torch.float32
+        """What the image encoders compute in during update() (encoder_dtype resolved)."""
         self.step = 0
         """Gradient steps of the critic so far."""
 
@@ -156,57 +177,71 @@ class SACAgent:
         utd = self.cfg.utd_ratio
         if n % utd:
             raise ValueError(f"batch of {n} does not split into utd_ratio={utd} equal minibatches")
+        pad = self.cfg.network.augment_pad_px
+        tb["obs"] = augment(tb["obs"], self.spec, pad, self.gen)
+        tb["next_obs"] = augment(tb["next_obs"], self.spec, pad, self.gen)
         m = n // utd
-        metrics: dict[str, float] = {}
         for i in range(utd):
-            metrics = self._update_critic(_slice(tb, slice(i * m, (i + 1) * m)))
-        metrics.update(self._update_actor(_slice(tb, slice((utd - 1) * m, n))))
-        return metrics
+            feat, critic_metrics = self._update_critic(_slice(tb, slice(i * m, (i + 1) * m)))
+        metrics = {**critic_metrics, **self._update_actor(feat)}
+        # One device-to-host copy for all metrics (each .item() would wait for a GPU separately).
+        return dict(zip(metrics, torch.stack(list(metrics.values())).tolist()))
 
     @property
     def alpha(self) -> torch.Tensor:
         return self.log_alpha.exp()
 
-    def _update_critic(self, b: dict) -> dict[str, float]:
+    def _update_critic(self, b: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One TD step of the critics and the encoder; returns the (detached) features of
+        ``b["obs"]`` for the actor step and the metrics as tensors."""
         with torch.no_grad():
-            next_feat = self.encoder(b["next_obs"], self.gen)
+            # The next observation is encoded once, by the target encoder: its features give
+            # both the next action and the target Q-values.
+            with self._encoder_autocast():
+                next_feat = self.target_encoder(b["next_obs"])
             next_a, next_logp = self.actor.sample(next_feat, self.gen)
             subset = torch.randperm(self.cfg.num_critics, generator=self.gen, device=self.device)[: self.cfg.num_min_critics]
-            next_q = self.target_critic(self.target_encoder(b["next_obs"], self.gen), next_a)[subset].min(0).values
+            next_q = self.target_critic(next_feat, next_a, members=subset).min(0).values
             if self.cfg.backup_entropy:
                 next_q = next_q - self.alpha * next_logp
             target = b["reward"] + self.cfg.discount * (1.0 - b["terminal"]) * next_q
-        q = self.critic(self.encoder(b["obs"], self.gen), b["action"])
+        with self._encoder_autocast():
+            feat = self.encoder(b["obs"])
+        q = self.critic(feat, b["action"])
         loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q))
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_opt.step()
         self._soft_update()
         self.step += 1
-        return {"critic_loss": loss.item(), "q_mean": q.mean().item()}
+        return feat.detach(), {"critic_loss": loss.detach(), "q_mean": q.detach().mean()}
 
-    def _update_actor(self, b: dict) -> dict[str, float]:
-        with torch.no_grad():
-            feat = self.encoder(b["obs"], self.gen)
+    def _update_actor(self, feat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Actor and temperature step on features of the last critic minibatch (the actor never
+        trains the encoder, as in DrQ/RLPD)."""
         a, logp = self.actor.sample(feat, self.gen)
         q = self.critic(feat, a).mean(0)
         actor_loss = (self.alpha.detach() * logp - q).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        # Gradients for the actor only: the critics' weight gradients are never computed.
+        grads = torch.autograd.grad(actor_loss, self._actor_params)
+        for p, g in zip(self._actor_params, grads):
+            p.grad = g
         self.actor_opt.step()
         temp_loss = (self.alpha * (-logp.detach() - self.target_entropy)).mean()
         self.temp_opt.zero_grad(set_to_none=True)
         temp_loss.backward()
         self.temp_opt.step()
-        return {"actor_loss": actor_loss.item(), "temp_loss": temp_loss.item(),
-                "alpha": self.alpha.item(), "entropy": -logp.mean().item()}
+        return {"actor_loss": actor_loss.detach(), "temp_loss": temp_loss.detach(),
+                "alpha": self.alpha.detach(), "entropy": -logp.detach().mean()}
+
+    def _encoder_autocast(self) -> contextlib.AbstractContextManager:
+        if self.encoder_dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.encoder_dtype)
 
     @torch.no_grad()
     def _soft_update(self) -> None:
-        tau = self.cfg.tau
-        for src, dst in ((self.encoder, self.target_encoder), (self.critic, self.target_critic)):
-            for p, tp in zip(src.parameters(), dst.parameters()):
-                tp.lerp_(p, tau)
+        torch._foreach_lerp_(self._target_params, self._online_params, self.cfg.tau)
 
     # ----------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
@@ -230,9 +265,11 @@ class SACAgent:
             getattr(self, name).load_state_dict(state[name])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.temp_opt.load_state_dict(state["temp_opt"])
+        for name in ("critic_opt", "actor_opt", "temp_opt"):
+            opt = getattr(self, name)
+            opt.load_state_dict(state[name])
+            for group in opt.param_groups:  # checkpoints from before the fused optimizers say fused=None
+                group.update(fused=True, foreach=None)
         restore_generators((self.gen, self.act_gen), state["rng"], self.device)
         self.step = int(state["step"])
 

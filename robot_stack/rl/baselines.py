@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from robot_stack.rl.agent import make_generators, restore_generators, save_atomic
-from robot_stack.rl.networks import ActorHead, NetworkConfig, ObsEncoder, PolicyNet, obs_to_torch, resolve_device
+from robot_stack.rl.networks import (ActorHead, NetworkConfig, ObsEncoder, PolicyNet, augment, obs_to_torch,
+                                     resolve_device)
 from robot_stack.types import config as cfgmod
 from robot_stack.types.spec import PolicySpec
 
@@ -69,7 +70,7 @@ class BCAgent:
     def update(self, batch: dict) -> dict[str, float]:
         obs = obs_to_torch(batch["obs"], self.spec, batched=True, device=self.device)
         target = torch.as_tensor(batch["action"], dtype=torch.float32, device=self.device).clamp(-1.0, 1.0)
-        pred = self.actor.mode(self.encoder(obs, self.gen))
+        pred = self.actor.mode(self.encoder(augment(obs, self.spec, self.cfg.network.augment_pad_px, self.gen)))
         loss = F.mse_loss(pred, target)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()

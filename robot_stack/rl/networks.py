@@ -60,15 +60,57 @@ def conv_trunk(channels: int) -> nn.Sequential:
     )
 
 
-def random_shift(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
-    """Shift each image by an integer offset in [-pad, pad] (edge replicate); x is (N, C, H, W)."""
-    n, c, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    off = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator, device=x.device)
-    rows = (off[:, 0:1] + torch.arange(h, device=x.device)).view(n, 1, h, 1).expand(n, c, h, w + 2 * pad)
-    out = padded.gather(2, rows)
-    cols = (off[:, 1:2] + torch.arange(w, device=x.device)).view(n, 1, 1, w).expand(n, c, h, w)
-    return out.gather(3, cols)
+def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """DrQ's random shift on a batch of images (N, H, W, C) of any dtype (uint8 from the replay
+    buffer): each image moves by its own integer offset in [-pad, pad] per axis, with the edge
+    pixels repeated (the same as padding by ``pad`` with edge replication and cropping back).
+
+    Shifting uint8 before the float conversion gives exactly the floats that shifting after it
+    would, at a quarter of the bytes moved."""
+    n, h, w = images.shape[:3]
+    off = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator, device=generator.device)
+    if images.device.type == "cpu" and pad < min(h, w):
+        return torch.from_numpy(_shift_numpy(images.numpy(), off.tolist(), pad))
+    return _shift_gather(images, off.to(images.device), pad)
+
+
+def _shift_numpy(images: np.ndarray, offsets: list, pad: int) -> np.ndarray:
+    """CPU: per image, one block copy of the overlap and edge fills (a few microseconds per image;
+    an index gather over every pixel costs 5-10x more on the CPU)."""
+    _, h, w, _ = images.shape
+    out = np.empty_like(images)
+    for i, (dy, dx) in enumerate(offsets):
+        dy -= pad
+        dx -= pad
+        r0, r1 = max(0, -dy), h - max(0, dy)  # output rows/cols that come from inside the image
+        c0, c1 = max(0, -dx), w - max(0, dx)
+        o = out[i]
+        o[r0:r1, c0:c1] = images[i, r0 + dy:r1 + dy, c0 + dx:c1 + dx]
+        if c0:
+            o[r0:r1, :c0] = o[r0:r1, c0:c0 + 1]
+        if c1 < w:
+            o[r0:r1, c1:] = o[r0:r1, c1 - 1:c1]
+        if r0:
+            o[:r0] = o[r0:r0 + 1]
+        if r1 < h:
+            o[r1:] = o[r1 - 1:r1]
+    return out
+
+
+def _shift_gather(images: torch.Tensor, off: torch.Tensor, pad: int) -> torch.Tensor:
+    """Any device: one gather with clamped row/column indices (one kernel on a GPU)."""
+    n, h, w, _ = images.shape
+    rows = (torch.arange(h, device=images.device) + off[:, :1] - pad).clamp_(0, h - 1)
+    cols = (torch.arange(w, device=images.device) + off[:, 1:] - pad).clamp_(0, w - 1)
+    batch = torch.arange(n, device=images.device)
+    return images[batch[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def augment(obs: dict, spec: PolicySpec, pad: int, generator: torch.Generator) -> dict:
+    """Observation dict with every camera's images randomly shifted (``pad`` 0: unchanged)."""
+    if pad <= 0 or not spec.cameras:
+        return obs
+    return {**obs, **{c.name: random_shift(obs[c.name], pad, generator) for c in spec.cameras}}
 
 
 class ImageEncoder(nn.Module):
@@ -89,11 +131,10 @@ class ImageEncoder(nn.Module):
         if cfg.channels_last:
             self.trunk.to(memory_format=torch.channels_last)
 
-    def forward(self, img_u8: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """img_u8: uint8 (N, H, W, 3); augmentation runs when a generator is given."""
+    def forward(self, img_u8: torch.Tensor) -> torch.Tensor:
+        """img_u8: uint8 (N, H, W, 3), already augmented where training wants it (see augment())."""
+        # (N, H, W, 3) permuted is NCHW in channels_last memory: the float copy keeps that layout.
         x = img_u8.permute(0, 3, 1, 2).float().div_(255.0)
-        if generator is not None and self.cfg.augment_pad_px > 0:
-            x = random_shift(x, self.cfg.augment_pad_px, generator)
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.frozen:
@@ -101,7 +142,9 @@ class ImageEncoder(nn.Module):
                 h = self.trunk(x)
         else:
             h = self.trunk(x)
-        return self.proj(h.flatten(1))
+        # The projection stays float32 when a caller runs the convs under bfloat16 autocast.
+        with torch.autocast(x.device.type, enabled=False):
+            return self.proj(h.flatten(1).float())
 
 
 class ObsEncoder(nn.Module):
@@ -116,8 +159,8 @@ class ObsEncoder(nn.Module):
         if self.out_dim == 0:
             raise ValueError("policy spec has neither cameras nor proprio: nothing to encode")
 
-    def forward(self, obs: dict, generator: torch.Generator | None = None) -> torch.Tensor:
-        feats = [self.cams[c.name](obs[c.name], generator) for c in self.spec.cameras]
+    def forward(self, obs: dict) -> torch.Tensor:
+        feats = [self.cams[c.name](obs[c.name]) for c in self.spec.cameras]
         if self.spec.proprio_dim:
             feats.append(obs["proprio"].float() * self.proprio_scale)
         return torch.cat(feats, dim=-1) if len(feats) > 1 else feats[0]
@@ -182,14 +225,15 @@ class EnsembleCritic(nn.Module):
         self.ln_bias = nn.ParameterList(nn.Parameter(torch.zeros(n, 1, h)) for h in hidden)
         self.out = EnsembleLinear(n, dims[-1], 1)
 
-    def forward(self, feat: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """Returns Q-values of shape (n, B)."""
-        x = torch.cat([feat, action], dim=-1).unsqueeze(0).expand(self.n, -1, -1)
+    def forward(self, feat: torch.Tensor, action: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """Q-values of shape (n, B); with ``members`` (indices into the ensemble) only those
+        critics run: shape (len(members), B), the same values as the full output's rows."""
+        pick = (lambda t: t) if members is None else (lambda t: t.index_select(0, members))
+        x = torch.cat([feat, action], dim=-1).unsqueeze(0).expand(self.n if members is None else len(members), -1, -1)
         for layer, w, b in zip(self.layers, self.ln_weight, self.ln_bias):
-            x = layer(x)
-            x = F.layer_norm(x, x.shape[-1:]) * w + b
-            x = F.relu(x)
-        return self.out(x).squeeze(-1)
+            x = torch.baddbmm(pick(layer.bias), x, pick(layer.weight))
+            x = F.relu(F.layer_norm(x, x.shape[-1:]) * pick(w) + pick(b))
+        return torch.baddbmm(pick(self.out.bias), x, pick(self.out.weight)).squeeze(-1)
 
 
 class PolicyNet(nn.Module):
@@ -208,6 +252,15 @@ class PolicyNet(nn.Module):
         feat = self.encoder(obs)
         a = self.head.mode(feat) if deterministic else self.head.sample(feat, generator)[0]
         return a.cpu().numpy()
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively: a CUDA GPU with bf16 units (Ampere and
+    later), a CPU with AVX512-BF16 or AMX-BF16 (elsewhere bf16 is emulated and slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
 
 
 def resolve_device(name: str) -> torch.device:
