@@ -5,7 +5,11 @@ random transitions) and agent; the parent asks the workers in turn, round after 
 timed updates (one update = sample a batch of 256 from the side's buffer + one critic, actor and
 temperature step, UTD 1), so slow drifts of a shared machine hit every side alike. Sides:
 
-* ``robot_stack``: ``SACAgent.update`` on batches from ``VisionReplayBuffer`` (uint8 images).
+* ``robot_stack``: ``SACAgent.update`` on batches from ``VisionReplayBuffer`` (uint8 images), as
+  configured by default (``encoder_dtype: auto``: bf16 convolutions on a CPU with AVX512-BF16);
+  ``robot_stack_float32`` the same with ``encoder_dtype: float32``; with ``--baseline-src DIR``
+  also ``robot_stack_baseline``: the update of the robot_stack source tree in DIR (e.g. a
+  ``git worktree`` of an older commit), with its defaults.
 * ``lerobot_eager`` / ``lerobot_compiled``: ``SACPolicy`` with ``use_torch_compile`` off / on
   (its default), driven by the steps of LeRobot's learner loop (``lerobot/rl/learner.py``:
   critic, actor and temperature losses, gradient clipping, Adam, target update) on batches
@@ -60,7 +64,7 @@ CONFIGS = {
     "1x64_c2": dict(cameras=1, size=64, critics=2),
     "2x128_c10": dict(cameras=2, size=128, critics=10),
 }
-SIDES = ("robot_stack", "lerobot_eager", "lerobot_compiled")
+SIDES = ("robot_stack", "robot_stack_float32", "lerobot_eager", "lerobot_compiled")
 
 LEROBOT_VERSION = "0.4.4"
 # What `lerobot.policies.sac` and `lerobot.rl.buffer` import (versions pinned; their own
@@ -92,11 +96,11 @@ DIFFERENCES = [
 
 
 # ----------------------------------------------------------------------------- workers
-def _robot_stack_worker(cfg: dict) -> tuple[dict, callable]:
+def _robot_stack_worker(cfg: dict, src: str, encoder_dtype: str | None) -> tuple[dict, callable]:
     import numpy as np
     import torch
 
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, src)
     from robot_stack.core.spec import ActionSpec, CameraSpec, PolicySpec
     from robot_stack.rl.agent import SACAgent, SACConfig
     from robot_stack.rl.labelling import Transition
@@ -108,8 +112,9 @@ def _robot_stack_worker(cfg: dict) -> tuple[dict, callable]:
                       proprio_names=tuple(f"p{i}" for i in range(PROPRIO_DIM)),
                       action=ActionSpec(names=tuple(f"a{i}" for i in range(ACTION_DIM))))
     net = NetworkConfig(hidden_dims=HIDDEN, latent_dim=LATENT, encoder_channels=32, augment_pad_px=PAD_PX)
+    dtype = {} if encoder_dtype is None else {"encoder_dtype": encoder_dtype}
     agent = SACAgent(spec, SACConfig(network=net, num_critics=cfg["critics"], num_min_critics=2,
-                                     batch_size=BATCH, utd_ratio=1))
+                                     batch_size=BATCH, utd_ratio=1, **dtype))
     rng = np.random.default_rng(0)
     buf = VisionReplayBuffer(spec, CAPACITY)
     obs = lambda: {**{c.name: rng.integers(0, 256, c.shape, dtype=np.uint8) for c in spec.cameras},
@@ -125,7 +130,8 @@ def _robot_stack_worker(cfg: dict) -> tuple[dict, callable]:
     def step() -> None:
         agent.update(buf.sample(BATCH, rng))
 
-    info = {"buffer_bytes_per_transition": buf.nbytes() / len(buf), "torch": torch.__version__}
+    info = {"buffer_bytes_per_transition": buf.nbytes() / len(buf), "torch": torch.__version__,
+            "encoder_dtype": str(getattr(agent, "encoder_dtype", torch.float32)), "source": src}
     return info, step
 
 
@@ -254,19 +260,23 @@ def _count_gflop(step) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def worker(side: str, cfg: dict, warmup: int) -> None:
+def worker(side: str, cfg: dict, warmup: int, baseline_src: str | None) -> None:
     import torch
 
     torch.set_num_threads(THREADS)
     if side == "robot_stack":
-        info, step = _robot_stack_worker(cfg)
+        info, step = _robot_stack_worker(cfg, str(ROOT), None)
+    elif side == "robot_stack_float32":
+        info, step = _robot_stack_worker(cfg, str(ROOT), "float32")
+    elif side == "robot_stack_baseline":
+        info, step = _robot_stack_worker(cfg, baseline_src, None)
     else:
         info, step = _lerobot_worker(cfg, compiled=side == "lerobot_compiled")
     t0 = time.perf_counter()
     for _ in range(warmup):  # includes torch.compile's compilation on the compiled side
         step()
     info["warmup_s"] = time.perf_counter() - t0
-    if side != "lerobot_compiled":  # the same network as eager: counted there
+    if side != "lerobot_compiled":  # compiled: the same work as eager
         info["gflop_per_update"] = _count_gflop(step)
     strict = getattr(_stub_unimportable, "strict", None)
     if strict is not None:
@@ -276,11 +286,12 @@ def worker(side: str, cfg: dict, warmup: int) -> None:
         cmd = line.split()
         if cmd[0] == "run":
             times = []
+            cpu0 = time.process_time()
             for _ in range(int(cmd[1])):
                 t = time.perf_counter()
                 step()
                 times.append(time.perf_counter() - t)
-            print("DONE " + json.dumps(times), flush=True)
+            print("DONE " + json.dumps({"wall_s": times, "cpu_s": time.process_time() - cpu0}), flush=True)
         elif cmd[0] == "quit":
             return
 
@@ -317,13 +328,14 @@ def check(ours_site: str) -> None:
 
 
 class Worker:
-    def __init__(self, side: str, cfg: dict, warmup: int):
+    def __init__(self, side: str, cfg: dict, warmup: int, baseline_src: str | None = None):
         py = str(LEROBOT_VENV / "bin" / "python") if side.startswith("lerobot") else sys.executable
         if side.startswith("lerobot") and not pathlib.Path(py).exists():
             raise SystemExit(f"{LEROBOT_VENV} missing: run `python {__file__} --setup` first")
         env = {**os.environ, **MALLOC, "OMP_NUM_THREADS": str(THREADS)}
         self.side = side
-        self.proc = subprocess.Popen([py, __file__, "--worker", json.dumps({"side": side, "cfg": cfg, "warmup": warmup})],
+        job = {"side": side, "cfg": cfg, "warmup": warmup, "baseline_src": baseline_src}
+        self.proc = subprocess.Popen([py, __file__, "--worker", json.dumps(job)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.info = json.loads(self._expect("READY"))
 
@@ -345,31 +357,49 @@ class Worker:
             self.proc.wait(timeout=60)
 
 
-def bench(name: str, rounds: int, updates: int, warmup: int) -> dict:
+def bench(name: str, rounds: int, updates: int, warmup: int, baseline_src: str | None) -> dict:
     cfg = CONFIGS[name]
+    sides = [*SIDES, "robot_stack_baseline"] if baseline_src else list(SIDES)
     workers = []
     try:
-        for side in SIDES:
-            workers.append(Worker(side, cfg, warmup))
+        for side in sides:
+            workers.append(Worker(side, cfg, warmup, baseline_src))
             print(f"{name}: {side} ready ({workers[-1].info['warmup_s']:.0f} s warm-up)", flush=True)
         series = {w.side: [] for w in workers}
+        cpu = {w.side: [] for w in workers}  # CPU seconds (all threads) per update
         for r in range(rounds):
             order = workers[r % len(workers):] + workers[:r % len(workers)]  # rotate who goes first
             for w in order:
-                series[w.side].append(updates / sum(w.run(updates)))
+                r = w.run(updates)
+                series[w.side].append(updates / sum(r["wall_s"]))
+                cpu[w.side].append(r["cpu_s"] / updates)
             print(f"{name} round {r + 1}/{rounds}: " + ", ".join(f"{s} {v[-1]:.2f}" for s, v in series.items()),
                   flush=True)
     finally:
         for w in workers:
             w.close()
-    ours = series["robot_stack"]
-    ratio = {side: statistics.median(a / b for a, b in zip(ours, series[side])) for side in SIDES[1:]}
+    def ratio(ours: str, theirs: str) -> float:  # median over rounds of the per-round ratio
+        return statistics.median(a / b for a, b in zip(series[ours], series[theirs]))
+
     info = {w.side: w.info for w in workers}
-    return {**cfg, "batch": BATCH, "updates_per_round": updates,
-            "updates_per_s": series, "ratio_eager": ratio["lerobot_eager"], "ratio_compiled": ratio["lerobot_compiled"],
-            "gflop_per_update": {s: info[s].get("gflop_per_update") for s in ("robot_stack", "lerobot_eager")},
-            "buffer_bytes_per_transition": {s: info[s]["buffer_bytes_per_transition"] for s in ("robot_stack", "lerobot_eager")},
-            "warmup_s": {s: round(info[s]["warmup_s"], 1) for s in SIDES}}
+    res = {**cfg, "batch": BATCH, "updates_per_round": updates, "updates_per_s": series,
+           "ratio_eager": ratio("robot_stack", "lerobot_eager"),
+           "ratio_compiled": ratio("robot_stack", "lerobot_compiled"),
+           "ratio_float32_eager": ratio("robot_stack_float32", "lerobot_eager"),
+           "ratio_float32_compiled": ratio("robot_stack_float32", "lerobot_compiled"),
+           "encoder_dtype": info["robot_stack"]["encoder_dtype"],
+           # Less sensitive to other jobs on a shared machine than wall time (but idle OpenMP
+           # threads spinning count as CPU time): LeRobot's CPU seconds per update over ours.
+           "cpu_s_per_update": cpu,
+           "cpu_ratio_eager": statistics.median(b / a for a, b in zip(cpu["robot_stack"], cpu["lerobot_eager"])),
+           "cpu_ratio_compiled": statistics.median(b / a for a, b in zip(cpu["robot_stack"], cpu["lerobot_compiled"])),
+           "gflop_per_update": {s: info[s]["gflop_per_update"] for s in ("robot_stack", "lerobot_eager")},
+           "buffer_bytes_per_transition": {s: info[s]["buffer_bytes_per_transition"] for s in ("robot_stack", "lerobot_eager")},
+           "warmup_s": {s: round(info[s]["warmup_s"], 1) for s in sides}}
+    if baseline_src:
+        res["speedup_over_baseline"] = ratio("robot_stack", "robot_stack_baseline")
+        res["gflop_per_update"]["robot_stack_baseline"] = info["robot_stack_baseline"]["gflop_per_update"]
+    return res
 
 
 def main() -> None:
@@ -380,6 +410,7 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=4, help="timed updates per side and round")
     p.add_argument("--warmup", type=int, default=3, help="untimed updates first (torch.compile compiles here)")
     p.add_argument("--out", default=str(OUT))
+    p.add_argument("--baseline-src", help="also time the robot_stack update of this source tree (e.g. an older commit)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--check", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -388,7 +419,7 @@ def main() -> None:
         return
     if args.worker:
         w = json.loads(args.worker)
-        worker(w["side"], w["cfg"], w["warmup"])
+        worker(w["side"], w["cfg"], w["warmup"], w["baseline_src"])
         return
     if args.setup:
         setup()
@@ -401,10 +432,11 @@ def main() -> None:
     doc.setdefault("configs", {})
     for name in args.configs:
         load = os.getloadavg()[0]
-        res = bench(name, args.rounds, args.updates, args.warmup)
+        res = bench(name, args.rounds, args.updates, args.warmup, args.baseline_src)
         res["load_avg_1min_at_start"] = round(load, 1)
         doc["configs"][name] = res
-        print(f"{name}: ratio eager {res['ratio_eager']:.2f}, compiled {res['ratio_compiled']:.2f}", flush=True)
+        print(f"{name}: ratio eager {res['ratio_eager']:.2f}, compiled {res['ratio_compiled']:.2f} "
+              f"(float32 encoder: {res['ratio_float32_eager']:.2f}, {res['ratio_float32_compiled']:.2f})", flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {out}")
