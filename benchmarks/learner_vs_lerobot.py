@@ -101,7 +101,10 @@ def _robot_stack_worker(cfg: dict, src: str, encoder_dtype: str | None) -> tuple
     import torch
 
     sys.path.insert(0, src)
-    from robot_stack.core.spec import ActionSpec, CameraSpec, PolicySpec
+    try:
+        from robot_stack.types.spec import ActionSpec, CameraSpec, PolicySpec
+    except ImportError:  # a --baseline-src tree from before robot_stack/types
+        from robot_stack.core.spec import ActionSpec, CameraSpec, PolicySpec
     from robot_stack.rl.agent import SACAgent, SACConfig
     from robot_stack.rl.labelling import Transition
     from robot_stack.rl.networks import NetworkConfig
