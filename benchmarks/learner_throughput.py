@@ -6,10 +6,13 @@ camera, hidden 128x128), UTD 1, images uint8 until the network boundary. Variant
 
 * ``baseline``: 1 thread, NCHW, default allocator
 * ``tuned``: 2 threads, channels_last, MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ as tools/env.sh sets them (fewer page faults)
-* ablations at 64x64/1 camera: tuned minus one setting each
-  (the untuned baseline runs at 64x64 only: at 128x128 one update takes tens of seconds here)
+* every variant trains with the default ``encoder_dtype: auto`` (bf16 convolutions where the
+  hardware has bf16 units) unless it says float32
+* ablations at 64x64/1 camera: tuned minus one setting each, ``tuned_float32`` float32 convolutions
+  (the untuned baseline runs at 64x64 only: at 128x128 one update takes seconds here)
 * ``--device cuda``: the tuned settings with the networks on the GPU (batches leave the host
-  replay buffer as uint8 images), every size, plus the UTD 4 update of the RLIF presets
+  replay buffer as uint8 images), every size, plus the UTD 4 update of the RLIF presets and
+  float32 convolutions at 2 cameras 128x128
 
     python benchmarks/learner_throughput.py            # writes benchmarks/results/learner_throughput.json
     python benchmarks/learner_throughput.py --device cuda --updates 50 --warmup 5 \
@@ -30,7 +33,7 @@ MALLOC = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "100
 
 
 def measure(cams: int, size: int, threads: int, channels_last: bool, batch: int, updates: int, warmup: int,
-            device: str = "cpu", utd: int = 1) -> dict:
+            device: str = "cpu", utd: int = 1, encoder_dtype: str = "auto") -> dict:
     import dataclasses
 
     import numpy as np
@@ -49,7 +52,8 @@ def measure(cams: int, size: int, threads: int, channels_last: bool, batch: int,
     spec = PolicySpec(cameras=tuple(CameraSpec(n, size, size) for n in ("front", "wrist")[:cams]),
                       proprio_names=tuple(f"p{i}" for i in range(11)), action=ActionSpec())
     cfg = SACConfig(**{**{k: v for k, v in sac_kw.items() if k not in ("batch_size", "utd_ratio")},
-                       "network": net, "batch_size": batch, "utd_ratio": utd, "device": device})
+                       "network": net, "batch_size": batch, "utd_ratio": utd, "device": device,
+                       "encoder_dtype": encoder_dtype})
     agent = SACAgent(spec, cfg)
     rng = np.random.default_rng(0)
     buf = VisionReplayBuffer(spec, 4096)
@@ -68,7 +72,7 @@ def measure(cams: int, size: int, threads: int, channels_last: bool, batch: int,
         t0 = time.perf_counter()
         b = buf.sample(batch * utd, rng)
         t1 = time.perf_counter()
-        agent.update(b)  # ends in .item() calls: the GPU has finished when it returns
+        agent.update(b)  # ends in a device-to-host copy of the metrics: the GPU has finished
         t_sample += t1 - t0
         t_update += time.perf_counter() - t1
     # one "update" = one critic step at the batch size (a UTD-4 call makes four)
@@ -83,8 +87,10 @@ VARIANTS = {
     "tuned_1_thread": dict(threads=1, channels_last=True, malloc=True),
     "tuned_no_channels_last": dict(threads=2, channels_last=False, malloc=True),
     "tuned_default_malloc": dict(threads=2, channels_last=True, malloc=False),
+    "tuned_float32": dict(threads=2, channels_last=True, malloc=True, encoder_dtype="float32"),
     "cuda": dict(threads=2, channels_last=True, malloc=True, device="cuda"),
     "cuda_utd4": dict(threads=2, channels_last=True, malloc=True, device="cuda", utd=4),
+    "cuda_float32": dict(threads=2, channels_last=True, malloc=True, device="cuda", encoder_dtype="float32"),
 }
 
 
@@ -105,6 +111,7 @@ def main() -> None:
     # baseline update takes tens of seconds on this shared machine).
     if args.device == "cuda":
         jobs = [(v, cams, size) for v in ("cuda", "cuda_utd4") for cams in (1, 2) for size in (64, 128)]
+        jobs += [("cuda_float32", 2, 128)]
     else:
         jobs = [("tuned", cams, size) for cams in (1, 2) for size in (64, 128)]
         jobs += [("baseline", cams, 64) for cams in (1, 2)]
@@ -118,7 +125,8 @@ def main() -> None:
             env.update(MALLOC)
         child = json.dumps(dict(cams=cams, size=size, threads=var["threads"], channels_last=var["channels_last"],
                                 batch=args.batch, updates=args.updates, warmup=args.warmup,
-                                device=var.get("device", "cpu"), utd=var.get("utd", 1)))
+                                device=var.get("device", "cpu"), utd=var.get("utd", 1),
+                                encoder_dtype=var.get("encoder_dtype", "auto")))
         out = subprocess.run([sys.executable, __file__, "--child", child], env=env, capture_output=True, text=True,
                              check=True)
         r = {"variant": variant, "cameras": cams, "image_size": size, "batch": args.batch, **var,
