@@ -6,9 +6,9 @@ camera, hidden 128x128), UTD 1, images uint8 until the network boundary. Variant
 
 * ``baseline``: 1 thread, NCHW, default allocator
 * ``tuned``: 2 threads, channels_last, MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ as tools/env.sh sets them (fewer page faults)
-* every variant trains with the default ``encoder_dtype: auto`` (bf16 convolutions where the
-  hardware has bf16 units) unless it says float32
-* ablations at 64x64/1 camera: tuned minus one setting each, ``tuned_float32`` float32 convolutions
+* every variant trains with the default ``encoder_dtype: auto`` (float32 on the CPU, bf16
+  convolutions on a GPU with bf16 units) unless it names a dtype
+* ablations at 64x64/1 camera: tuned minus one setting each, ``tuned_bf16`` bf16 convolutions
   (the untuned baseline runs at 64x64 only: at 128x128 one update takes seconds here)
 * ``--device cuda``: the tuned settings with the networks on the GPU (batches leave the host
   replay buffer as uint8 images), every size, plus the UTD 4 update of the RLIF presets and
@@ -87,7 +87,7 @@ VARIANTS = {
     "tuned_1_thread": dict(threads=1, channels_last=True, malloc=True),
     "tuned_no_channels_last": dict(threads=2, channels_last=False, malloc=True),
     "tuned_default_malloc": dict(threads=2, channels_last=True, malloc=False),
-    "tuned_float32": dict(threads=2, channels_last=True, malloc=True, encoder_dtype="float32"),
+    "tuned_bf16": dict(threads=2, channels_last=True, malloc=True, encoder_dtype="bfloat16"),
     "cuda": dict(threads=2, channels_last=True, malloc=True, device="cuda"),
     "cuda_utd4": dict(threads=2, channels_last=True, malloc=True, device="cuda", utd=4),
     "cuda_float32": dict(threads=2, channels_last=True, malloc=True, device="cuda", encoder_dtype="float32"),

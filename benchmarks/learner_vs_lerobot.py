@@ -6,8 +6,8 @@ timed updates (one update = sample a batch of 256 from the side's buffer + one c
 temperature step, UTD 1), so slow drifts of a shared machine hit every side alike. Sides:
 
 * ``robot_stack``: ``SACAgent.update`` on batches from ``VisionReplayBuffer`` (uint8 images), as
-  configured by default (``encoder_dtype: auto``: bf16 convolutions on a CPU with AVX512-BF16);
-  ``robot_stack_float32`` the same with ``encoder_dtype: float32``; with ``--baseline-src DIR``
+  configured by default (float32 on the CPU); ``robot_stack_bf16`` the same with
+  ``encoder_dtype: bfloat16`` (bf16 convolutions, AVX512-BF16 here); with ``--baseline-src DIR``
   also ``robot_stack_baseline``: the update of the robot_stack source tree in DIR (e.g. a
   ``git worktree`` of an older commit), with its defaults.
 * ``lerobot_eager`` / ``lerobot_compiled``: ``SACPolicy`` with ``use_torch_compile`` off / on
@@ -31,7 +31,8 @@ imports it as a stub that raises if anything calls into it (nothing on the SAC p
 
     python benchmarks/learner_vs_lerobot.py --setup
     flock /work/.locks/heavy.lock bash tools/in_env.sh python benchmarks/learner_vs_lerobot.py \\
-        --configs 1x64_c10 --rounds 6 --updates 4     # one configuration per run; results merge
+        --configs 1x64_c10 --rounds 8 --updates 4 --baseline-src ../old   # one configuration per run; results merge
+    bash tools/in_env.sh python benchmarks/learner_vs_lerobot.py --profile 1x64_c10 --updates 6  # where the time goes
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ CONFIGS = {
     "1x64_c2": dict(cameras=1, size=64, critics=2),
     "2x128_c10": dict(cameras=2, size=128, critics=10),
 }
-SIDES = ("robot_stack", "robot_stack_float32", "lerobot_eager", "lerobot_compiled")
+SIDES = ("robot_stack", "robot_stack_bf16", "lerobot_eager", "lerobot_compiled")
 
 LEROBOT_VERSION = "0.4.4"
 # What `lerobot.policies.sac` and `lerobot.rl.buffer` import (versions pinned; their own
@@ -269,8 +270,8 @@ def worker(side: str, cfg: dict, warmup: int, baseline_src: str | None) -> None:
     torch.set_num_threads(THREADS)
     if side == "robot_stack":
         info, step = _robot_stack_worker(cfg, str(ROOT), None)
-    elif side == "robot_stack_float32":
-        info, step = _robot_stack_worker(cfg, str(ROOT), "float32")
+    elif side == "robot_stack_bf16":
+        info, step = _robot_stack_worker(cfg, str(ROOT), "bfloat16")
     elif side == "robot_stack_baseline":
         info, step = _robot_stack_worker(cfg, baseline_src, None)
     else:
@@ -297,6 +298,30 @@ def worker(side: str, cfg: dict, warmup: int, baseline_src: str | None) -> None:
             print("DONE " + json.dumps({"wall_s": times, "cpu_s": time.process_time() - cpu0}), flush=True)
         elif cmd[0] == "quit":
             return
+
+
+def profile(name: str, src: str, encoder_dtype: str | None, updates: int) -> None:
+    """torch.profiler table of robot_stack's update (sampling included) in configuration ``name``."""
+    import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    torch.set_num_threads(THREADS)
+    _, step = _robot_stack_worker(CONFIGS[name], src, encoder_dtype)
+    for _ in range(3):
+        step()
+    t0 = time.perf_counter()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(updates):
+            step()
+    wall_ms = 1e3 * (time.perf_counter() - t0) / updates
+    events = prof.key_averages()
+    total_ms = sum(e.self_cpu_time_total for e in events) / 1e3 / updates
+    print(f"{name}, {src}, encoder_dtype {encoder_dtype or 'default'}: {wall_ms:.0f} ms per update (profiled), "
+          f"{total_ms:.0f} ms CPU time of {THREADS} threads per update")
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:15]:
+        ms = e.self_cpu_time_total / 1e3 / updates
+        print(f"  {e.key:40s} {ms:7.1f} ms {100 * ms / total_ms:5.1f}%  ({e.count // updates} calls)")
 
 
 # ----------------------------------------------------------------------------- parent
@@ -373,9 +398,9 @@ def bench(name: str, rounds: int, updates: int, warmup: int, baseline_src: str |
         for r in range(rounds):
             order = workers[r % len(workers):] + workers[:r % len(workers)]  # rotate who goes first
             for w in order:
-                r = w.run(updates)
-                series[w.side].append(updates / sum(r["wall_s"]))
-                cpu[w.side].append(r["cpu_s"] / updates)
+                timed = w.run(updates)
+                series[w.side].append(updates / sum(timed["wall_s"]))
+                cpu[w.side].append(timed["cpu_s"] / updates)
             print(f"{name} round {r + 1}/{rounds}: " + ", ".join(f"{s} {v[-1]:.2f}" for s, v in series.items()),
                   flush=True)
     finally:
@@ -388,8 +413,8 @@ def bench(name: str, rounds: int, updates: int, warmup: int, baseline_src: str |
     res = {**cfg, "batch": BATCH, "updates_per_round": updates, "updates_per_s": series,
            "ratio_eager": ratio("robot_stack", "lerobot_eager"),
            "ratio_compiled": ratio("robot_stack", "lerobot_compiled"),
-           "ratio_float32_eager": ratio("robot_stack_float32", "lerobot_eager"),
-           "ratio_float32_compiled": ratio("robot_stack_float32", "lerobot_compiled"),
+           "ratio_bf16_eager": ratio("robot_stack_bf16", "lerobot_eager"),
+           "ratio_bf16_compiled": ratio("robot_stack_bf16", "lerobot_compiled"),
            "encoder_dtype": info["robot_stack"]["encoder_dtype"],
            # Less sensitive to other jobs on a shared machine than wall time (but idle OpenMP
            # threads spinning count as CPU time): LeRobot's CPU seconds per update over ours.
@@ -416,7 +441,14 @@ def main() -> None:
     p.add_argument("--baseline-src", help="also time the robot_stack update of this source tree (e.g. an older commit)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--check", help=argparse.SUPPRESS)
+    p.add_argument("--profile", choices=list(CONFIGS),
+                   help="print a torch.profiler table of robot_stack's update in this configuration and exit "
+                        "(of the --baseline-src tree if given)")
+    p.add_argument("--encoder-dtype", help="with --profile: robot_stack's encoder_dtype (default: its default)")
     args = p.parse_args()
+    if args.profile:
+        profile(args.profile, args.baseline_src or str(ROOT), args.encoder_dtype, args.updates)
+        return
     if args.check:
         check(args.check)
         return
@@ -439,7 +471,7 @@ def main() -> None:
         res["load_avg_1min_at_start"] = round(load, 1)
         doc["configs"][name] = res
         print(f"{name}: ratio eager {res['ratio_eager']:.2f}, compiled {res['ratio_compiled']:.2f} "
-              f"(float32 encoder: {res['ratio_float32_eager']:.2f}, {res['ratio_float32_compiled']:.2f})", flush=True)
+              f"(bf16 encoder: {res['ratio_bf16_eager']:.2f}, {res['ratio_bf16_compiled']:.2f})", flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {out}")

@@ -173,6 +173,7 @@ def test_bfloat16_encoder_is_used_when_asked_and_stays_close_to_float32():
     f32 = SACAgent(PIX_SPEC, dataclasses.replace(cfg, encoder_dtype="float32"))
     bf16 = SACAgent(PIX_SPEC, dataclasses.replace(cfg, encoder_dtype="bfloat16"))
     assert (f32.encoder_dtype, bf16.encoder_dtype) == (torch.float32, torch.bfloat16)
+    assert SACAgent(PIX_SPEC, cfg).encoder_dtype == torch.float32  # 'auto' on the CPU
     m32, m16 = f32.update(batch), bf16.update(batch)
     assert m32["critic_loss"] != m16["critic_loss"]  # bf16 really ran (the test can fail)
     assert m16["critic_loss"] == pytest.approx(m32["critic_loss"], rel=0.05)

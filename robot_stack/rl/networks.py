@@ -254,13 +254,9 @@ class PolicyNet(nn.Module):
         return a.cpu().numpy()
 
 
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 natively: a CUDA GPU with bf16 units (Ampere and
-    later), a CPU with AVX512-BF16 or AMX-BF16 (elsewhere bf16 is emulated and slower than fp32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
-    return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+def gpu_has_bf16(device: torch.device) -> bool:
+    """Whether ``device`` is a CUDA GPU with bfloat16 units (Ampere and later)."""
+    return device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
 
 
 def resolve_device(name: str) -> torch.device:
