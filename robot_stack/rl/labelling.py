@@ -57,6 +57,8 @@ class Transition:
     """Index of o_t in its episode; the buffer uses it to store each frame once."""
     episode_end: bool = False
     """next_obs is the episode's final observation (terminal or truncated)."""
+    robot_id: str = ""
+    """The robot whose step records this came from ('' for a single-robot learner)."""
     info: dict = field(default_factory=dict)
 
 

@@ -3,8 +3,10 @@
 :class:`LearnerCore` owns the learning objects of :mod:`robot_stack.rl` and wires them for a
 learner fed one step record at a time (the learner node calls it from its callbacks):
 
-* ``add_step(step)``: the streaming RLIF labeller (:class:`~robot_stack.rl.labelling.StreamingLabeller`)
-  turns records into labelled transitions; every transition goes to the *online* replay
+* ``add_step(step, robot_id)``: the streaming RLIF labeller (:class:`~robot_stack.rl.labelling.StreamingLabeller`)
+  turns records into labelled transitions, one labeller per robot (:class:`~robot_stack.rl.fleet.Fleet`:
+  several robots feed one learner; their records are never paired, each transition keeps its
+  robot id, ``robot_sampling`` says how batches draw from the robots); every transition goes to the *online* replay
   buffer, operator transitions also to the *intervention* buffer (RLPD samples the two
   50/50, ``sac.offline_fraction``). Both buffers are persistent append-only logs in
   ``run_dir`` (crash-safe: a step is on disk when ``add_step`` returns).
@@ -28,7 +30,8 @@ learner fed one step record at a time (the learner node calls it from its callba
   ``run_dir/policies``). A new LearnerCore on the same
   ``run_dir`` resumes from the checkpoint and the replay logs.
 * ``stats()``: env steps, transitions, updates, updates/s, backlog, losses, rolling success
-  rate and intervention rate (from the records' flags), policy version.
+  rate and intervention rate (from the records' flags), policy version; ``robots``: the same
+  stream figures per robot id.
 
 Thread safety: the buffers are guarded by one lock (``add_step`` from a callback thread,
 sampling in the training thread); the agent is touched only by the training thread after
@@ -49,8 +52,8 @@ import numpy as np
 
 from robot_stack.rl.agent import SACConfig
 from robot_stack.rl.baselines import BCConfig
+from robot_stack.rl.fleet import Fleet
 from robot_stack.rl.labelling import LabellingConfig
-from robot_stack.rl.progress import EpisodeStats
 from robot_stack.types.records import PolicyWeights, StepRecord
 from robot_stack.types.spec import PolicySpec, parse_spec_json
 
@@ -113,12 +116,22 @@ class LearnerConfig:
     """Write TensorBoard scalars to run_dir/tb."""
     stats_window: int = 20
     """Episodes in the rolling success/intervention rate."""
+    robot_sampling: str = "uniform"
+    """How batches draw from several robots' data: 'uniform' (every stored transition equally
+    likely: robots in proportion to their data) or 'balanced' (every robot with data an equal
+    share of each batch)."""
+    robot_active_s: float = 10.0
+    """A robot counts as active in the stats while its last record is at most this old, s."""
 
     def validate(self) -> None:
         if self.spec_json and self.spec_file:
             raise ValueError("give spec_json or spec_file, not both")
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got '{self.algorithm}'")
+        if self.robot_sampling not in ("uniform", "balanced"):
+            raise ValueError(f"robot_sampling must be 'uniform' or 'balanced', got '{self.robot_sampling}'")
+        if not self.robot_active_s > 0:
+            raise ValueError(f"robot_active_s={self.robot_active_s} must be > 0")
         if self.buffer_sync not in ("flush", "fsync"):
             raise ValueError(f"buffer_sync must be 'flush' or 'fsync', got '{self.buffer_sync}'")
         for name in ("buffer_capacity", "min_transitions", "publish_every_updates", "torch_threads", "stats_window"):
@@ -152,7 +165,7 @@ class LearnerCore:
         self.agent = None
         self.spec: PolicySpec | None = None
         self.online = self.intervention = None
-        self.labeller = None
+        self.fleet = Fleet(config.labelling, config.stats_window)
         self._buf_lock = threading.Lock()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -165,9 +178,7 @@ class LearnerCore:
         self.intervention_steps = 0
         self.last_episode_id = -1
         self.best_success_rate = -1.0
-        self.episode_stats = EpisodeStats(config.stats_window)
-        self._ep_steps = 0
-        self._ep_interventions = 0
+        self.episode_stats = self.fleet.episode_stats  # rolling over every robot's episodes
         self.last_metrics: dict[str, float] = {}
         self._rate_mark = (time.monotonic(), 0)
         self.updates_per_s = 0.0
@@ -181,7 +192,6 @@ class LearnerCore:
         """Build or resume the agent and open the replay logs (I/O happens here, not in __init__)."""
         import torch
 
-        from robot_stack.rl.labelling import StreamingLabeller
         from robot_stack.rl.replay_buffer import VisionReplayBuffer
         from robot_stack.types import config as cfgmod
 
@@ -214,6 +224,7 @@ class LearnerCore:
             self.intervention_steps = int(meta.get("intervention_steps", 0))
             self.last_episode_id = int(meta.get("last_episode_id", -1))
             self.best_success_rate = float(meta.get("best_success_rate", -1.0))
+            self.fleet.load_state_dict(meta.get("robots", {}))
             log.info("resumed %s: policy version %d, %d updates, %d transitions", ckpt_path, self.version,
                      self.updates, self.transitions)
         else:
@@ -240,7 +251,6 @@ class LearnerCore:
         # Transitions restored from the logs count as received data (the resumed update budget).
         self.transitions = max(self.transitions, self.online.num_added)
         self.last_episode_id = max(self.last_episode_id, self.online.max_episode_id)
-        self.labeller = StreamingLabeller(cfg.labelling)
         self._rate_mark = (time.monotonic(), self.updates)
         seed = cfg.sac.seed if cfg.algorithm == "rlif" else cfg.bc.seed
         self._rng = np.random.default_rng(seed + self.updates)
@@ -308,14 +318,15 @@ class LearnerCore:
             self._tb = None
 
     # ------------------------------------------------------------------ data
-    def add_step(self, step: StepRecord) -> int:
-        """Label one step record (a :class:`robot_stack.rl.labelling.Step`) and store the
-        transitions it completes; returns how many were stored."""
+    def add_step(self, step: StepRecord, robot_id: str = "") -> int:
+        """Label one step record of robot ``robot_id``'s stream (``""``: the only robot) and
+        store the transitions it completes; returns how many were stored."""
         self.env_steps += 0 if step.is_last else 1
         self.intervention_steps += int(step.intervention and not step.is_last)
         self.last_episode_id = max(self.last_episode_id, int(step.episode_id))
-        self._track_episode(step)
-        transitions = self.labeller.push(step)
+        transitions = self.fleet.push(robot_id, step)
+        if step.is_last:
+            self.counters["episodes"] += 1
         with self._buf_lock:
             for t in transitions:
                 self.online.add(t)
@@ -326,17 +337,6 @@ class LearnerCore:
                 self.transitions += len(transitions)
                 self._cond.notify_all()
         return len(transitions)
-
-    def _track_episode(self, step) -> None:
-        if step.is_first:
-            self._ep_steps = self._ep_interventions = 0
-        if step.is_last:
-            self.episode_stats.add(step.success, self._ep_steps, self._ep_interventions)
-            self.counters["episodes"] += 1
-            self._ep_steps = self._ep_interventions = 0
-            return
-        self._ep_steps += 1
-        self._ep_interventions += int(step.intervention)
 
     # ------------------------------------------------------------------ training
     def _budget(self) -> int:
@@ -370,11 +370,12 @@ class LearnerCore:
 
         agent_cfg = self.agent.cfg
         with self._buf_lock:
+            balance = self.config.robot_sampling == "balanced"
             if self.config.algorithm == "bc":
-                batch = self.intervention.sample(agent_cfg.batch_size, rng)
+                batch = self.intervention.sample(agent_cfg.batch_size, rng, balance)
             else:
                 batch = sample_mixed(self.online, self.intervention, agent_cfg.batch_size * agent_cfg.utd_ratio, rng,
-                                     agent_cfg.offline_fraction)
+                                     agent_cfg.offline_fraction, balance)
         self.last_metrics = self.agent.update(batch)
         self.updates += 1
         if self.updates % self.config.publish_every_updates == 0:
@@ -404,7 +405,7 @@ class LearnerCore:
         meta = {"version": self.version, "updates": self.updates, "transitions": self.transitions,
                 "env_steps": self.env_steps, "best_success_rate": self.best_success_rate,
                 "algorithm": self.config.algorithm, "intervention_steps": self.intervention_steps,
-                "last_episode_id": self.last_episode_id}
+                "last_episode_id": self.last_episode_id, "robots": self.fleet.state_dict()}
         save_atomic({"agent": self.agent.state_dict(), "learner": meta}, self.run_dir / self.CHECKPOINT)
         save_policy_file(self.agent, self.policies_dir / "latest.pt", meta)
         if new_best:
@@ -432,14 +433,20 @@ class LearnerCore:
             "success_rate": self.episode_stats.success_rate,
             "intervention_rate": self.episode_stats.intervention_rate,
             "intervention_steps": self.intervention_steps,
-            "dropped_steps": self.labeller.dropped_steps if self.labeller else 0,
+            "dropped_steps": self.fleet.dropped_steps,
             **{k: v for k, v in self.counters.items() if k != "episodes"},
             **{k: float(v) for k, v in self.last_metrics.items()},
         }
+        robots = self.fleet.stats(self.config.robot_active_s)
+        out["robots_active"] = sum(r["active"] for r in robots.values())
+        out["robots"] = robots
         if self._tb is not None:
             for k, v in out.items():
                 if isinstance(v, (int, float)):
                     self._tb.add_scalar(f"learner/{k}", v, self.updates)
+            for rid, row in robots.items():
+                for k in ("env_steps", "transitions", "episodes", "success_rate", "intervention_rate"):
+                    self._tb.add_scalar(f"robots/{rid or 'default'}/{k}", row[k], self.updates)
         return out
 
 
