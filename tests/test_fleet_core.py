@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from robot_stack.rl.fleet import Fleet, check_robot_id, robot_id_from_topic, steps_topic
+from robot_stack.rl.fleet import Fleet, check_robot_id, robot_id_from_topic, robot_topic
 from robot_stack.rl.labelling import Transition
 from robot_stack.rl.replay_buffer import VisionReplayBuffer, sample_mixed
 from robot_stack.types.records import StepRecord
@@ -75,7 +75,7 @@ def test_robot_ids_are_ros_namespaces_and_come_from_topic_names():
     assert robot_id_from_topic("/lab/arm2/steps") == "lab/arm2"
     assert robot_id_from_topic("/steps") == ""
     assert robot_id_from_topic("/arm1/episodes") is None
-    assert steps_topic("arm1") == "/arm1/steps" and steps_topic("") == "/steps"
+    assert robot_topic("arm1") == "/arm1/steps" and robot_topic("") == "/steps"
 
 
 # ----------------------------------------------------------------------------- labelling

@@ -24,6 +24,15 @@ Publishes
       the latest losses (critic_loss, actor_loss, alpha, entropy, ...). The same figures go
       to the log and to TensorBoard (``run_dir/tb``).
 
+Fleet (several robots, one learner): with ``robots`` (robot ids = the robots' namespaces) or
+``discover_robots``, the learner subscribes to ``/<robot_id>/steps`` of each robot instead of
+its own ``steps`` (discovery: every such topic of type StepRecord that appears, checked every
+``discover_every_s``; robots join and leave while it runs), labels each robot's stream
+separately and stores the robot id with each transition (:class:`robot_stack.rl.fleet.Fleet`),
+and publishes the same PolicyWeights message to ``/<robot_id>/policy`` of every robot (a robot
+that joins gets the latest at once) as well as on its own ``policy``. The stats carry a
+``robots`` object (per robot: records, env_steps, transitions, episodes, rates, active).
+
 Files under ``run_dir``: ``checkpoint.pt`` (agent + counters), ``replay_online.log`` and
 ``replay_intervention.log`` (crash-safe append-only replay logs), ``policies/latest.pt``
 and ``policies/best.pt`` (exports an actor can load with ``policy_file``; elsewhere with
@@ -45,6 +54,8 @@ from std_msgs.msg import String
 from robot_stack.msg import PolicyWeights, StepRecord
 from robot_stack.nodes import convert, qos
 from robot_stack.nodes.params import declare_config, run_node
+from robot_stack.nodes.robot_topics import RobotTopics
+from robot_stack.rl.fleet import check_robot_id, robot_topic
 from robot_stack.rl.learner import LearnerConfig, LearnerCore
 from robot_stack.types.config import ConfigError
 from robot_stack.types.records import PolicyWeights as PolicyWeightsData
@@ -60,9 +71,24 @@ class LearnerNodeConfig(LearnerConfig):
 
     stats_every_s: float = 5.0
     """Period of the stats topic, log line and TensorBoard scalars, in s."""
+    robots: tuple[str, ...] = ()
+    """Fleet: robot ids (their namespaces, e.g. arm1) whose /<id>/steps the learner subscribes
+    to from the start; empty and discover_robots false: the learner's own steps topic."""
+    discover_robots: bool = False
+    """Fleet: also subscribe to every /<id>/steps StepRecord topic that appears in the graph."""
+    discover_every_s: float = 2.0
+    """How often the graph is searched for new robots, s."""
+
+    @property
+    def fleet(self) -> bool:
+        return bool(self.robots) or self.discover_robots
 
     def validate(self) -> None:
         super().validate()
+        if not self.discover_every_s > 0:
+            raise ValueError(f"discover_every_s={self.discover_every_s} must be > 0")
+        for rid in self.robots:
+            check_robot_id(rid)
         if not self.stats_every_s > 0:
             raise ValueError(f"stats_every_s={self.stats_every_s} must be > 0")
 
@@ -75,6 +101,9 @@ class LearnerNode(Node):
         self.stats_pub = self.create_publisher(String, STATS_TOPIC, qos.EPISODES)
         self.rejected_steps = 0
         self._warn_lock = threading.Lock()
+        self._fleet_lock = threading.Lock()
+        self._robot_policy_pubs: dict = {}
+        self._last_weights = None
         self.core = LearnerCore(self.config, on_weights=self._publish_weights)
         try:
             self.core.open()
@@ -82,7 +111,14 @@ class LearnerNode(Node):
             raise ConfigError(f"learner cannot start: {e}") from None
         self._steps_group = MutuallyExclusiveCallbackGroup()
         self._stats_group = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(StepRecord, STEPS_TOPIC, self._on_step, qos.STEPS, callback_group=self._steps_group)
+        if self.config.fleet:
+            self.robot_topics = RobotTopics(
+                self, StepRecord, "robot_stack/msg/StepRecord", "steps", qos.STEPS, self._on_robot_step,
+                robots=self.config.robots, discover=self.config.discover_robots,
+                discover_every_s=self.config.discover_every_s, callback_group=self._steps_group,
+                on_join=self._on_robot_join)
+        else:
+            self.create_subscription(StepRecord, STEPS_TOPIC, self._on_step, qos.STEPS, callback_group=self._steps_group)
         self.create_timer(self.config.stats_every_s, self._on_stats, callback_group=self._stats_group)
         self.core.start()
         spec = self.core.spec
@@ -96,18 +132,38 @@ class LearnerNode(Node):
         if not self.context.ok():
             return  # shutting down: the export is on disk (policies/latest.pt), nobody to send it to
         w.stamp_s = self.get_clock().now().nanoseconds * 1e-9
-        self.policy_pub.publish(convert.weights_to_msg(w))
+        msg = convert.weights_to_msg(w)
+        with self._fleet_lock:
+            self._last_weights = msg
+            pubs = list(self._robot_policy_pubs.values())
+        self.policy_pub.publish(msg)
+        for pub in pubs:  # the same message (version, bytes) to every robot
+            pub.publish(msg)
 
-    def _on_step(self, msg: StepRecord) -> None:
+    def _on_robot_join(self, robot_id: str) -> None:
+        if robot_topic(robot_id, "policy") == self.policy_pub.topic_name:
+            return  # that robot already reads the learner's own policy topic
+        pub = self.create_publisher(PolicyWeights, robot_topic(robot_id, "policy"), qos.POLICY)
+        with self._fleet_lock:
+            self._robot_policy_pubs[robot_id] = pub
+            last = self._last_weights
+        if last is not None:
+            pub.publish(last)
+
+    def _on_robot_step(self, robot_id: str, msg: StepRecord) -> None:
+        self._on_step(msg, robot_id)
+
+    def _on_step(self, msg: StepRecord, robot_id: str = "") -> None:
         try:
             step = convert.step_from_msg(msg, self.core.spec)
         except ValueError as e:
             self.rejected_steps += 1
             self.core.counters["rejected_steps"] += 1
-            self.get_logger().warning(f"dropping step record: {e}", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"dropping step record{f' of robot {robot_id}' if robot_id else ''}: {e}",
+                                      throttle_duration_sec=2.0)
             return
         try:
-            self.core.add_step(step)
+            self.core.add_step(step, robot_id)
         except OSError as e:  # e.g. disk full: the step is lost, the learner keeps serving
             self.core.counters["unstored_steps"] += 1
             self.get_logger().error(f"cannot store step record in {self.core.run_dir}: {e}",
@@ -121,6 +177,11 @@ class LearnerNode(Node):
             f"backlog {stats['update_backlog']}) | v{stats['policy_version']} | episodes {stats['episodes']} "
             f"success {stats['success_rate']:.2f} intervention {stats['intervention_rate']:.2f}"
             + (f" | critic {stats['critic_loss']:.4f} actor {stats['actor_loss']:.4f}" if "critic_loss" in stats else ""))
+        if self.config.fleet:
+            self.get_logger().info(f"fleet: {stats['robots_active']} of {len(stats['robots'])} robots active | " + " | ".join(
+                f"{rid}: {r['env_steps']} steps, {r['episodes']} episodes, success {r['success_rate']:.2f}, "
+                f"intervention {r['intervention_rate']:.2f}{'' if r['active'] else ' (idle)'}"
+                for rid, r in stats["robots"].items()))
 
     def close(self) -> None:
         """Stop training and write the final checkpoint."""

@@ -48,8 +48,8 @@ def robot_id_from_topic(topic: str, leaf: str = "steps") -> str | None:
         return None
 
 
-def steps_topic(robot_id: str, leaf: str = "steps") -> str:
-    """The fully qualified step topic of a robot (``arm1`` -> ``/arm1/steps``)."""
+def robot_topic(robot_id: str, leaf: str = "steps") -> str:
+    """The fully qualified name of a topic in a robot's namespace (``arm1`` -> ``/arm1/steps``)."""
     rid = check_robot_id(robot_id)
     return f"/{rid}/{leaf}" if rid else f"/{leaf}"
 
@@ -170,4 +170,4 @@ class Fleet:
                     setattr(book, k, int(v))
 
 
-__all__ = ["Fleet", "RobotBook", "check_robot_id", "robot_id_from_topic", "steps_topic"]
+__all__ = ["Fleet", "RobotBook", "check_robot_id", "robot_id_from_topic", "robot_topic"]

@@ -1,0 +1,146 @@
+"""A two-robot fleet over real DDS on loopback: one learner node, two robots' step streams.
+
+Robot ``arm1`` is named in the learner's ``robots`` parameter; ``arm2`` joins later and is
+found by discovery. Both robots use the same episode ids with different takeover steps and
+their records interleave, so a learner that paired records across robots, or labelled them
+as one stream, would put the -1 rewards in the wrong places. Each robot's actor side
+subscribes to its own ``/<robot>/policy`` and applies the weights: both must end up with the
+same trained version and act identically on the same observation.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.timing]  # timing: nodes over DDS on loopback, training within a deadline
+
+rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("torch")
+from rclpy.node import Node  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+from robot_stack.msg import PolicyWeights, StepRecord  # noqa: E402
+from robot_stack.nodes import convert, qos  # noqa: E402
+from robot_stack.nodes import learner_node as ln  # noqa: E402
+from robot_stack.nodes.params import parameter_overrides  # noqa: E402
+from robot_stack.rl.policy_io import load_policy_from_bytes  # noqa: E402
+from robot_stack.types import records  # noqa: E402
+from robot_stack.types.spec import ActionSpec, CameraSpec, PolicySpec  # noqa: E402
+
+SPEC = PolicySpec(
+    cameras=(CameraSpec("wrist", 32, 32),),
+    proprio_names=("robot", "episode", "step"),
+    action=ActionSpec(names=("vx", "vy", "vz")),
+)
+PARAMS = {"sac": {"num_critics": 2, "batch_size": 8,
+                  "network": {"encoder_channels": 8, "latent_dim": 16, "hidden_dims": [32, 32], "augment_pad_px": 0}},
+          "min_transitions": 8, "publish_every_updates": 5, "tensorboard": False, "stats_every_s": 0.5,
+          "robots": ["arm1"], "discover_robots": True, "discover_every_s": 0.3}
+TAKEOVER = {"arm1": 2, "arm2": 4}  # each robot's operator takes over at this step of every episode
+CODE = {"arm1": 1.0, "arm2": 2.0}
+EPISODES, STEPS = 3, 6
+
+
+def step_msgs(robot: str, ep_id: int):
+    """One episode of ``robot``; the action's first entry says the robot, the last the step."""
+    rng = np.random.default_rng(ep_id)
+    out = []
+    for i in range(STEPS + 1):
+        last = i == STEPS
+        a = np.zeros(0, np.float32) if last else np.array([CODE[robot] / 4, 0.0, i / 10], np.float32)
+        obs = {"wrist": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
+               "proprio": np.array([CODE[robot], ep_id, i], np.float32)}
+        s = records.StepRecord(episode_id=ep_id, step_index=i, obs=obs, stamp_s=100.0 + i, image_stamps_s=[100.0 + i],
+                               proprio_names=SPEC.proprio_names, action=a, policy_action=a,
+                               intervention=i == TAKEOVER[robot], is_first=i == 0, is_last=last)
+        out.append(convert.step_to_msg(s, "base"))
+    return out
+
+
+class Robot:
+    """A robot's actor side on the wire: publishes its steps, applies the policy it receives."""
+
+    def __init__(self, ctx, robot: str):
+        self.robot = robot
+        self.node = Node("actor", namespace=robot, context=ctx)
+        self.pub = self.node.create_publisher(StepRecord, "steps", qos.STEPS)
+        self.weights: list[PolicyWeights] = []
+        self.node.create_subscription(PolicyWeights, "policy", self.weights.append, qos.POLICY)
+
+    def wait_for_learner(self, timeout_s: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.pub.get_subscription_count():
+            assert time.monotonic() < deadline, f"learner never subscribed to /{self.robot}/steps"
+            time.sleep(0.05)
+
+    def applied(self):
+        """(version, sha256, policy) of the newest weights received."""
+        w = convert.weights_from_msg(max(self.weights, key=lambda m: m.version))
+        return w.version, w.sha256, load_policy_from_bytes(w.spec_json, w.data)
+
+
+def test_two_robots_feed_one_learner_with_separate_labels_and_get_the_same_policy(ros_context, spin, collector,
+                                                                                   tmp_path):
+    learner = ln.LearnerNode(context=ros_context, parameter_overrides=parameter_overrides(
+        {"run_dir": str(tmp_path), "spec_json": SPEC.to_json(), **PARAMS}))
+    arm1 = Robot(ros_context, "arm1")
+    probe = Node("probe", context=ros_context)
+    stats = collector(probe, String, ln.STATS_TOPIC, qos.EPISODES)
+    executor = spin(learner, arm1.node, probe)
+    try:
+        arm1.wait_for_learner()
+        assert set(learner.robot_topics.subscriptions) == {"arm1"}
+        arm2 = Robot(ros_context, "arm2")  # joins while the learner runs: found by discovery
+        executor.add_node(arm2.node)
+        arm2.wait_for_learner()
+        for ep in range(EPISODES):  # the same episode ids on both robots, records interleaved
+            for m1, m2 in zip(step_msgs("arm1", ep), step_msgs("arm2", ep)):
+                arm1.pub.publish(m1)
+                arm2.pub.publish(m2)
+        total = 2 * EPISODES * STEPS
+        st = json.loads(stats.wait_for(1, timeout_s=30.0, where=lambda m: json.loads(m.data)["transitions"] >= total)[-1].data)
+        assert st["transitions"] == total and st["dropped_steps"] == 0 and st["episodes"] == 2 * EPISODES
+        for robot in ("arm1", "arm2"):
+            r = st["robots"][robot]
+            assert r["transitions"] == EPISODES * STEPS and r["episodes"] == EPISODES and r["active"]
+            assert r["intervention_rate"] == pytest.approx(1 / STEPS)
+
+        # Per-robot labels: in each robot's stored transitions the -1 sits on the step before
+        # that robot's takeover, and obs/next_obs are that robot's consecutive steps.
+        buf = learner.core.online
+        with learner.core._buf_lock:
+            valid = np.flatnonzero(buf._valid)
+            robots = np.array(buf.robots)[buf._robot[valid]]
+            step = np.round(buf._action[valid, 2] * 10).astype(int)
+            code = buf._action[valid, 0] * 4
+            reward = buf._reward[valid]
+            nxt = buf._proprio[buf._next[valid]]
+            cur = buf._proprio[valid]
+        assert buf.robot_counts() == {"arm1": EPISODES * STEPS, "arm2": EPISODES * STEPS}
+        for robot in ("arm1", "arm2"):
+            mine = robots == robot
+            np.testing.assert_array_equal(code[mine], CODE[robot])
+            np.testing.assert_array_equal(cur[mine, 0], CODE[robot])
+            np.testing.assert_array_equal(nxt[mine, 0], CODE[robot])
+            np.testing.assert_array_equal(nxt[mine, 2], cur[mine, 2] + 1)
+            np.testing.assert_array_equal(reward[mine], np.where(step[mine] == TAKEOVER[robot] - 1, -1.0, 0.0))
+
+        # One policy for the fleet: both robots apply the same trained weights.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            versions = [max((w.version for w in r.weights), default=0) for r in (arm1, arm2)]
+            if min(versions) >= 2 and versions[0] == versions[1]:
+                break
+            time.sleep(0.2)
+        (v1, sha1, p1), (v2, sha2, p2) = arm1.applied(), arm2.applied()
+        assert v1 == v2 >= 2 and sha1 == sha2
+        obs = {"wrist": np.full((32, 32, 3), 90, np.uint8), "proprio": np.array([1.0, 0.0, 3.0], np.float32)}
+        np.testing.assert_array_equal(p1.act(obs, deterministic=True), p2.act(obs, deterministic=True))
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        learner.close()
+        for n in (learner, arm1.node, probe):
+            n.destroy_node()
