@@ -13,7 +13,9 @@ Entities (one-key mappings in the ``launch:`` list)
                param [{from: file} | {name, value[, type]}]
   ``include``  file, arg [{name, value}]  (YAML launch files)
   ``let``, ``node`` and ``include`` take ``if`` / ``unless``.
-Substitutions: ``$(var x)``, ``$(find-pkg-share pkg)``, ``$(dirname)``, nested.
+Substitutions: ``$(var x)``, ``$(find-pkg-share pkg)``, ``$(dirname)``, nested, and
+``$(eval 'expr')`` for arithmetic and comparisons of literals (e.g. ``'$(var robots) >= 2'``;
+ros2 launch evaluates it as Python, this runner allows literals and operators only).
 Launch configurations that ``ros2 launch`` itself reads, settable as ``name:=value`` or by a
 ``let``/``arg``: ``sigterm_timeout`` and ``sigkill_timeout`` (shutdown: seconds from SIGINT to
 SIGTERM, then from SIGTERM to SIGKILL; default 5 each; a node's own attribute wins),
@@ -213,8 +215,48 @@ def _eval_substitution(inner: str, configs: dict[str, str], ctx: _Ctx) -> str:
             raise ctx.err(str(e)) from e
     if kind == "dirname" and not args:
         return str(ctx.file.parent)
+    if kind == "eval" and len(args) == 1:
+        return str(_eval_expression(args[0], ctx))
     raise ctx.err(f"substitution $({inner}) is not supported by robot_stack's launch runner "
-                  "(supported: $(var NAME), $(find-pkg-share PKG), $(dirname))")
+                  "(supported: $(var NAME), $(find-pkg-share PKG), $(dirname), $(eval 'EXPR'))")
+
+
+def _eval_expression(expr: str, ctx: _Ctx):
+    """A Python expression of literals, arithmetic, comparisons and and/or/not (what launch
+    files here need from ros2 launch's ``$(eval)``), evaluated without names or calls."""
+    import ast
+    import operator as op
+
+    ops = {ast.Add: op.add, ast.Sub: op.sub, ast.Mult: op.mul, ast.Div: op.truediv, ast.FloorDiv: op.floordiv,
+           ast.Mod: op.mod, ast.USub: op.neg, ast.Not: op.not_, ast.Eq: op.eq, ast.NotEq: op.ne, ast.Lt: op.lt,
+           ast.LtE: op.le, ast.Gt: op.gt, ast.GtE: op.ge}
+
+    def ev(node):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool)):
+            return node.value
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            return ops[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.UnaryOp) and type(node.op) in ops:
+            return ops[type(node.op)](ev(node.operand))
+        if isinstance(node, ast.BoolOp):
+            vals = [ev(v) for v in node.values]
+            return all(vals) if isinstance(node.op, ast.And) else any(vals)
+        if isinstance(node, ast.Compare) and all(type(o) in ops for o in node.ops):
+            left = ev(node.left)
+            for o, c in zip(node.ops, node.comparators):
+                right = ev(c)
+                if not ops[type(o)](left, right):
+                    return False
+                left = right
+            return True
+        raise ValueError(f"'{ast.unparse(node)}' is not a literal, arithmetic or comparison")
+
+    try:
+        return ev(ast.parse(expr, mode="eval"))
+    except (SyntaxError, ValueError, TypeError, ZeroDivisionError) as e:
+        raise ctx.err(f"cannot evaluate $(eval '{expr}'): {e}") from e
 
 
 def _truthy(value: str, ctx: _Ctx, what: str) -> bool:

@@ -5,7 +5,13 @@ Subscribes
       episode on stdout, a row in ``<out_dir>/progress.csv``.
   ``/robot_stack/learner/stats`` (std_msgs/String JSON, ``qos.EPISODES``): learner updates.
 Writes ``<out_dir>/progress.png`` (success and intervention rate over episodes) every
-``plot_every_s`` and at exit. Runs anywhere on the DDS network (robot PC, learner machine,
+``plot_every_s`` and at exit.
+
+Fleet (``robots`` or ``discover_robots``): it reads ``/<robot_id>/episodes`` of every robot
+instead (discovered as they appear), prints each line with its robot id, keeps
+``<out_dir>/<robot_id>/progress.csv|png`` per robot, and every ``plot_every_s`` prints one
+fleet line from the learner's per-robot stats (steps, episodes, success and intervention rate
+per robot, and the fleet's totals). Runs anywhere on the DDS network (robot PC, learner machine,
 a laptop). Parameters: every field of :class:`MonitorNodeConfig`.
 """
 from __future__ import annotations
@@ -19,6 +25,7 @@ from std_msgs.msg import String
 from robot_stack.msg import EpisodeSummary
 from robot_stack.nodes import convert, qos
 from robot_stack.nodes.params import declare_config, run_node
+from robot_stack.nodes.robot_topics import RobotTopics
 from robot_stack.rl.progress import EpisodeRow, ProgressLog
 
 
@@ -32,6 +39,10 @@ class MonitorNodeConfig:
     """Episodes in the rolling rates shown (the actor's stats_window)."""
     plot_every_s: float = 30.0
     """Redraw progress.png this often, s."""
+    robots: tuple[str, ...] = ()
+    """Fleet: robot ids whose /<id>/episodes are shown (see discover_robots)."""
+    discover_robots: bool = False
+    """Fleet: also show every robot whose /<id>/episodes topic appears."""
 
     def validate(self) -> None:
         if self.window < 1:
@@ -49,7 +60,14 @@ class MonitorNode(Node):
         self.progress = ProgressLog(self.cfg.out_dir or None, self.cfg.window)
         self._t0 = time.monotonic()
         self._dirty = False
-        self.create_subscription(EpisodeSummary, "/robot_stack/episodes", self._on_episode, qos.EPISODES)
+        self.robot_progress: dict[str, ProgressLog] = {}
+        self.fleet_stats: dict = {}
+        if self.cfg.robots or self.cfg.discover_robots:
+            self.robot_topics = RobotTopics(self, EpisodeSummary, "robot_stack/msg/EpisodeSummary", "episodes",
+                                            qos.EPISODES, self._on_robot_episode, robots=self.cfg.robots,
+                                            discover=self.cfg.discover_robots)
+        else:
+            self.create_subscription(EpisodeSummary, "/robot_stack/episodes", self._on_episode, qos.EPISODES)
         self.create_subscription(String, "/robot_stack/learner/stats", self._on_stats, qos.EPISODES)
         self.create_timer(self.cfg.plot_every_s, self._plot)
 
@@ -59,20 +77,60 @@ class MonitorNode(Node):
         print(self.progress.on_episode(row), flush=True)
         self._dirty = True
 
+    def _on_robot_episode(self, robot_id: str, m: EpisodeSummary) -> None:
+        log = self.robot_progress.get(robot_id)
+        if log is None:
+            out = f"{self.cfg.out_dir}/{robot_id}" if self.cfg.out_dir else None
+            log = self.robot_progress[robot_id] = ProgressLog(out, self.cfg.window)
+        log.learner_updates = self.progress.learner_updates
+        row = EpisodeRow.from_summary(convert.summary_from_msg(m), round(time.monotonic() - self._t0, 2),
+                                      self.progress.learner_updates)
+        print(f"[{robot_id}] {log.on_episode(row)}", flush=True)
+        self._dirty = True
+
     def _on_stats(self, m: String) -> None:
         try:
-            self.progress.on_learner_stats(convert.json_from_msg(m))
+            stats = convert.json_from_msg(m)
         except ValueError:
             self.get_logger().warning("learner stats message is not JSON; ignored")
+            return
+        self.progress.on_learner_stats(stats)
+        self.fleet_stats = stats.get("robots", {})
+
+    def fleet_line(self) -> str:
+        """Per robot and fleet totals from the learner's latest stats ('' before any)."""
+        robots = self.fleet_stats
+        if not robots:
+            return ""
+        steps = sum(r["env_steps"] for r in robots.values())
+        episodes = sum(r["episodes"] for r in robots.values())
+        parts = [f"{rid}: {r['env_steps']} steps, {r['episodes']} ep, success {100 * r['success_rate']:.0f}%, "
+                 f"intervention {100 * r['intervention_rate']:.0f}%{'' if r.get('active', True) else ' (idle)'}"
+                 for rid, r in robots.items()]
+        active = sum(bool(r.get("active", True)) for r in robots.values())
+        return (f"fleet: {active}/{len(robots)} robots active, {steps} steps, {episodes} episodes, "
+                f"{self.progress.learner_updates} updates | " + " | ".join(parts))
 
     def _plot(self) -> None:
+        if self.robot_progress:
+            line = self.fleet_line()
+            if line:
+                print(line, flush=True)
         if self._dirty:
             self.progress.plot()
+            for log in self.robot_progress.values():
+                log.plot()
             self._dirty = False
 
     def close(self) -> None:
         self.progress.plot()
-        print(f"session: {self.progress.summary()}", flush=True)
+        for rid, log in sorted(self.robot_progress.items()):
+            log.plot()
+            print(f"[{rid}] session: {log.summary()}", flush=True)
+        if self.robot_progress:
+            print(self.fleet_line() or "fleet: no learner stats", flush=True)
+        else:
+            print(f"session: {self.progress.summary()}", flush=True)
 
 
 def main(args: list[str] | None = None) -> int:
