@@ -71,9 +71,9 @@ class LearnerNodeConfig(LearnerConfig):
 
     stats_every_s: float = 5.0
     """Period of the stats topic, log line and TensorBoard scalars, in s."""
-    robots: tuple[str, ...] = ()
+    robots: tuple[str, ...] | None = None
     """Fleet: robot ids (their namespaces, e.g. arm1) whose /<id>/steps the learner subscribes
-    to from the start; empty and discover_robots false: the learner's own steps topic."""
+    to from the start; unset and discover_robots false: the learner's own steps topic."""
     discover_robots: bool = False
     """Fleet: also subscribe to every /<id>/steps StepRecord topic that appears in the graph."""
     discover_every_s: float = 2.0
@@ -87,7 +87,7 @@ class LearnerNodeConfig(LearnerConfig):
         super().validate()
         if not self.discover_every_s > 0:
             raise ValueError(f"discover_every_s={self.discover_every_s} must be > 0")
-        for rid in self.robots:
+        for rid in self.robots or ():
             check_robot_id(rid)
         if not self.stats_every_s > 0:
             raise ValueError(f"stats_every_s={self.stats_every_s} must be > 0")
@@ -114,7 +114,7 @@ class LearnerNode(Node):
         if self.config.fleet:
             self.robot_topics = RobotTopics(
                 self, StepRecord, "robot_stack/msg/StepRecord", "steps", qos.STEPS, self._on_robot_step,
-                robots=self.config.robots, discover=self.config.discover_robots,
+                robots=self.config.robots or (), discover=self.config.discover_robots,
                 discover_every_s=self.config.discover_every_s, callback_group=self._steps_group,
                 on_join=self._on_robot_join)
         else:

@@ -39,7 +39,7 @@ class MonitorNodeConfig:
     """Episodes in the rolling rates shown (the actor's stats_window)."""
     plot_every_s: float = 30.0
     """Redraw progress.png this often, s."""
-    robots: tuple[str, ...] = ()
+    robots: tuple[str, ...] | None = None
     """Fleet: robot ids whose /<id>/episodes are shown (see discover_robots)."""
     discover_robots: bool = False
     """Fleet: also show every robot whose /<id>/episodes topic appears."""
@@ -64,7 +64,7 @@ class MonitorNode(Node):
         self.fleet_stats: dict = {}
         if self.cfg.robots or self.cfg.discover_robots:
             self.robot_topics = RobotTopics(self, EpisodeSummary, "robot_stack/msg/EpisodeSummary", "episodes",
-                                            qos.EPISODES, self._on_robot_episode, robots=self.cfg.robots,
+                                            qos.EPISODES, self._on_robot_episode, robots=self.cfg.robots or (),
                                             discover=self.cfg.discover_robots)
         else:
             self.create_subscription(EpisodeSummary, "/robot_stack/episodes", self._on_episode, qos.EPISODES)
