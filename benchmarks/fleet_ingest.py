@@ -231,14 +231,18 @@ def main(argv=None) -> int:
     finally:
         probe.close()
     out = pathlib.Path(a.out)
+    command = "python benchmarks/fleet_ingest.py " + " ".join(sys.argv[1:])
+    commands = [command]
     if a.merge and out.exists():
-        old = [r for r in json.loads(out.read_text())["runs"] if r["robots"] not in {r["robots"] for r in runs}]
+        before = json.loads(out.read_text())
+        old = [r for r in before["runs"] if r["robots"] not in {r["robots"] for r in runs}]
         runs = sorted(old + runs, key=lambda r: r["robots"])
+        commands = before.get("commands", [before.get("command", "")]) + commands
     out.write_text(json.dumps({
         "what": "N synthetic robots (own processes, no physics) -> one learner node (stores + trains, UTD 1)",
         "record": "2 x 128x128 rgb8 images + 11 proprio + 3 action, 10 Hz per robot, 50-step episodes",
         "machine": f"{os.cpu_count()} cores, robots and learner on the same machine, DDS over loopback",
-        "command": "python benchmarks/fleet_ingest.py " + " ".join(sys.argv[1:]),
+        "commands": commands,
         "duration_s": a.duration,
         "runs": runs,
     }, indent=1) + "\n")

@@ -5,7 +5,8 @@ found by discovery. Both robots use the same episode ids with different takeover
 their records interleave, so a learner that paired records across robots, or labelled them
 as one stream, would put the -1 rewards in the wrong places. Each robot's actor side
 subscribes to its own ``/<robot>/policy`` and applies the weights: both must end up with the
-same trained version and act identically on the same observation.
+same trained version and act identically on the same observation. Then arm2 leaves (idle in
+the stats) and comes back: its records flow again without a learner restart.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ SPEC = PolicySpec(
 PARAMS = {"sac": {"num_critics": 2, "batch_size": 8,
                   "network": {"encoder_channels": 8, "latent_dim": 16, "hidden_dims": [32, 32], "augment_pad_px": 0}},
           "min_transitions": 8, "publish_every_updates": 5, "tensorboard": False, "stats_every_s": 0.5,
-          "robots": ["arm1"], "discover_robots": True, "discover_every_s": 0.3}
+          "robots": ["arm1"], "discover_robots": True, "discover_every_s": 0.3, "robot_active_s": 1.0}
 TAKEOVER = {"arm1": 2, "arm2": 4}  # each robot's operator takes over at this step of every episode
 CODE = {"arm1": 1.0, "arm2": 2.0}
 EPISODES, STEPS = 3, 6
@@ -90,6 +91,7 @@ def test_two_robots_feed_one_learner_with_separate_labels_and_get_the_same_polic
     probe = Node("probe", context=ros_context)
     stats = collector(probe, String, ln.STATS_TOPIC, qos.EPISODES)
     executor = spin(learner, arm1.node, probe)
+    later: list[Node] = []
     try:
         arm1.wait_for_learner()
         assert set(learner.robot_topics.subscriptions) == {"arm1"}
@@ -139,8 +141,27 @@ def test_two_robots_feed_one_learner_with_separate_labels_and_get_the_same_polic
         assert v1 == v2 >= 2 and sha1 == sha2
         obs = {"wrist": np.full((32, 32, 3), 90, np.uint8), "proprio": np.array([1.0, 0.0, 3.0], np.float32)}
         np.testing.assert_array_equal(p1.act(obs, deterministic=True), p2.act(obs, deterministic=True))
+
+        # arm2 leaves (idle in the stats), then comes back with a new episode: its records flow
+        # again without a learner restart, and it gets the current policy at once.
+        executor.remove_node(arm2.node)
+        arm2.node.destroy_node()
+        stats.wait_for(1, timeout_s=10.0, where=lambda m: not json.loads(m.data)["robots"]["arm2"]["active"])
+        back = Robot(ros_context, "arm2")
+        later.append(back.node)
+        executor.add_node(back.node)
+        back.wait_for_learner()
+        for m in step_msgs("arm2", EPISODES):
+            back.pub.publish(m)
+        st = json.loads(stats.wait_for(1, timeout_s=30.0, where=lambda m: json.loads(m.data)["robots"]["arm2"][
+            "transitions"] >= (EPISODES + 1) * STEPS)[-1].data)
+        assert st["robots"]["arm2"]["active"] and st["robots"]["arm2"]["episodes"] == EPISODES + 1
+        deadline = time.monotonic() + 10
+        while not back.weights and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert back.weights and max(w.version for w in back.weights) >= v1
     finally:
         executor.shutdown(timeout_sec=2.0)
         learner.close()
-        for n in (learner, arm1.node, probe):
+        for n in (learner, arm1.node, probe, *later):
             n.destroy_node()
