@@ -23,9 +23,10 @@ pytest.importorskip("torch")
 from rclpy.node import Node  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from robot_stack.msg import PolicyWeights, StepRecord  # noqa: E402
+from robot_stack.msg import EpisodeSummary, PolicyWeights, StepRecord  # noqa: E402
 from robot_stack.nodes import convert, qos  # noqa: E402
 from robot_stack.nodes import learner_node as ln  # noqa: E402
+from robot_stack.nodes import monitor_node as mn  # noqa: E402
 from robot_stack.nodes.params import parameter_overrides  # noqa: E402
 from robot_stack.rl.policy_io import load_policy_from_bytes  # noqa: E402
 from robot_stack.types import records  # noqa: E402
@@ -68,6 +69,7 @@ class Robot:
         self.robot = robot
         self.node = Node("actor", namespace=robot, context=ctx)
         self.pub = self.node.create_publisher(StepRecord, "steps", qos.STEPS)
+        self.episodes = self.node.create_publisher(EpisodeSummary, "episodes", qos.EPISODES)
         self.weights: list[PolicyWeights] = []
         self.node.create_subscription(PolicyWeights, "policy", self.weights.append, qos.POLICY)
 
@@ -87,10 +89,12 @@ def test_two_robots_feed_one_learner_with_separate_labels_and_get_the_same_polic
                                                                                    tmp_path):
     learner = ln.LearnerNode(context=ros_context, parameter_overrides=parameter_overrides(
         {"run_dir": str(tmp_path), "spec_json": SPEC.to_json(), **PARAMS}))
+    monitor = mn.MonitorNode(context=ros_context, parameter_overrides=parameter_overrides(
+        {"out_dir": str(tmp_path / "monitor"), "discover_robots": True}))
     arm1 = Robot(ros_context, "arm1")
     probe = Node("probe", context=ros_context)
     stats = collector(probe, String, ln.STATS_TOPIC, qos.EPISODES)
-    executor = spin(learner, arm1.node, probe)
+    executor = spin(learner, monitor, arm1.node, probe)
     later: list[Node] = []
     try:
         arm1.wait_for_learner()
@@ -142,6 +146,20 @@ def test_two_robots_feed_one_learner_with_separate_labels_and_get_the_same_polic
         obs = {"wrist": np.full((32, 32, 3), 90, np.uint8), "proprio": np.array([1.0, 0.0, 3.0], np.float32)}
         np.testing.assert_array_equal(p1.act(obs, deterministic=True), p2.act(obs, deterministic=True))
 
+        # The monitor shows each robot's episodes and the fleet's totals from the learner stats.
+        for robot, r in ((arm1, 1), (arm2, 2)):
+            robot.episodes.publish(convert.summary_to_msg(records.EpisodeSummary(
+                stamp_s=1.0, episode_id=0, steps=STEPS, intervention_steps=1, interventions=1,
+                intervention_rate=1 / STEPS, success=r == 1, truncated=r != 1, window=20, success_rate=float(r == 1),
+                intervention_rate_window=1 / STEPS, policy_version=v1, evaluation=False)))
+        deadline = time.monotonic() + 10
+        while set(monitor.robot_progress) != {"arm1", "arm2"} and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert {r: len(log.rows) for r, log in monitor.robot_progress.items()} == {"arm1": 1, "arm2": 1}
+        assert (tmp_path / "monitor" / "arm2" / "progress.csv").exists()
+        line = monitor.fleet_line()
+        assert "/2 robots active" in line and f"arm1: {EPISODES * STEPS} steps, {EPISODES} ep" in line, line
+
         # arm2 leaves (idle in the stats), then comes back with a new episode: its records flow
         # again without a learner restart, and it gets the current policy at once.
         executor.remove_node(arm2.node)
@@ -163,5 +181,6 @@ def test_two_robots_feed_one_learner_with_separate_labels_and_get_the_same_polic
     finally:
         executor.shutdown(timeout_sec=2.0)
         learner.close()
-        for n in (learner, arm1.node, probe, *later):
+        monitor.close()
+        for n in (learner, monitor, arm1.node, probe, *later):
             n.destroy_node()
