@@ -40,7 +40,7 @@ SPEC = PolicySpec(
 PARAMS = {"sac": {"num_critics": 2, "batch_size": 8,
                   "network": {"encoder_channels": 8, "latent_dim": 16, "hidden_dims": [32, 32], "augment_pad_px": 0}},
           "min_transitions": 8, "publish_every_updates": 5, "tensorboard": False, "stats_every_s": 0.5,
-          "robots": ["arm1"], "discover_robots": True, "discover_every_s": 0.3, "robot_active_s": 1.0}
+          "robots": ["arm1"], "discover_robots": True, "discover_every_s": 0.3, "robot_active_s": 2.0}
 TAKEOVER = {"arm1": 2, "arm2": 4}  # each robot's operator takes over at this step of every episode
 CODE = {"arm1": 1.0, "arm2": 2.0}
 EPISODES, STEPS = 3, 6
