@@ -77,8 +77,8 @@ fi
 
 # --- 4. colcon build ---------------------------------------------------------------------
 step="colcon build"
-src_hash=$( (find msg scripts launch config policies calibration robot_stack -type f \
-  \( -name '*.msg' -o -name '*.py' -o -name '*.yaml' -o -name '*_node' -o -name 'robot-stack' -o -name '*.json' \) \
+src_hash=$( (find msg srv scripts launch config policies calibration robot_stack -type f \
+  \( -name '*.msg' -o -name '*.srv' -o -name '*.py' -o -name '*.yaml' -o -name '*_node' -o -name 'robot-stack' -o -name '*.json' \) \
   -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs sha256sum; sha256sum CMakeLists.txt package.xml; echo "$req_hash") | sha256sum | cut -d' ' -f1)
 if [ -f install/.robot_stack_built ] && [ "$(cat install/.robot_stack_built)" = "$src_hash" ]; then
   say "colcon build up to date"

@@ -27,9 +27,9 @@ class ActorNodeConfig(ActorConfig):
     """Episodes to run in evaluation mode."""
     eval_report_file: str = ""
     """Where evaluation mode writes its JSON report ('' = log only)."""
-    reset_mode: str = "topic"
-    """How episodes are reset: 'topic' (/robot_stack/episode/reset + reset_done, sim world),
-    'franka_home' (/robot_stack/franka/home + its home_done status), 'none' (no reset)."""
+    reset_mode: str = "world"
+    """How episodes are reset: 'world' (the sim world's episode/reset service), 'franka_home'
+    (the Franka node's franka/home service), 'none' (no reset); see robot_stack.actor.resets."""
     base_frame: str = "base"
     """frame_id of the commanded twist (the robot base frame)."""
     gripper_open_width_m: float = 0.08

@@ -12,56 +12,58 @@ deadlines on the monotonic clock (``control_thread``; with ``control_thread: fal
 ``use_sim_time`` it is an rclpy timer in its own callback group), so a slow policy never
 delays an operator command, and callbacks never delay a control tick.
 
+Topic and service names are relative (robot_stack.nodes.topics; default namespace
+``robot_stack``, so ``steps`` is ``/robot_stack/steps``).
+
 Subscribes
-  ``/robot_stack/cameras/<name>/image_raw`` (sensor_msgs/Image, ``qos.SENSOR``) for each
+  ``cameras/<name>/image_raw`` (sensor_msgs/Image, ``qos.SENSOR``) for each
       camera of the policy spec: rgb8 (bgr8/rgba8/bgra8/mono8 converted), any size (resized
       to the spec's). Frames older than ``max_frame_age_s`` (header stamp vs. node clock)
       are refused.
-  ``/robot_stack/ee_pose`` (geometry_msgs/PoseStamped, ``qos.STATE``): EE (TCP) pose in the
-      base frame; ``/robot_stack/franka/ee_twist`` (geometry_msgs/TwistStamped,
-      ``qos.STATE``): EE twist, base frame; ``/robot_stack/franka/gripper_width``
+  ``ee_pose`` (geometry_msgs/PoseStamped, ``qos.STATE``): EE (TCP) pose in the
+      base frame; ``franka/ee_twist`` (geometry_msgs/TwistStamped,
+      ``qos.STATE``): EE twist, base frame; ``franka/gripper_width``
       (std_msgs/Float32, ``qos.STATE``): m, stamped on receipt. Older than
       ``max_state_age_s`` is refused.
-  ``/robot_stack/operator`` (robot_stack/OperatorCommand, ``qos.COMMAND``): while
+  ``operator`` (robot_stack/OperatorCommand, ``qos.COMMAND``): while
       ``intervening`` the operator's twist is sent to the robot in the same callback
       (projected onto the policy's action space: clipped to its speed bounds, dimensions
       it lacks dropped); ``episode_mark`` 1/2 ends the episode as success/failure.
-  ``/robot_stack/policy`` (robot_stack/PolicyWeights, ``qos.POLICY``): new weights are
+  ``policy`` (robot_stack/PolicyWeights, ``qos.POLICY``): new weights are
       SHA-256-checked, deserialized in their own callback group and swapped in atomically
       between ticks; only versions newer than the running one apply; weights whose spec
       (cameras, proprio, action) differs from the running one are rejected. Ignored in
       evaluation mode. Without a learner the actor keeps its last policy.
-  ``/robot_stack/sim/success`` (std_msgs/Bool, ``qos.STATE``: best effort, so it matches
+  ``sim/success`` (std_msgs/Bool, ``qos.STATE``: best effort, so it matches
       reliable and best-effort publishers; publish it every sim step): true ends the running
       episode as a success (sim worlds only; a true before the episode's first step is
       ignored, so a flag left over from the previous episode does not end the next one).
-  ``/robot_stack/episode/reset_done`` (std_msgs/UInt64, ``qos.COMMAND``): a reset responder
-      (the sim world node) reports that the reset for that episode id is complete
-      (``reset_mode: topic``).
-  ``/robot_stack/franka/status`` (std_msgs/String JSON, ``qos.EPISODES``): with
-      ``reset_mode: franka_home`` a ``home_done`` event newer than the request (its wall
-      clock ``t``) completes the reset.
 
 Publishes
-  ``/robot_stack/franka/cmd_twist`` (geometry_msgs/TwistStamped, ``qos.COMMAND``): EE
+  ``franka/cmd_twist`` (geometry_msgs/TwistStamped, ``qos.COMMAND``): EE
       velocity in ``base_frame`` (m/s, rad/s) every control tick (policy, operator or a
       zero "hold") and on every operator command while intervening. Never NaN: a policy
       action that is not finite or has the wrong shape is replaced by a hold and logged.
       ``header.stamp``: the tick time for policy and hold commands (= the StepRecord stamp
       of that step); for a forwarded operator command the OperatorCommand's own stamp (the
       SpaceMouse read time), so the command's age can be traced end to end.
-  ``/robot_stack/franka/gripper_cmd`` (std_msgs/Float32, ``qos.COMMAND``): target width
+  ``franka/gripper_cmd`` (std_msgs/Float32, ``qos.COMMAND``): target width
       (``gripper_open_width_m`` or 0) when the action's gripper dimension changes sign
       (only for specs with a ``gripper`` action).
-  ``/robot_stack/steps`` (robot_stack/StepRecord, ``qos.STEPS``): one record per control
+  ``steps`` (robot_stack/StepRecord, ``qos.STEPS``): one record per control
       step, completed one tick later (see ActorCore), plus an ``is_last`` record per
       episode. Not published in evaluation mode.
-  ``/robot_stack/episodes`` (robot_stack/EpisodeSummary, ``qos.EPISODES``): one per episode.
-  ``/robot_stack/episode/reset`` (std_msgs/UInt64, ``qos.COMMAND``): reset request carrying
-      the id of the episode about to start (``reset_mode: topic``; responder: put the robot
-      home and reset the world, then echo the id on ``/robot_stack/episode/reset_done``).
-      With ``reset_mode: franka_home`` an std_msgs/Empty goes to ``/robot_stack/franka/home``
-      instead; with ``none`` nothing is sent and the next episode starts at once.
+  ``episodes`` (robot_stack/EpisodeSummary, ``qos.EPISODES``): one per episode.
+
+Calls (asynchronously from the control thread: the tick sends the request and later ticks
+look at the answer, so neither a tick nor an executor callback ever waits for it)
+  ``episode/reset`` (robot_stack/ResetEpisode, ``reset_mode: world``): the id of the episode
+      about to start; the sim world answers once the scene is re-sampled and the arm is at the
+      start pose, which completes the reset.
+  ``franka/home`` (std_srvs/Trigger, ``reset_mode: franka_home``): a successful answer
+      completes the reset; a failed one is logged and the reset asked for again after
+      ``reset_timeout_s``. With ``none`` nothing is called and the next episode starts at once.
+      While the service is not there yet the actor holds and keeps looking for it.
 
 Time: frame and state ages compare header stamps with the node clock (ROS time; set
 ``use_sim_time`` for a sim clock), so publishers must stamp with the same clock (on several
@@ -95,12 +97,9 @@ import threading
 import time
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.duration import Duration
 from rclpy.node import Node
-from sensor_msgs.msg import Image
-from std_msgs.msg import Bool, Empty, Float32, String, UInt64
 
 from robot_stack.actor.config import ActorNodeConfig
 from robot_stack.actor.core import ActorCore, RobotCommand, TickResult
@@ -108,33 +107,26 @@ from robot_stack.actor.episode_ids import EpisodeIdFile
 from robot_stack.actor.evaluation import EvaluationRun
 from robot_stack.actor.learner_wait import LearnerWait
 from robot_stack.actor.policy import initial_policy, policy_from_weights, same_layout
-from robot_stack.actor.resets import ResetCoordinator, StatusVerdict
+from robot_stack.actor.resets import ResetCoordinator
 from robot_stack.devices.realtime import current_thread_scheduling
-from robot_stack.msg import EpisodeSummary, OperatorCommand, PolicyWeights, StepRecord
-from robot_stack.nodes import convert, qos
+from robot_stack.nodes import convert, topics
 from robot_stack.nodes.control_loop import ControlLoop
 from robot_stack.nodes.params import declare_config, run_node
 from robot_stack.types.spec import PolicySpec
 
-CAMERA_TOPIC = "/robot_stack/cameras/{name}/image_raw"
-EE_POSE_TOPIC = "/robot_stack/ee_pose"
-EE_TWIST_TOPIC = "/robot_stack/franka/ee_twist"
-GRIPPER_WIDTH_TOPIC = "/robot_stack/franka/gripper_width"
-CMD_TWIST_TOPIC = "/robot_stack/franka/cmd_twist"
-GRIPPER_CMD_TOPIC = "/robot_stack/franka/gripper_cmd"
-FRANKA_HOME_TOPIC = "/robot_stack/franka/home"
-FRANKA_STATUS_TOPIC = "/robot_stack/franka/status"
-OPERATOR_TOPIC = "/robot_stack/operator"
-POLICY_TOPIC = "/robot_stack/policy"
-STEPS_TOPIC = "/robot_stack/steps"
-EPISODES_TOPIC = "/robot_stack/episodes"
-SIM_SUCCESS_TOPIC = "/robot_stack/sim/success"
-RESET_TOPIC = "/robot_stack/episode/reset"
-RESET_DONE_TOPIC = "/robot_stack/episode/reset_done"
+
+class _ResetCall:
+    """The reset service call in flight (owned by the control thread)."""
+
+    def __init__(self, episode_id: int, request) -> None:
+        self.episode_id = episode_id
+        self.request = request
+        self.future = None  # set once sent; the executor completes it with the answer
 
 
 class ActorNode(Node):
     def __init__(self, **kwargs):
+        kwargs.setdefault("namespace", topics.DEFAULT_NAMESPACE)
         super().__init__("actor", **kwargs)
         self.config: ActorNodeConfig = declare_config(self, ActorNodeConfig)
         cfg = self.config
@@ -163,26 +155,27 @@ class ActorNode(Node):
         self._sensor_group = ReentrantCallbackGroup()
         self._weights_group = MutuallyExclusiveCallbackGroup()
 
-        self.cmd_pub = self.create_publisher(TwistStamped, CMD_TWIST_TOPIC, qos.COMMAND)
-        self.gripper_pub = self.create_publisher(Float32, GRIPPER_CMD_TOPIC, qos.COMMAND)
-        self.steps_pub = self.create_publisher(StepRecord, STEPS_TOPIC, qos.STEPS)
-        self.episodes_pub = self.create_publisher(EpisodeSummary, EPISODES_TOPIC, qos.EPISODES)
-        self.reset_pub = self.create_publisher(UInt64, RESET_TOPIC, qos.COMMAND)
-        self.home_pub = self.create_publisher(Empty, FRANKA_HOME_TOPIC, qos.COMMAND)
+        self.cmd_pub = topics.publisher(self, topics.CMD_TWIST)
+        self.gripper_pub = topics.publisher(self, topics.GRIPPER_CMD)
+        self.steps_pub = topics.publisher(self, topics.STEPS)
+        self.episodes_pub = topics.publisher(self, topics.EPISODES)
+        reset_service = {"world": topics.EPISODE_RESET, "franka_home": topics.FRANKA_HOME}.get(cfg.reset_mode)
+        self._reset_service = reset_service
+        self._reset_client = (None if reset_service is None else
+                              topics.client(self, reset_service, callback_group=self._sensor_group))
+        self._reset_call: _ResetCall | None = None
 
         spec, policy, version = initial_policy(cfg.policy_file, cfg.spec_json, cfg.spec_file, cfg.seed, cfg.evaluation)
         self._camera_subs = []
         if spec is not None:
             self._make_core(spec, policy, version)
-        self.create_subscription(PoseStamped, EE_POSE_TOPIC, self._on_pose, qos.STATE, callback_group=self._sensor_group)
-        self.create_subscription(TwistStamped, EE_TWIST_TOPIC, self._on_twist, qos.STATE, callback_group=self._sensor_group)
-        self.create_subscription(Float32, GRIPPER_WIDTH_TOPIC, self._on_gripper_width, qos.STATE, callback_group=self._sensor_group)
-        self.create_subscription(Bool, SIM_SUCCESS_TOPIC, self._on_sim_success, qos.STATE, callback_group=self._sensor_group)
-        self.create_subscription(UInt64, RESET_DONE_TOPIC, self._on_reset_done, qos.COMMAND, callback_group=self._sensor_group)
-        self.create_subscription(String, FRANKA_STATUS_TOPIC, self._on_franka_status, qos.EPISODES, callback_group=self._sensor_group)
-        self.create_subscription(OperatorCommand, OPERATOR_TOPIC, self._on_operator, qos.COMMAND, callback_group=self._operator_group)
+        topics.subscription(self, topics.EE_POSE, self._on_pose, callback_group=self._sensor_group)
+        topics.subscription(self, topics.EE_TWIST, self._on_twist, callback_group=self._sensor_group)
+        topics.subscription(self, topics.GRIPPER_WIDTH, self._on_gripper_width, callback_group=self._sensor_group)
+        topics.subscription(self, topics.SIM_SUCCESS, self._on_sim_success, callback_group=self._sensor_group)
+        topics.subscription(self, topics.OPERATOR, self._on_operator, callback_group=self._operator_group)
         if not cfg.evaluation:
-            self.create_subscription(PolicyWeights, POLICY_TOPIC, self._on_weights, qos.POLICY, callback_group=self._weights_group)
+            topics.subscription(self, topics.POLICY, self._on_weights, callback_group=self._weights_group)
         self.timer = None
         self._control_loop: ControlLoop | None = None
         # The thread paces on the host's monotonic clock; a sim clock (use_sim_time) needs the
@@ -198,7 +191,7 @@ class ActorNode(Node):
             f"actor at {cfg.control_rate_hz:g} Hz, reset_mode={cfg.reset_mode}, "
             f"{'evaluation of ' + cfg.policy_file if cfg.evaluation else 'learning'}; "
             + (f"policy version {version}, cameras {list(spec.camera_names)}" if spec else
-               f"waiting for the learner's first weights on {POLICY_TOPIC}"))
+               f"waiting for the learner's first weights on {self.resolve_topic_name(topics.POLICY.name)}"))
 
     # ------------------------------------------------------------------ set-up
     def _first_episode_id(self) -> int:
@@ -212,10 +205,9 @@ class ActorNode(Node):
         core = ActorCore(self.config, spec, policy, policy_version=version,
                          first_episode_id=self._first_episode_id(), evaluation=self.config.evaluation)
         for cam in spec.cameras:
-            topic = CAMERA_TOPIC.format(name=cam.name)
-            self._camera_subs.append(self.create_subscription(
-                Image, topic, lambda msg, name=cam.name: self._on_image(name, msg), qos.SENSOR,
-                callback_group=self._sensor_group))
+            self._camera_subs.append(topics.subscription(
+                self, topics.CAMERA_IMAGE, lambda msg, name=cam.name: self._on_image(name, msg),
+                callback_group=self._sensor_group, camera=cam.name))
         self.core = core  # one assignment: callbacks see either no core or a complete one
 
     # ------------------------------------------------------------------ helpers
@@ -241,7 +233,7 @@ class ActorNode(Node):
                 self.gripper_pub.publish(convert.float32_to_msg(width))
 
     # ------------------------------------------------------------------ callbacks
-    def _on_image(self, name: str, msg: Image) -> None:
+    def _on_image(self, name: str, msg) -> None:
         core = self.core
         try:
             img = convert.image_from_msg(msg)
@@ -250,44 +242,27 @@ class ActorNode(Node):
             return
         core.on_camera_frame(name, img, *convert.stamp_and_frame(msg))
 
-    def _on_pose(self, msg: PoseStamped) -> None:
+    def _on_pose(self, msg) -> None:
         if self.core is None:
             return
         pose = convert.pose_from_msg(msg)
         self.core.on_ee_pose(pose.xyz_m, pose.quat_xyzw, pose.stamp_s)
 
-    def _on_twist(self, msg: TwistStamped) -> None:
+    def _on_twist(self, msg) -> None:
         if self.core is None:
             return
         twist = convert.twist_from_msg(msg)
         self.core.on_ee_twist(twist.lin_m_s, twist.ang_rad_s, twist.stamp_s)
 
-    def _on_gripper_width(self, msg: Float32) -> None:
+    def _on_gripper_width(self, msg) -> None:
         if self.core is not None:
             self.core.on_gripper_width(convert.float_from_msg(msg), self._now_s())
 
-    def _on_sim_success(self, msg: Bool) -> None:
+    def _on_sim_success(self, msg) -> None:
         if self.core is not None:
             self.core.on_sim_success(convert.bool_from_msg(msg), self._now_s())
 
-    def _on_reset_done(self, msg: UInt64) -> None:
-        if self.core is not None and self._resets.accepts_reset_done():
-            self.core.on_reset_done(convert.int_from_msg(msg), self._now_s())
-
-    def _on_franka_status(self, msg: String) -> None:
-        if self.core is None:
-            return
-        try:
-            event = convert.json_from_msg(msg)
-        except ValueError:
-            return
-        verdict = self._resets.on_franka_status(event)
-        if verdict is StatusVerdict.DONE:
-            self.core.on_reset_done(self.core.episode_id, self._now_s())
-        elif verdict is StatusVerdict.FAILED:
-            self.get_logger().error(f"franka homing failed: {event.get('detail', '')}; will request it again")
-
-    def _on_operator(self, msg: OperatorCommand) -> None:
+    def _on_operator(self, msg) -> None:
         core = self.core
         if core is None:
             return
@@ -302,7 +277,7 @@ class ActorNode(Node):
             # Stamped with the operator's read time: the command is that reading, forwarded.
             self._send(out, cmd.t if cmd.t > 0.0 else now)
 
-    def _on_weights(self, msg: PolicyWeights) -> None:
+    def _on_weights(self, msg) -> None:
         core = self.core
         if core is not None and msg.version <= core.policy_version:
             return
@@ -336,6 +311,7 @@ class ActorNode(Node):
         if core is None or self.done.is_set() or not self._learner_ready():
             return
         now = self._now_s()
+        self._advance_reset_call(now)
         out: TickResult = core.tick(now)
         if out.command is not None:
             self._send(out.command, now)
@@ -370,11 +346,11 @@ class ActorNode(Node):
             self.get_logger().info("a learner subscribes to the step records: stepping")
         elif wait.state == "timeout":
             self.get_logger().warning(
-                f"no learner subscribed to {STEPS_TOPIC} within wait_for_learner_s={self.config.wait_for_learner_s:g} s: "
+                f"no learner subscribed to {self.steps_pub.topic_name} within wait_for_learner_s={self.config.wait_for_learner_s:g} s: "
                 f"stepping without one (step records are lost until a learner subscribes; start learner_node "
                 f"with the same ROS_DOMAIN_ID)")
         else:
-            self._warn_throttled("learner", f"waiting for a learner to subscribe to {STEPS_TOPIC} "
+            self._warn_throttled("learner", f"waiting for a learner to subscribe to {self.steps_pub.topic_name} "
                                             f"({wait.waited_s:.0f} of {self.config.wait_for_learner_s:g} s)")
         return ready
 
@@ -407,13 +383,48 @@ class ActorNode(Node):
             self.get_logger().info("running real-time (launch-prefix): torch on one thread")
 
     def _request_reset(self, episode_id: int) -> None:
-        req = self._resets.request(time.time())
-        if req.publish_reset:
-            self.reset_pub.publish(convert.uint64_to_msg(episode_id))
-        if req.publish_home:
-            self.home_pub.publish(convert.empty_msg())
+        """Control thread: start the reset service call for ``episode_id`` (replacing one
+        still in flight: the core asks again after reset_timeout_s)."""
+        req = self._resets.request()
+        if req.service is not None:
+            self._drop_reset_call()
+            request = convert.reset_request(episode_id) if req.service == "world" else convert.trigger_request()
+            self._reset_call = _ResetCall(episode_id, request)
+            self._advance_reset_call(self._now_s())
         if req.done_now:
             self.core.on_reset_done(episode_id, self._now_s())
+
+    def _advance_reset_call(self, now: float) -> None:
+        """Control thread: send the pending reset call once its server is there, and hand its
+        answer to the core once it has come. Never waits."""
+        call, client = self._reset_call, self._reset_client
+        if call is None or client is None:
+            return
+        if call.future is None:
+            if not client.service_is_ready():
+                self._warn_throttled("reset-service", f"waiting for the reset service "
+                                     f"{self.resolve_service_name(self._reset_service.name)} (holding still)")
+                return
+            call.future = client.call_async(call.request)
+            return
+        if not call.future.done():
+            return
+        self._reset_call = None
+        try:
+            ok, message = convert.result_from_response(call.future.result())
+        except Exception as e:  # noqa: BLE001 - an exception set on the future by rclpy: a failed call
+            ok, message = False, f"call failed: {e!r}"
+        if self._resets.completes(ok):
+            if not ok:
+                self.get_logger().warning(f"reset for episode {call.episode_id}: {message}; starting it anyway")
+            self.core.on_reset_done(call.episode_id, now)
+        else:
+            self.get_logger().error(f"reset for episode {call.episode_id} failed: {message}; will request it again")
+
+    def _drop_reset_call(self) -> None:
+        call, self._reset_call = self._reset_call, None
+        if call is not None and call.future is not None and not call.future.done():
+            self._reset_client.remove_pending_request(call.future)
 
     def _save_episode_id(self, episode_id: int) -> None:
         try:

@@ -1,10 +1,10 @@
 """Camera node: one camera -> sensor_msgs/Image (rgb8) + sensor_msgs/CameraInfo.
 
-Publishes (qos.SENSOR, best effort)
-  ``/robot_stack/cameras/<name>/image_raw``          sensor_msgs/Image, rgb8, policy size
-  ``/robot_stack/cameras/<name>/camera_info``        sensor_msgs/CameraInfo of that image
-  ``/robot_stack/cameras/<name>/depth/image_raw``    sensor_msgs/Image, 16UC1 (mm), aligned
-                                                     to colour (only with enable_depth)
+Publishes (qos.SENSOR, best effort; names relative to the namespace, see robot_stack.nodes.topics)
+  ``cameras/<name>/image_raw``          sensor_msgs/Image, rgb8, policy size
+  ``cameras/<name>/camera_info``        sensor_msgs/CameraInfo of that image
+  ``cameras/<name>/depth/image_raw``    sensor_msgs/Image, 16UC1 (mm), aligned to colour
+                                        (only with enable_depth)
 
 ``header.stamp`` is the capture time (the device's hardware time stamp mapped to the host
 clock when the camera has one; see robot_stack.devices.cameras.base). A capture thread reads the
@@ -25,17 +25,12 @@ from typing import Any
 import rclpy
 from rclpy.node import Node
 from rclpy.time import Time
-from sensor_msgs.msg import CameraInfo, Image
 
 from robot_stack.devices.cameras.base import CameraConfig, CameraError, Frame, make_camera
 from robot_stack.devices.cameras.sim import FrameProvider
-from robot_stack.nodes import convert, qos
+from robot_stack.nodes import convert, topics
 from robot_stack.nodes.params import declare_config, run_node
 from robot_stack.types.config import ConfigError
-
-
-def topic_prefix(camera_name: str) -> str:
-    return f"/robot_stack/cameras/{camera_name}"
 
 
 @dataclass(frozen=True)
@@ -62,24 +57,23 @@ class CameraNode(Node):
         ``process_exit_releases_playback`` (main() only): with the file backend, close() leaves
         the playback pipeline running and the process ends right after without C++ teardown
         (see main()); stopping a playback pipeline crashed librealsense now and then."""
+        node_kwargs.setdefault("namespace", topics.DEFAULT_NAMESPACE)
         super().__init__(node_kwargs.pop("node_name", "camera"), **node_kwargs)
         self._release_camera = True
         self.config = declare_config(self, CameraNodeConfig)
         self._release_camera = not (process_exit_releases_playback and self.config.backend == "file")
         self.frame_id = self.config.frame_id or f"{self.config.name}_color_optical_frame"
         self.camera = make_camera(self.config, provider=provider)
-        prefix = topic_prefix(self.config.name)
-        self.pub_image = self.create_publisher(Image, f"{prefix}/image_raw", qos.SENSOR)
-        self.pub_info = self.create_publisher(CameraInfo, f"{prefix}/camera_info", qos.SENSOR)
-        self.pub_depth = (
-            self.create_publisher(Image, f"{prefix}/depth/image_raw", qos.SENSOR) if self.config.enable_depth else None
-        )
+        name = self.config.name
+        self.pub_image = topics.publisher(self, topics.CAMERA_IMAGE, camera=name)
+        self.pub_info = topics.publisher(self, topics.CAMERA_INFO, camera=name)
+        self.pub_depth = topics.publisher(self, topics.CAMERA_DEPTH, camera=name) if self.config.enable_depth else None
         self.frames_published = 0
         self.fatal_error: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._capture_loop, name=f"capture-{self.config.name}", daemon=True)
         self._thread.start()
-        self.get_logger().info(f"camera '{self.config.name}' ({self.config.backend}) publishing on {prefix}/image_raw")
+        self.get_logger().info(f"camera '{self.config.name}' ({self.config.backend}) publishing on {self.pub_image.topic_name}")
 
     def _capture_loop(self) -> None:
         try:

@@ -24,31 +24,48 @@ sensor_msgs/JointState      names, positions, velocities          joint_state_to
 sensor_msgs/Joy             axes, buttons                         joy_to_msg, joy_from_msg
 geometry_msgs/TwistStamped  :class:`StampedTwist`                 twist_to_msg, twist_from_msg
 geometry_msgs/PoseStamped   :class:`StampedPose`                  pose_to_msg, pose_from_msg
-std_msgs Float32/UInt64/    float / int / bool / JSON object /    float32_to_msg, float_from_msg, uint64_to_msg,
-Bool/String/Empty           nothing                               int_from_msg, bool_to_msg, bool_from_msg,
-                                                                  json_to_msg, json_from_msg, empty_msg
+robot_stack/FrankaStatus    types.status.FrankaStatus             franka_status_to_msg, franka_status_from_msg
+robot_stack/LearnerStats    types.status.LearnerStats             learner_stats_to_msg, learner_stats_from_msg
+                            (with RobotStats[] robots: types.status.RobotStats)
+robot_stack/OperatorDecision types.status.OperatorDecision        operator_decision_to_msg, operator_decision_from_msg
+robot_stack/CommandSent     types.status.CommandSent              command_sent_to_msg, command_sent_from_msg
+diagnostic_msgs/            [types.status.Health]                 diagnostics_to_msg, diagnostics_from_msg
+DiagnosticArray
+srv HomeTo, ResetEpisode,   pose / episode id / nothing;          home_to_request, home_to_target, reset_request,
+std_srvs/Trigger            (success, message)                    reset_episode_id, trigger_request, fill_result,
+                                                                  result_from_response
+std_msgs Float32/Bool       float / bool                          float32_to_msg, float_from_msg, bool_to_msg,
+                                                                  bool_from_msg
 any stamped message         (seconds, frame id)                   stamp_and_frame
 ==========================  ====================================  ====================================
 """
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, NamedTuple
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
-from std_msgs.msg import Bool, Empty, Float32, Header, String, UInt64
+from std_msgs.msg import Bool, Float32, Header
+from std_srvs.srv import Trigger
 
+from robot_stack.msg import CommandSent as CommandSentMsg
 from robot_stack.msg import EpisodeSummary as EpisodeSummaryMsg
+from robot_stack.msg import FrankaStatus as FrankaStatusMsg
+from robot_stack.msg import LearnerStats as LearnerStatsMsg
+from robot_stack.msg import OperatorDecision as OperatorDecisionMsg
 from robot_stack.msg import OperatorCommand as OperatorCommandMsg
 from robot_stack.msg import PolicyWeights as PolicyWeightsMsg
+from robot_stack.msg import RobotStats as RobotStatsMsg
 from robot_stack.msg import StepRecord as StepRecordMsg
+from robot_stack.srv import HomeTo, ResetEpisode
 from robot_stack.types.intrinsics import CameraIntrinsics
 from robot_stack.types.records import WEIGHTS_FORMAT, EpisodeSummary, PolicyWeights, StepRecord
 from robot_stack.types.spec import PolicySpec
+from robot_stack.types.status import CommandSent, FrankaStatus, Health, LearnerStats, OperatorDecision, RobotStats
 from robot_stack.types.teleop import OperatorCommand
 
 # ----------------------------------------------------------------------------- time
@@ -399,14 +416,6 @@ def float_from_msg(msg: Float32) -> float:
     return float(msg.data)
 
 
-def uint64_to_msg(value: int) -> UInt64:
-    return UInt64(data=int(value))
-
-
-def int_from_msg(msg: UInt64) -> int:
-    return int(msg.data)
-
-
 def bool_to_msg(value: bool) -> Bool:
     return Bool(data=bool(value))
 
@@ -415,15 +424,142 @@ def bool_from_msg(msg: Bool) -> bool:
     return bool(msg.data)
 
 
-def json_to_msg(obj: Any, sort_keys: bool = False) -> String:
-    """A JSON document in a std_msgs/String (status and statistics topics)."""
-    return String(data=json.dumps(obj, sort_keys=sort_keys))
+# ----------------------------------------------------------------------------- status messages
+def franka_status_to_msg(s: FrankaStatus) -> FrankaStatusMsg:
+    msg = FrankaStatusMsg(header=header(s.stamp_s), event=s.event, detail=s.detail, mode=s.mode)
+    msg.counter_names = list(s.counters)
+    msg.counter_values = [int(v) for v in s.counters.values()]
+    return msg
 
 
-def json_from_msg(msg: String) -> Any:
-    """The JSON document of a std_msgs/String; ValueError when it is not JSON."""
-    return json.loads(msg.data)
+def franka_status_from_msg(msg: FrankaStatusMsg) -> FrankaStatus:
+    """FrankaStatus message -> FrankaStatus; ValueError when the counter arrays differ in length."""
+    if len(msg.counter_names) != len(msg.counter_values):
+        raise ValueError(f"FrankaStatus '{msg.event}': {len(msg.counter_names)} counter names but "
+                         f"{len(msg.counter_values)} values")
+    return FrankaStatus(event=msg.event, detail=msg.detail, mode=msg.mode,
+                        counters={n: int(v) for n, v in zip(msg.counter_names, msg.counter_values)},
+                        stamp_s=stamp_to_s(msg.header.stamp))
 
 
-def empty_msg() -> Empty:
-    return Empty()
+_STATS_INTS = ("env_steps", "transitions", "buffer", "intervention_buffer", "updates", "update_backlog",
+               "policy_version", "episodes", "dropped_steps", "rejected_steps")
+_STATS_FLOATS = ("updates_per_s", "success_rate", "intervention_rate")
+
+
+def learner_stats_to_msg(s: LearnerStats) -> LearnerStatsMsg:
+    msg = LearnerStatsMsg(header=header(s.stamp_s))
+    for name in _STATS_INTS:
+        setattr(msg, name, max(0, int(getattr(s, name))))
+    for name in _STATS_FLOATS:
+        setattr(msg, name, float(getattr(s, name)))
+    msg.metric_names = list(s.metrics)
+    msg.metric_values = [float(v) for v in s.metrics.values()]
+    msg.robots = [_robot_stats_to_msg(r) for r in s.robots]
+    return msg
+
+
+_ROBOT_INTS = ("records", "env_steps", "transitions", "intervention_transitions", "episodes", "dropped_steps")
+
+
+def _robot_stats_to_msg(r: RobotStats) -> RobotStatsMsg:
+    msg = RobotStatsMsg(robot_id=r.robot_id, success_rate=float(r.success_rate),
+                        intervention_rate=float(r.intervention_rate),
+                        last_record_age_s=_float_or_nan(r.last_record_age_s), active=bool(r.active))
+    for name in _ROBOT_INTS:
+        setattr(msg, name, max(0, int(getattr(r, name))))
+    return msg
+
+
+def _robot_stats_from_msg(msg: RobotStatsMsg) -> RobotStats:
+    age = float(msg.last_record_age_s)
+    return RobotStats(robot_id=msg.robot_id, **{n: int(getattr(msg, n)) for n in _ROBOT_INTS},
+                      success_rate=float(msg.success_rate), intervention_rate=float(msg.intervention_rate),
+                      last_record_age_s=None if math.isnan(age) else age, active=bool(msg.active))
+
+
+def learner_stats_from_msg(msg: LearnerStatsMsg) -> LearnerStats:
+    """LearnerStats message -> LearnerStats; ValueError when the metric arrays differ in length."""
+    if len(msg.metric_names) != len(msg.metric_values):
+        raise ValueError(f"LearnerStats: {len(msg.metric_names)} metric names but {len(msg.metric_values)} values")
+    return LearnerStats(
+        **{n: int(getattr(msg, n)) for n in _STATS_INTS}, **{n: float(getattr(msg, n)) for n in _STATS_FLOATS},
+        metrics={n: float(v) for n, v in zip(msg.metric_names, msg.metric_values)},
+        robots=tuple(_robot_stats_from_msg(r) for r in msg.robots),
+        stamp_s=stamp_to_s(msg.header.stamp))
+
+
+def operator_decision_to_msg(d: OperatorDecision) -> OperatorDecisionMsg:
+    return OperatorDecisionMsg(header=header(d.stamp_s), intervening=bool(d.intervening), started=bool(d.started),
+                               probability=_float_or_nan(d.probability), q_policy=_float_or_nan(d.q_policy),
+                               q_expert=_float_or_nan(d.q_expert))
+
+
+def operator_decision_from_msg(msg: OperatorDecisionMsg) -> OperatorDecision:
+    return OperatorDecision(intervening=bool(msg.intervening), started=bool(msg.started),
+                            probability=float(msg.probability), q_policy=float(msg.q_policy),
+                            q_expert=float(msg.q_expert), stamp_s=stamp_to_s(msg.header.stamp))
+
+
+def _float_or_nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def command_sent_to_msg(c: CommandSent) -> CommandSentMsg:
+    return CommandSentMsg(command_stamp=s_to_stamp(max(0.0, c.command_stamp_s)), received=s_to_stamp(c.received_s),
+                          sent=s_to_stamp(c.sent_s), trigger=c.trigger)
+
+
+def command_sent_from_msg(msg: CommandSentMsg) -> CommandSent:
+    return CommandSent(command_stamp_s=stamp_to_s(msg.command_stamp), received_s=stamp_to_s(msg.received),
+                       sent_s=stamp_to_s(msg.sent), trigger=msg.trigger)
+
+
+def diagnostics_to_msg(healths: list[Health], stamp: float | Time) -> DiagnosticArray:
+    """Health reports -> one DiagnosticArray (for /diagnostics)."""
+    return DiagnosticArray(header=header(stamp), status=[
+        DiagnosticStatus(level=bytes([int(h.level)]), name=h.name, message=h.message, hardware_id=h.hardware_id,
+                         values=[KeyValue(key=str(k), value=str(v)) for k, v in h.values.items()])
+        for h in healths])
+
+
+def diagnostics_from_msg(msg: DiagnosticArray) -> list[Health]:
+    def level(v) -> int:
+        return v[0] if isinstance(v, (bytes, bytearray)) else int(v)
+
+    return [Health(name=s.name, level=level(s.level), message=s.message, hardware_id=s.hardware_id,
+                   values={kv.key: kv.value for kv in s.values}) for s in msg.status]
+
+
+# ----------------------------------------------------------------------------- services
+def home_to_request(xyz_m, quat_xyzw, stamp: float | Time, frame_id: str = "") -> HomeTo.Request:
+    """A HomeTo request for a TCP pose in ``frame_id`` (the base frame)."""
+    return HomeTo.Request(target=pose_to_msg(xyz_m, quat_xyzw, stamp, frame_id))
+
+
+def home_to_target(req: HomeTo.Request) -> StampedPose:
+    return pose_from_msg(req.target)
+
+
+def reset_request(episode_id: int) -> ResetEpisode.Request:
+    return ResetEpisode.Request(episode_id=int(episode_id))
+
+
+def reset_episode_id(req: ResetEpisode.Request) -> int:
+    return int(req.episode_id)
+
+
+def trigger_request() -> Trigger.Request:
+    return Trigger.Request()
+
+
+def fill_result(response: Any, success: bool, message: str = "") -> Any:
+    """Set a (success, message) response (Trigger, HomeTo, ResetEpisode) and return it."""
+    response.success = bool(success)
+    response.message = str(message)
+    return response
+
+
+def result_from_response(response: Any) -> tuple[bool, str]:
+    """(success, message) of a Trigger, HomeTo or ResetEpisode response."""
+    return bool(response.success), str(response.message)

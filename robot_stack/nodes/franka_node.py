@@ -17,11 +17,14 @@ of 2 latency runs: each command was then a send, with no coalescing.) The loop k
 ramping and watching at ``control_rate_hz``. An exception in the loop stops and releases the
 arm at once and ends the node with a non-zero exit status.
 
+Topic and service names are relative (robot_stack.nodes.topics; default namespace
+``robot_stack``, so ``franka/cmd_twist`` is ``/robot_stack/franka/cmd_twist``).
+
 Subscribes (all ``qos.COMMAND``: reliable, volatile, depth 10)
-  ``/robot_stack/franka/cmd_twist`` (geometry_msgs/TwistStamped): EE velocity in the robot
+  ``franka/cmd_twist`` (geometry_msgs/TwistStamped): EE velocity in the robot
       base frame (``header.frame_id`` empty or ``base_frame``), m/s and rad/s. Must arrive
       faster than ``safety.watchdog_timeout_s``; otherwise the arm ramps to a stop.
-  ``/robot_stack/operator`` (robot_stack/OperatorCommand), with ``operator_fallback`` (default):
+  ``operator`` (robot_stack/OperatorCommand), with ``operator_fallback`` (default):
       the SpaceMouse node's command. Ignored while the actor streams (the actor arbitrates and
       forwards the operator itself). When no velocity command has come for
       ``safety.watchdog_timeout_s`` (the actor crashed, hung or was stopped), once the watchdog
@@ -29,24 +32,28 @@ Subscribes (all ``qos.COMMAND``: reliable, volatile, depth 10)
       safety filter:
       the operator can take over without an actor. Status events ``operator_fallback`` /
       ``operator_fallback_end``.
-  ``/robot_stack/franka/gripper_cmd`` (std_msgs/Float32): target finger width in m
+  ``franka/gripper_cmd`` (std_msgs/Float32): target finger width in m
       (0..0.08). A width <= ``gripper_grasp_below_m`` grasps with ``robot.gripper_force_n``.
-  ``/robot_stack/franka/home`` (std_msgs/Empty): move to the configured home pose, offset
-      uniformly by up to ``home_randomize_xyz_m`` per axis (clamped into the workspace box).
-  ``/robot_stack/franka/home_to`` (geometry_msgs/PoseStamped): move to this pose (base frame).
-      Homing suspends velocity streaming (state keeps being published); completion is reported
-      on the status topic (``home_done`` / ``home_failed``). std_srvs is not available as a
-      wheel here, hence topics instead of a service.
+
+Services (answered when the move has ended; the callbacks await it, so the executor keeps
+serving commands and state meanwhile)
+  ``franka/home`` (std_srvs/Trigger): move to the configured home pose, offset uniformly by up
+      to ``home_randomize_xyz_m`` per axis (clamped into the workspace box).
+  ``franka/home_to`` (robot_stack/HomeTo): move to this pose (base frame, inside the box).
+      Homing suspends velocity streaming (state keeps being published). The answer's
+      ``success`` says whether the pose was reached; a request while a move runs is refused
+      (``home_busy``). The status topic reports ``home_started`` / ``home_done`` /
+      ``home_failed`` as well.
 
 Publishes
-  ``/robot_stack/franka/joint_states`` (sensor_msgs/JointState, ``qos.STATE``): fr3_joint1..7,
+  ``franka/joint_states`` (sensor_msgs/JointState, ``qos.STATE``): fr3_joint1..7,
       rad and rad/s.
-  ``/robot_stack/ee_pose`` (geometry_msgs/PoseStamped, ``qos.STATE``): EE (TCP) pose in the base frame.
-  ``/robot_stack/franka/ee_twist`` (geometry_msgs/TwistStamped, ``qos.STATE``): measured EE twist.
-  ``/robot_stack/franka/gripper_width`` (std_msgs/Float32, ``qos.STATE``): finger width, m.
-  ``/robot_stack/franka/status`` (std_msgs/String, ``qos.EPISODES``: reliable, transient local,
-      so a late joiner sees recent events): one JSON object per event:
-      ``{"event", "detail", "t", "mode", "counters"}``. Events: ``ready``, ``watchdog_stop``,
+  ``ee_pose`` (geometry_msgs/PoseStamped, ``qos.STATE``): EE (TCP) pose in the base frame.
+  ``franka/ee_twist`` (geometry_msgs/TwistStamped, ``qos.STATE``): measured EE twist.
+  ``franka/gripper_width`` (std_msgs/Float32, ``qos.STATE``): finger width, m.
+  ``franka/status`` (robot_stack/FrankaStatus, ``qos.EPISODES``: reliable, transient local,
+      so a late joiner sees recent events): one message per event (event, detail, mode, the
+      safety counters; header stamp = node clock). Events (its EVENT_* constants): ``ready``, ``watchdog_stop``,
       ``rejected_nan``, ``rejected_shape``, ``rejected_out_of_range``, ``rejected_frame``,
       ``box_clamp``, ``box_outside``, ``error``, ``recovering``, ``recovered``,
       ``joint_limit``, ``recovery_gave_up``, ``needs_attention``, ``reconnected``, ``home_started``,
@@ -56,14 +63,16 @@ Publishes
       interrupted is retried); after ``safety.max_recovery_attempts`` within
       ``safety.recovery_window_s`` the node stops commanding the arm (mode ``gave_up``), keeps
       publishing the state and repeats ``needs_attention`` every second until it is restarted.
-  ``/robot_stack/franka/debug/sent`` (std_msgs/String, ``qos.STEPS``: reliable and deep, every
-      event is a measurement sample), only with ``debug_latency: true``: one JSON object
-      ``{"stamp_s", "recv_s", "sent_s", "trigger"}`` per velocity command, published right
-      after that command's first twist went to the robot: ``stamp_s`` is the command's header
-      stamp, ``recv_s`` the node clock (ROS time) when its callback ran, ``sent_s`` the node
-      clock just after ``send_twist`` returned, ``trigger``
-      ``command`` (sent from the subscription) or ``tick`` (sent by the control loop).
-      Used by benchmarks/latency.py; off by default (it costs a JSON encode per command).
+  ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, ``qos.DIAGNOSTICS``), once a second: one
+      status named by the node's full name (``/robot_stack/franka``): ERROR after
+      ``recovery_gave_up`` or while the link is lost, WARN while the operator drives directly,
+      else OK; the message is the last event, the values the mode and safety counters.
+  ``franka/debug/sent`` (robot_stack/CommandSent, ``qos.STEPS``: reliable and deep, every
+      event is a measurement sample), only with ``debug_latency: true``: one per velocity
+      command, published right after that command's first twist went to the robot: the
+      command's header stamp, the node clock (ROS time) when its callback ran and just after
+      ``send_twist`` returned, and the trigger ``command`` (sent from the subscription) or
+      ``tick`` (sent by the control loop). Used by benchmarks/latency.py; off by default.
 
 State is published every ``state_publish_every``-th control tick. On shutdown or an
 exception the node stops the arm (zero velocity, ramped by the robot); the franky backend
@@ -82,11 +91,9 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, TwistStamped
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Empty, Float32, String
+from rclpy.task import Future
 
 from robot_stack.devices.franka.base import (
     FR3_JOINT_NAMES,
@@ -106,27 +113,17 @@ from robot_stack.devices.franka.safety import (
     SafetyFilter,
     resolve_workspace,
 )
-from robot_stack.msg import OperatorCommand
-from robot_stack.nodes import convert, qos
+from robot_stack.nodes import convert, topics
 from robot_stack.nodes.control_loop import ControlLoop
 from robot_stack.nodes.params import declare_config, run_node
 from robot_stack.types.geometry import R_to_quat_xyzw, T_from_xyz_quat
+from robot_stack.types.status import CommandSent, FrankaStatus, Health
 
-OPERATOR_TOPIC = "/robot_stack/operator"
-CMD_TWIST_TOPIC = "/robot_stack/franka/cmd_twist"
-GRIPPER_CMD_TOPIC = "/robot_stack/franka/gripper_cmd"
-HOME_TOPIC = "/robot_stack/franka/home"
-HOME_TO_TOPIC = "/robot_stack/franka/home_to"
-JOINT_STATES_TOPIC = "/robot_stack/franka/joint_states"
-EE_POSE_TOPIC = "/robot_stack/ee_pose"
-EE_TWIST_TOPIC = "/robot_stack/franka/ee_twist"
-GRIPPER_WIDTH_TOPIC = "/robot_stack/franka/gripper_width"
-STATUS_TOPIC = "/robot_stack/franka/status"
-DEBUG_SENT_TOPIC = "/robot_stack/franka/debug/sent"
-STATUS_QOS = qos.EPISODES
 EVENT_NEEDS_ATTENTION = "needs_attention"
 ATTENTION_PERIOD_S = 1.0
 """After giving up, the status repeats needs_attention this often, s."""
+DIAGNOSTICS_PERIOD_S = 1.0
+"""Period of the /diagnostics status, s (the ROS convention: 1 Hz)."""
 
 
 @dataclass(frozen=True)
@@ -159,14 +156,14 @@ class FrankaNodeConfig:
     """Send each new velocity command to the robot at once (through the safety filter) instead
     of only on the next control tick: cuts up to one control period of command latency."""
     debug_latency: bool = False
-    """Publish a 'sent' event per velocity command on /robot_stack/franka/debug/sent (latency
+    """Publish a 'sent' event per velocity command on franka/debug/sent (latency
     measurement; see the module docstring)."""
     reconnect_period_s: float = 1.0
     """After the link to the robot drops (libfranka network errors), try to reconnect this often,
     s (0: never; the node then only reports the loss). The arm starts from rest afterwards."""
     operator_fallback: bool = True
     """Without velocity commands for safety.watchdog_timeout_s (no actor), let an intervening
-    operator (/robot_stack/operator) drive the arm directly, through the safety filter."""
+    operator (the operator topic) drive the arm directly, through the safety filter."""
     control_thread_priority: int = 0
     """SCHED_FIFO priority (1..98) for the control thread, 0 for normal scheduling. Needs root,
     CAP_SYS_NICE or an rtprio limit (as libfranka does); if refused the node logs the fix and
@@ -210,6 +207,7 @@ class FrankaNode(Node):
     """Thin node: ROS I/O around FrankaRobot + SafetyFilter."""
 
     def __init__(self, robot=None, **node_kwargs):
+        node_kwargs.setdefault("namespace", topics.DEFAULT_NAMESPACE)
         super().__init__("franka", **node_kwargs)
         cfg = declare_config(self, FrankaNodeConfig)
         try:
@@ -245,22 +243,28 @@ class FrankaNode(Node):
         self._reconnect_at = 0.0
         self._attention_detail = ""
         self._attention_at = math.inf
+        self._last_event = FrankaStatus("none")
 
         self._connect(cfg.connect_timeout_s)
 
-        self._status_pub = self.create_publisher(String, STATUS_TOPIC, STATUS_QOS)
-        self._joint_pub = self.create_publisher(JointState, JOINT_STATES_TOPIC, qos.STATE)
-        self._pose_pub = self.create_publisher(PoseStamped, EE_POSE_TOPIC, qos.STATE)
-        self._twist_pub = self.create_publisher(TwistStamped, EE_TWIST_TOPIC, qos.STATE)
-        self._gripper_pub = self.create_publisher(Float32, GRIPPER_WIDTH_TOPIC, qos.STATE)
-        self._debug_pub = self.create_publisher(String, DEBUG_SENT_TOPIC, qos.STEPS) if cfg.debug_latency else None
+        self._status_pub = topics.publisher(self, topics.FRANKA_STATUS)
+        self._joint_pub = topics.publisher(self, topics.JOINT_STATES)
+        self._pose_pub = topics.publisher(self, topics.EE_POSE)
+        self._twist_pub = topics.publisher(self, topics.EE_TWIST)
+        self._gripper_pub = topics.publisher(self, topics.GRIPPER_WIDTH)
+        self._debug_pub = topics.publisher(self, topics.FRANKA_DEBUG_SENT) if cfg.debug_latency else None
+        self._diagnostics_pub = topics.publisher(self, topics.DIAGNOSTICS)
         cmd_group = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(TwistStamped, CMD_TWIST_TOPIC, self._on_cmd_twist, qos.COMMAND, callback_group=cmd_group)
+        topics.subscription(self, topics.CMD_TWIST, self._on_cmd_twist, callback_group=cmd_group)
         if cfg.operator_fallback:
-            self.create_subscription(OperatorCommand, OPERATOR_TOPIC, self._on_operator, qos.COMMAND, callback_group=cmd_group)
-        self.create_subscription(Float32, GRIPPER_CMD_TOPIC, self._on_gripper_cmd, qos.COMMAND, callback_group=cmd_group)
-        self.create_subscription(Empty, HOME_TOPIC, self._on_home, qos.COMMAND, callback_group=cmd_group)
-        self.create_subscription(PoseStamped, HOME_TO_TOPIC, self._on_home_to, qos.COMMAND, callback_group=cmd_group)
+            topics.subscription(self, topics.OPERATOR, self._on_operator, callback_group=cmd_group)
+        topics.subscription(self, topics.GRIPPER_CMD, self._on_gripper_cmd, callback_group=cmd_group)
+        # The home services await the move (seconds): a group of their own, which never holds
+        # up the command callbacks (a mutually exclusive group would stay busy while they wait).
+        home_group = ReentrantCallbackGroup()
+        topics.service(self, topics.FRANKA_HOME, self._on_home, callback_group=home_group)
+        topics.service(self, topics.FRANKA_HOME_TO, self._on_home_to, callback_group=home_group)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self.done = threading.Event()  # set when the node must end (control loop failed)
         self.fatal_error: str | None = None
         self._send_request = threading.Event()
@@ -290,10 +294,10 @@ class FrankaNode(Node):
 
     # -- status -------------------------------------------------------------------------------
     def _status(self, event: str, detail: str = "") -> None:
-        msg = convert.json_to_msg({
-            "event": event, "detail": detail, "t": time.time(), "mode": self._mode,
-            "counters": dict(self.safety.counters),
-        })
+        """Log an event and publish it on franka/status (event names: msg/FrankaStatus EVENT_*)."""
+        status = FrankaStatus(event=event, detail=detail, mode=self._mode, counters=dict(self.safety.counters),
+                              stamp_s=self.get_clock().now().nanoseconds * 1e-9)
+        self._last_event = status
         text = f"{event}: {detail}" if detail else event
         # rclpy binds a severity to each call site, hence two separate calls.
         if event in ("ready", "home_started", "home_done", "recovered", "shutdown"):
@@ -302,10 +306,28 @@ class FrankaNode(Node):
             self.get_logger().warning(text)
         if not self.context.ok():
             return  # shutting down (e.g. a home move finishing after Ctrl-C): logged above
-        self._status_pub.publish(msg)
+        self._status_pub.publish(convert.franka_status_to_msg(status))
+
+    def _publish_diagnostics(self) -> None:
+        """/diagnostics: this node's health, once a second."""
+        last = self._last_event
+        if self._mode == "gave_up" or self._link_lost_since is not None:
+            level = Health.ERROR
+        elif self._fallback:
+            level = Health.WARN
+        else:
+            level = Health.OK
+        with self._cmd_lock:
+            counters = dict(self.safety.counters)
+        health = Health(
+            name=self.get_fully_qualified_name(), level=level,
+            message=f"{self._mode}; last event {last.event}" + (f": {last.detail}" if last.detail else ""),
+            hardware_id=f"{self.config.robot.backend}:{self.config.robot.robot_ip}",
+            values={"mode": self._mode, **{k: str(v) for k, v in counters.items()}})
+        self._diagnostics_pub.publish(convert.diagnostics_to_msg([health], self.get_clock().now().to_msg()))
 
     # -- commands -------------------------------------------------------------------------------
-    def _on_cmd_twist(self, msg: TwistStamped) -> None:
+    def _on_cmd_twist(self, msg) -> None:
         self._actor_cmd_t = time.monotonic()
         if self._fallback:
             self._fallback = False
@@ -313,7 +335,7 @@ class FrankaNode(Node):
         twist = convert.twist_from_msg(msg)
         self._submit(twist.frame_id, twist.stamp_s, twist.lin_m_s, twist.ang_rad_s)
 
-    def _on_operator(self, msg: OperatorCommand) -> None:
+    def _on_operator(self, msg) -> None:
         """operator_fallback: the operator drives directly while no actor streams commands."""
         if self._mode == "gave_up":
             return  # nothing drives the arm until the node is restarted
@@ -378,7 +400,7 @@ class FrankaNode(Node):
         finally:
             self._robot_lock.release()
 
-    def _on_gripper_cmd(self, msg: Float32) -> None:
+    def _on_gripper_cmd(self, msg) -> None:
         width = convert.float_from_msg(msg)
         if not math.isfinite(width) or width < 0.0:
             self._status("gripper_rejected", f"width {width!r} is not a finite number >= 0 m")
@@ -391,35 +413,48 @@ class FrankaNode(Node):
         except RobotError as e:
             self._status("gripper_rejected", str(e))
 
-    def _on_home(self, _msg: Empty) -> None:
+    async def _on_home(self, _request, response):
+        """franka/home (std_srvs/Trigger): the configured home pose, randomized; answered when the move ends."""
         T = sample_home_pose(self._T_home, self.config.home_randomize_xyz_m, self._rng)
         T[:3, 3] = self.config.safety.box.clip(T[:3, 3])
-        self._start_home(T)
+        ok, message = await self._home(T)
+        return convert.fill_result(response, ok, message)
 
-    def _on_home_to(self, msg: PoseStamped) -> None:
-        xyz, quat, _, frame_id = convert.pose_from_msg(msg)
+    async def _on_home_to(self, request, response):
+        """franka/home_to (HomeTo): a base-frame pose inside the box; answered when the move ends."""
+        xyz, quat, _, frame_id = convert.home_to_target(request)
+        problem = ""
         if frame_id not in ("", self.config.base_frame):
-            self._status("home_failed", f"pose in frame '{frame_id}', expected '{self.config.base_frame}'")
-            return
-        if not (np.all(np.isfinite(xyz)) and np.all(np.isfinite(quat)) and np.linalg.norm(quat) > 0.5):
-            self._status("home_failed", f"invalid pose {xyz.tolist()} {quat.tolist()}")
-            return
-        if not self.config.safety.box.contains(xyz):
-            self._status("home_failed", f"target {np.round(xyz, 3).tolist()} is outside the workspace box")
-            return
-        self._start_home(T_from_xyz_quat(xyz, quat))
+            problem = f"pose in frame '{frame_id}', expected '{self.config.base_frame}'"
+        elif not (np.all(np.isfinite(xyz)) and np.all(np.isfinite(quat)) and np.linalg.norm(quat) > 0.5):
+            problem = f"invalid pose {xyz.tolist()} {quat.tolist()}"
+        elif not self.config.safety.box.contains(xyz):
+            problem = f"target {np.round(xyz, 3).tolist()} is outside the workspace box"
+        if problem:
+            self._status("home_failed", problem)
+            return convert.fill_result(response, False, problem)
+        ok, message = await self._home(T_from_xyz_quat(xyz, quat))
+        return convert.fill_result(response, ok, message)
 
-    def _start_home(self, T_base_ee: np.ndarray) -> None:
+    async def _home(self, T_base_ee: np.ndarray) -> tuple[bool, str]:
+        """Run a home move in a worker thread and wait for it without blocking the executor:
+        (reached, detail)."""
         if self._mode != "streaming":
-            self._status("home_busy", f"cannot home while {self._mode}")
-            return
+            detail = f"cannot home while {self._mode}"
+            self._status("home_busy", detail)
+            return False, detail
         self._mode = "homing"
         self._status("home_started", f"target xyz={np.round(T_base_ee[:3, 3], 4).tolist()}")
+        done = Future(executor=self.executor)
+        # With a done callback, set_result (in the worker thread) schedules a task on the
+        # executor, which wakes it: the awaiting service callback resumes at once.
+        done.add_done_callback(lambda _f: None)
         # A home move blocks for seconds: a worker thread, so callbacks and state keep flowing.
-        self._home_thread = threading.Thread(target=self._home_worker, args=(T_base_ee,), daemon=True)
+        self._home_thread = threading.Thread(target=self._home_worker, args=(T_base_ee, done), daemon=True)
         self._home_thread.start()
+        return await done
 
-    def _home_worker(self, T_base_ee: np.ndarray) -> None:
+    def _home_worker(self, T_base_ee: np.ndarray, done: Future) -> None:
         ok, detail = False, ""
         with self._robot_lock:
             with self._cmd_lock:
@@ -444,7 +479,10 @@ class FrankaNode(Node):
         if self._mode == "homing":
             self._mode = "streaming"
         xyz = np.round(T_base_ee[:3, 3], 4).tolist()
-        self._status("home_done" if ok else "home_failed", f"target xyz={xyz} {detail}")
+        try:
+            self._status("home_done" if ok else "home_failed", f"target xyz={xyz} {detail}")
+        finally:
+            done.set_result((ok, f"target xyz={xyz} {detail}"))  # the service answers, whatever happens
 
     # -- control loop ---------------------------------------------------------------------------
     def _control_tick(self) -> None:
@@ -561,8 +599,7 @@ class FrankaNode(Node):
         if pending is None or self._debug_pub is None or not self.context.ok():
             return
         sent_s = self.get_clock().now().nanoseconds * 1e-9
-        self._debug_pub.publish(convert.json_to_msg(
-            {"stamp_s": pending[0], "recv_s": pending[1], "sent_s": sent_s, "trigger": trigger}))
+        self._debug_pub.publish(convert.command_sent_to_msg(CommandSent(pending[0], pending[1], sent_s, trigger)))
 
     def _handle_error(self, error: Exception, now: float) -> bool:
         """One reflex or error: one recovery attempt (within the policy's budget). True when the

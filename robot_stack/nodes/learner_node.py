@@ -4,25 +4,30 @@ A thin ROS shell over :class:`robot_stack.rl.learner.LearnerCore` (read its docs
 labelling, the replay buffers, the update-to-data rule, checkpoints and resume). Gradient
 steps run in the core's own training thread, never in a callback.
 
+Topic names are relative (robot_stack.nodes.topics; default namespace ``robot_stack``).
+
 Subscribes
-  ``/robot_stack/steps`` (robot_stack/StepRecord, ``qos.STEPS``: reliable, depth 1000): one
+  ``steps`` (robot_stack/StepRecord, ``qos.STEPS``: reliable, depth 1000): one
       record per actor control step. Each record is validated against the policy spec
       (cameras, image sizes, proprio layout, action size, finite action within [-1, 1]); a
       bad record is dropped and logged (counted as ``rejected_steps``), which the labeller
       treats as a gap (the unpaired step is dropped, never joined across the gap).
 
 Publishes
-  ``/robot_stack/policy`` (robot_stack/PolicyWeights, ``qos.POLICY``: reliable + transient
+  ``policy`` (robot_stack/PolicyWeights, ``qos.POLICY``: reliable + transient
       local, depth 1): the actor networks (format ``torch_state_dict``, ``spec_json`` with
       the policy spec and network config, SHA-256), once at start (a resumed run's weights,
       or the initial random ones) and every ``publish_every_updates`` updates. ``version``
       increases monotonically, also across restarts; a late-joining actor gets the latest.
-  ``/robot_stack/learner/stats`` (std_msgs/String, ``qos.EPISODES``): every ``stats_every_s``
-      one JSON object: env_steps, transitions, buffer, intervention_buffer, updates,
-      updates_per_s, update_backlog, policy_version, episodes, success_rate,
-      intervention_rate (rolling over ``stats_window`` episodes), dropped/rejected steps and
-      the latest losses (critic_loss, actor_loss, alpha, entropy, ...). The same figures go
-      to the log and to TensorBoard (``run_dir/tb``).
+  ``learner/stats`` (robot_stack/LearnerStats, ``qos.EPISODES``): every ``stats_every_s``:
+      env_steps, transitions, buffer, intervention_buffer, updates, updates_per_s,
+      update_backlog, policy_version, episodes, success_rate, intervention_rate (rolling over
+      ``stats_window`` episodes), dropped/rejected steps, and as named metrics the other
+      counters and the latest losses (critic_loss, actor_loss, alpha, entropy, ...). The same
+      figures go to the log and to TensorBoard (``run_dir/tb``).
+  ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, ``qos.DIAGNOSTICS``), every
+      ``stats_every_s``: one status named by the node's full name (``/robot_stack/learner``),
+      OK, or WARN while rejected steps arrive; values: updates, updates/s, backlog, version.
 
 Fleet (several robots, one learner): with ``robots`` (robot ids = the robots' namespaces) or
 ``discover_robots``, the learner subscribes to ``/<robot_id>/steps`` of each robot instead of
@@ -49,20 +54,15 @@ from dataclasses import dataclass
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from std_msgs.msg import String
 
-from robot_stack.msg import PolicyWeights, StepRecord
-from robot_stack.nodes import convert, qos
+from robot_stack.nodes import convert, topics
 from robot_stack.nodes.params import declare_config, run_node
 from robot_stack.nodes.robot_topics import RobotTopics
 from robot_stack.rl.fleet import check_robot_id, robot_topic
 from robot_stack.rl.learner import LearnerConfig, LearnerCore
 from robot_stack.types.config import ConfigError
 from robot_stack.types.records import PolicyWeights as PolicyWeightsData
-
-STEPS_TOPIC = "/robot_stack/steps"
-POLICY_TOPIC = "/robot_stack/policy"
-STATS_TOPIC = "/robot_stack/learner/stats"
+from robot_stack.types.status import Health, LearnerStats
 
 
 @dataclass
@@ -95,11 +95,14 @@ class LearnerNodeConfig(LearnerConfig):
 
 class LearnerNode(Node):
     def __init__(self, **kwargs):
+        kwargs.setdefault("namespace", topics.DEFAULT_NAMESPACE)
         super().__init__("learner", **kwargs)
         self.config: LearnerNodeConfig = declare_config(self, LearnerNodeConfig)
-        self.policy_pub = self.create_publisher(PolicyWeights, POLICY_TOPIC, qos.POLICY)
-        self.stats_pub = self.create_publisher(String, STATS_TOPIC, qos.EPISODES)
+        self.policy_pub = topics.publisher(self, topics.POLICY)
+        self.stats_pub = topics.publisher(self, topics.LEARNER_STATS)
+        self.diagnostics_pub = topics.publisher(self, topics.DIAGNOSTICS)
         self.rejected_steps = 0
+        self._rejected_reported = 0
         self._warn_lock = threading.Lock()
         self._fleet_lock = threading.Lock()
         self._robot_policy_pubs: dict = {}
@@ -113,12 +116,12 @@ class LearnerNode(Node):
         self._stats_group = MutuallyExclusiveCallbackGroup()
         if self.config.fleet:
             self.robot_topics = RobotTopics(
-                self, StepRecord, "robot_stack/msg/StepRecord", "steps", qos.STEPS, self._on_robot_step,
+                self, topics.STEPS, self._on_robot_step,
                 robots=self.config.robots or (), discover=self.config.discover_robots,
                 discover_every_s=self.config.discover_every_s, callback_group=self._steps_group,
                 on_join=self._on_robot_join)
         else:
-            self.create_subscription(StepRecord, STEPS_TOPIC, self._on_step, qos.STEPS, callback_group=self._steps_group)
+            topics.subscription(self, topics.STEPS, self._on_step, callback_group=self._steps_group)
         self.create_timer(self.config.stats_every_s, self._on_stats, callback_group=self._stats_group)
         self.core.start()
         spec = self.core.spec
@@ -143,17 +146,17 @@ class LearnerNode(Node):
     def _on_robot_join(self, robot_id: str) -> None:
         if robot_topic(robot_id, "policy") == self.policy_pub.topic_name:
             return  # that robot already reads the learner's own policy topic
-        pub = self.create_publisher(PolicyWeights, robot_topic(robot_id, "policy"), qos.POLICY)
+        pub = topics.publisher_at(self, topics.POLICY, robot_topic(robot_id, topics.POLICY.name))
         with self._fleet_lock:
             self._robot_policy_pubs[robot_id] = pub
             last = self._last_weights
         if last is not None:
             pub.publish(last)
 
-    def _on_robot_step(self, robot_id: str, msg: StepRecord) -> None:
+    def _on_robot_step(self, robot_id: str, msg) -> None:
         self._on_step(msg, robot_id)
 
-    def _on_step(self, msg: StepRecord, robot_id: str = "") -> None:
+    def _on_step(self, msg, robot_id: str = "") -> None:
         try:
             step = convert.step_from_msg(msg, self.core.spec)
         except ValueError as e:
@@ -171,7 +174,18 @@ class LearnerNode(Node):
 
     def _on_stats(self) -> None:
         stats = self.core.stats()
-        self.stats_pub.publish(convert.json_to_msg(stats, sort_keys=True))
+        now = self.get_clock().now()
+        self.stats_pub.publish(convert.learner_stats_to_msg(LearnerStats.from_dict(stats, now.nanoseconds * 1e-9)))
+        rejected_now = self.rejected_steps - self._rejected_reported
+        self._rejected_reported = self.rejected_steps
+        health = Health(
+            name=self.get_fully_qualified_name(), level=Health.WARN if rejected_now else Health.OK,
+            message=f"{rejected_now} step records rejected in the last {self.config.stats_every_s:g} s"
+            if rejected_now else "training",
+            hardware_id=str(self.config.sac.device),
+            values={k: str(stats[k]) for k in ("env_steps", "updates", "updates_per_s", "update_backlog",
+                                                "policy_version") if k in stats})
+        self.diagnostics_pub.publish(convert.diagnostics_to_msg([health], now.to_msg()))
         self.get_logger().info(
             f"steps {stats['env_steps']} | updates {stats['updates']} ({stats['updates_per_s']:.2f}/s, "
             f"backlog {stats['update_backlog']}) | v{stats['policy_version']} | episodes {stats['episodes']} "

@@ -1,9 +1,11 @@
 """Monitor node: shows a session's progress (one line per episode) and plots it.
 
-Subscribes
-  ``/robot_stack/episodes`` (robot_stack/EpisodeSummary, ``qos.EPISODES``): one line per
+Subscribes (names relative to the namespace, see robot_stack.nodes.topics)
+  ``episodes`` (robot_stack/EpisodeSummary, ``qos.EPISODES``): one line per
       episode on stdout, a row in ``<out_dir>/progress.csv``.
-  ``/robot_stack/learner/stats`` (std_msgs/String JSON, ``qos.EPISODES``): learner updates.
+  ``learner/stats`` (robot_stack/LearnerStats, ``qos.EPISODES``): learner updates.
+  ``franka/status`` (robot_stack/FrankaStatus, ``qos.EPISODES``): failures the operator must
+      act on (``recovery_gave_up``, ``error``, ``home_failed``) are printed.
 Writes ``<out_dir>/progress.png`` (success and intervention rate over episodes) every
 ``plot_every_s`` and at exit.
 
@@ -20,10 +22,8 @@ import time
 from dataclasses import dataclass
 
 from rclpy.node import Node
-from std_msgs.msg import String
 
-from robot_stack.msg import EpisodeSummary
-from robot_stack.nodes import convert, qos
+from robot_stack.nodes import convert, topics
 from robot_stack.nodes.params import declare_config, run_node
 from robot_stack.nodes.robot_topics import RobotTopics
 from robot_stack.rl.progress import EpisodeRow, ProgressLog
@@ -51,33 +51,38 @@ class MonitorNodeConfig:
             raise ValueError(f"plot_every_s must be > 0, got {self.plot_every_s}")
 
 
+FRANKA_ALERTS = ("recovery_gave_up", "error", "home_failed")
+"""Franka status events the monitor prints (the operator must act on them)."""
+
+
 class MonitorNode(Node):
     """Thin node over ProgressLog."""
 
     def __init__(self, **node_kwargs):
+        node_kwargs.setdefault("namespace", topics.DEFAULT_NAMESPACE)
         super().__init__("monitor", **node_kwargs)
         self.cfg: MonitorNodeConfig = declare_config(self, MonitorNodeConfig)
         self.progress = ProgressLog(self.cfg.out_dir or None, self.cfg.window)
         self._t0 = time.monotonic()
         self._dirty = False
         self.robot_progress: dict[str, ProgressLog] = {}
-        self.fleet_stats: dict = {}
+        self.fleet_stats: dict[str, dict] = {}
         if self.cfg.robots or self.cfg.discover_robots:
-            self.robot_topics = RobotTopics(self, EpisodeSummary, "robot_stack/msg/EpisodeSummary", "episodes",
-                                            qos.EPISODES, self._on_robot_episode, robots=self.cfg.robots or (),
-                                            discover=self.cfg.discover_robots)
+            self.robot_topics = RobotTopics(self, topics.EPISODES, self._on_robot_episode,
+                                            robots=self.cfg.robots or (), discover=self.cfg.discover_robots)
         else:
-            self.create_subscription(EpisodeSummary, "/robot_stack/episodes", self._on_episode, qos.EPISODES)
-        self.create_subscription(String, "/robot_stack/learner/stats", self._on_stats, qos.EPISODES)
+            topics.subscription(self, topics.EPISODES, self._on_episode)
+        topics.subscription(self, topics.LEARNER_STATS, self._on_stats)
+        topics.subscription(self, topics.FRANKA_STATUS, self._on_franka_status)
         self.create_timer(self.cfg.plot_every_s, self._plot)
 
-    def _on_episode(self, m: EpisodeSummary) -> None:
+    def _on_episode(self, m) -> None:
         row = EpisodeRow.from_summary(convert.summary_from_msg(m), round(time.monotonic() - self._t0, 2),
                                       self.progress.learner_updates)
         print(self.progress.on_episode(row), flush=True)
         self._dirty = True
 
-    def _on_robot_episode(self, robot_id: str, m: EpisodeSummary) -> None:
+    def _on_robot_episode(self, robot_id: str, m) -> None:
         log = self.robot_progress.get(robot_id)
         if log is None:
             out = f"{self.cfg.out_dir}/{robot_id}" if self.cfg.out_dir else None
@@ -88,14 +93,14 @@ class MonitorNode(Node):
         print(f"[{robot_id}] {log.on_episode(row)}", flush=True)
         self._dirty = True
 
-    def _on_stats(self, m: String) -> None:
+    def _on_stats(self, m) -> None:
         try:
-            stats = convert.json_from_msg(m)
-        except ValueError:
-            self.get_logger().warning("learner stats message is not JSON; ignored")
+            stats = convert.learner_stats_from_msg(m)
+        except ValueError as e:
+            self.get_logger().warning(f"learner stats message ignored: {e}")
             return
-        self.progress.on_learner_stats(stats)
-        self.fleet_stats = stats.get("robots", {})
+        self.progress.on_learner_stats(stats.as_dict())
+        self.fleet_stats = stats.robots_dict()
 
     def fleet_line(self) -> str:
         """Per robot and fleet totals from the learner's latest stats ('' before any)."""
@@ -110,6 +115,15 @@ class MonitorNode(Node):
         active = sum(bool(r.get("active", True)) for r in robots.values())
         return (f"fleet: {active}/{len(robots)} robots active, {steps} steps, {episodes} episodes, "
                 f"{self.progress.learner_updates} updates | " + " | ".join(parts))
+
+    def _on_franka_status(self, m) -> None:
+        try:
+            status = convert.franka_status_from_msg(m)
+        except ValueError as e:
+            self.get_logger().warning(f"franka status message ignored: {e}")
+            return
+        if status.event in FRANKA_ALERTS:
+            print(f"franka: {status.event}: {status.detail}", flush=True)
 
     def _plot(self) -> None:
         if self.robot_progress:

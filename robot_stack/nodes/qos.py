@@ -3,26 +3,29 @@
 Every publisher and subscriber in robot_stack takes its profile from here, so the two ends
 of a topic always match (a RELIABLE subscriber on a BEST_EFFORT publisher receives nothing).
 
-=========  ===========  ===============  =====  ==================================================
-name       reliability  durability       depth  use
-=========  ===========  ===============  =====  ==================================================
-SENSOR     best effort  volatile         5      camera images, CameraInfo, raw device streams
-                                                (Joy/Twist): a late frame is worth less than the
-                                                next one, so nothing is retransmitted.
-STEPS      reliable     volatile         1000   actor -> learner transitions (StepRecord): every
-                                                step is training data; the deep queue absorbs
-                                                learner stalls (about 100 s at 10 Hz).
-POLICY     reliable     transient local  1      "latest policy" announcements (PolicyWeights): a
-                                                learner or actor that joins late gets the newest
-                                                weights at once, and only the newest.
-COMMAND    reliable     volatile         10     commands (OperatorCommand, robot velocity
-                                                commands): small queue, so a stalled reader sees
-                                                fresh commands instead of a backlog.
-EPISODES   reliable     transient local  100    episode summaries: a late joiner (logger, UI)
-                                                gets the recent history.
-STATE      best effort  volatile         10     robot state at control rate: the newest sample
-                                                matters, a lost one is replaced within a period.
-=========  ===========  ===============  =====  ==================================================
+===========  ===========  ===============  =====  ==================================================
+name         reliability  durability       depth  use
+===========  ===========  ===============  =====  ==================================================
+SENSOR       best effort  volatile         5      camera images, CameraInfo, raw device streams
+                                                  (Joy/Twist): a late frame is worth less than the
+                                                  next one, so nothing is retransmitted.
+STEPS        reliable     volatile         1000   actor -> learner transitions (StepRecord): every
+                                                  step is training data; the deep queue absorbs
+                                                  learner stalls (about 100 s at 10 Hz).
+POLICY       reliable     transient local  1      "latest policy" announcements (PolicyWeights): a
+                                                  learner or actor that joins late gets the newest
+                                                  weights at once, and only the newest.
+COMMAND      reliable     volatile         10     commands (OperatorCommand, robot velocity
+                                                  commands): small queue, so a stalled reader sees
+                                                  fresh commands instead of a backlog.
+EPISODES     reliable     transient local  100    episode summaries: a late joiner (logger, UI)
+                                                  gets the recent history.
+STATE        best effort  volatile         10     robot state at control rate: the newest sample
+                                                  matters, a lost one is replaced within a period.
+DIAGNOSTICS  reliable     volatile         10     /diagnostics: the ROS default profile, which the
+                                                  standard diagnostics tools (aggregator,
+                                                  rqt_robot_monitor) use.
+===========  ===========  ===============  =====  ==================================================
 
 All profiles keep the last ``depth`` samples (KEEP_LAST).
 """
@@ -53,6 +56,9 @@ EPISODES = _profile(ReliabilityPolicy.RELIABLE, DurabilityPolicy.TRANSIENT_LOCAL
 STATE = _profile(ReliabilityPolicy.BEST_EFFORT, DurabilityPolicy.VOLATILE, 10)
 """Robot state at control rate: best effort, keep last 10."""
 
+DIAGNOSTICS = _profile(ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE, 10)
+"""/diagnostics (DiagnosticArray): the ROS default profile, reliable, keep last 10."""
+
 PROFILES: dict[str, QoSProfile] = {
     "SENSOR": SENSOR,
     "STEPS": STEPS,
@@ -60,6 +66,7 @@ PROFILES: dict[str, QoSProfile] = {
     "COMMAND": COMMAND,
     "EPISODES": EPISODES,
     "STATE": STATE,
+    "DIAGNOSTICS": DIAGNOSTICS,
 }
 """All named profiles by name (for tools and tests)."""
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable
 
 from rclpy.node import Node
 
+from robot_stack.nodes.topics import Topic, subscription_at
 from robot_stack.rl.fleet import check_robot_id, robot_id_from_topic, robot_topic
 
 log = logging.getLogger(__name__)
@@ -24,11 +25,14 @@ log = logging.getLogger(__name__)
 class RobotTopics:
     """Subscriptions to ``/<robot_id>/<leaf>`` per robot; see the module docstring."""
 
-    def __init__(self, node: Node, msg_type: Any, type_name: str, leaf: str, qos, callback: Callable[[str, Any], None],
+    def __init__(self, node: Node, topic: Topic, callback: Callable[[str, Any], None],
                  robots: Iterable[str] = (), discover: bool = False, discover_every_s: float = 2.0,
                  callback_group=None, on_join: Callable[[str], None] | None = None):
+        """``topic``: the table entry each robot publishes in its namespace (its relative name
+        is the leaf: ``topics.STEPS`` -> ``/<robot_id>/steps``)."""
         self.node = node
-        self.msg_type, self.type_name, self.leaf, self.qos = msg_type, type_name, leaf, qos
+        self.topic = topic
+        self.type_name, self.leaf = topic.type, topic.name
         self.callback = callback
         self.callback_group = callback_group
         self.on_join = on_join or (lambda rid: None)
@@ -44,9 +48,8 @@ class RobotTopics:
         if rid in self.subscriptions:
             return False
         topic = robot_topic(rid, self.leaf)
-        self.subscriptions[rid] = self.node.create_subscription(
-            self.msg_type, topic, lambda msg, rid=rid: self.callback(rid, msg), self.qos,
-            callback_group=self.callback_group)
+        self.subscriptions[rid] = subscription_at(self.node, self.topic, topic, lambda msg, rid=rid: self.callback(rid, msg),
+                                                  callback_group=self.callback_group)
         self.node.get_logger().info(f"robot '{rid}' joined: subscribed to {topic}")
         self.on_join(rid)
         return True

@@ -1,14 +1,16 @@
 """The SpaceMouse node's ``sim`` backend source in the sim graph: readings from a Joy topic.
 
 The simulated operator runs inside the sim world node (it needs the sim state) and publishes
-its SpaceMouse readings on ``/robot_stack/sim/operator_joy`` (sensor_msgs/Joy: 6 axes in
+its SpaceMouse readings on ``sim/operator_joy`` (relative: in the graph's namespace) (sensor_msgs/Joy: 6 axes in
 [-1, 1], buttons). :class:`JoyTopicSource` subscribes to that topic from inside the
 SpaceMouse node's process, so deadzone, hysteresis and hold time run exactly as for a person.
 Select it with ``backend: sim`` and
 ``sim_provider: robot_stack.nodes.sim_operator_source:JoyTopicSource``.
 
 The subscription lives in its own rclpy context and thread (the provider gets no node
-handle). A reading older than ``max_age_s`` counts as hands off (zero axes): if the sim
+handle). That context reads the process's command line like the SpaceMouse node's, so a
+``__ns`` remap (the launch file's namespace) puts it in the same namespace; without one it
+uses the nodes' default namespace. A reading older than ``max_age_s`` counts as hands off (zero axes): if the sim
 world dies, the operator lets go rather than freezing a deflection.
 """
 from __future__ import annotations
@@ -21,14 +23,16 @@ import numpy as np
 
 from robot_stack.types.teleop import SpaceMouseReading
 
-JOY_TOPIC = "/robot_stack/sim/operator_joy"
 
 
 class JoyTopicSource:
     """SimOperatorSource fed by sensor_msgs/Joy messages; see the module docstring."""
 
-    def __init__(self, topic: str = JOY_TOPIC, max_age_s: float = 0.5):
-        self.topic = topic
+    def __init__(self, topic: str | None = None, max_age_s: float = 0.5, namespace: str | None = None):
+        from robot_stack.nodes import topics
+
+        self.topic = topic or topics.SIM_OPERATOR_JOY.name
+        self.namespace = topics.DEFAULT_NAMESPACE if namespace is None else namespace
         self.max_age_s = max_age_s
         self._lock = threading.Lock()
         self._new = threading.Event()  # set by each message, cleared by wait_for_new
@@ -41,15 +45,15 @@ class JoyTopicSource:
     def connect(self) -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
-        from sensor_msgs.msg import Joy
 
-        from robot_stack.nodes import qos
+        from robot_stack.nodes import topics
 
         self._context = rclpy.Context()
         domain = int(os.environ.get("ROS_DOMAIN_ID", "0") or 0)
         rclpy.init(context=self._context, domain_id=domain)
-        node = rclpy.create_node("sim_operator_source", context=self._context)
-        node.create_subscription(Joy, self.topic, self._on_joy, qos.COMMAND)
+        node = rclpy.create_node("sim_operator_source", namespace=self.namespace, context=self._context)
+        entry = topics.SIM_OPERATOR_JOY
+        node.create_subscription(entry.msg_type, self.topic, self._on_joy, entry.profile)
         self._executor = SingleThreadedExecutor(context=self._context)
         self._executor.add_node(node)
         self._thread = threading.Thread(target=self._spin, name="sim-operator-source", daemon=True)

@@ -12,40 +12,43 @@ success, resets the task's objects between episodes, and runs the simulated oper
 SpaceMouse readings go to the SpaceMouse node's ``sim`` backend (so intervention detection is
 the same code as with a person).
 
-The operator judges the command the robot is being sent (``/robot_stack/franka/cmd_twist``,
+The operator judges the command the robot is being sent (``franka/cmd_twist``,
 as a person judges the motion they see), with the rule configured (RLIF's value rule by
 default), and takes over for ``operator_hold_steps`` control steps at a time.
 
+Topic and service names are relative (robot_stack.nodes.topics; default namespace
+``robot_stack``). Two worlds side by side need distinct namespaces and distinct
+``hostname``/``direct_port``.
+
 Publishes
-  ``/robot_stack/cameras/<name>/image_raw`` (sensor_msgs/Image rgb8, ``qos.SENSOR``) and
+  ``cameras/<name>/image_raw`` (sensor_msgs/Image rgb8, ``qos.SENSOR``) and
       ``.../camera_info`` (sensor_msgs/CameraInfo, pinhole from the MuJoCo camera's fovy) at
       ``render_rate_hz``; frame_id ``<name>_optical``.
-  ``/robot_stack/cameras/<name>/pose`` (geometry_msgs/PoseStamped, ``qos.EPISODES``: reliable,
+  ``cameras/<name>/pose`` (geometry_msgs/PoseStamped, ``qos.EPISODES``: reliable,
       transient local, like a static transform): the camera's optical frame (``<name>_optical``,
       z forward, y down) in its parent frame (``base_frame`` for fixed cameras, ``hand`` for the
       wrist camera), from ``<calibration_dir>/<name>_extrinsic.yaml`` when that file exists (the
       hand-eye tool's output), else the sim's true mount. (tf2_msgs is not available as a
       wheel here, so the static transform travels as a PoseStamped.)
-  ``/robot_stack/sim/success`` (std_msgs/Bool, ``qos.STATE``): the task's success test, at
+  ``sim/success`` (std_msgs/Bool, ``qos.STATE``): the task's success test, at
       ``control_rate_hz``.
-  ``/robot_stack/sim/operator_joy`` (sensor_msgs/Joy, ``qos.COMMAND``): the simulated
+  ``sim/operator_joy`` (sensor_msgs/Joy, ``qos.COMMAND``): the simulated
       operator's SpaceMouse reading (6 axes in [-1, 1], buttons), at ``control_rate_hz``;
       read by :class:`robot_stack.nodes.sim_operator_source.JoyTopicSource`.
-  ``/robot_stack/sim/operator_debug`` (std_msgs/String JSON, ``qos.STATE``): the operator's
+  ``sim/operator_debug`` (robot_stack/OperatorDecision, ``qos.STATE``): the operator's
       decision each step (intervening, started, probability, reference values).
-  ``/robot_stack/franka/home_to`` (geometry_msgs/PoseStamped, ``qos.COMMAND``): the episode's
-      sampled start pose, sent to the Franka node during a reset.
-  ``/robot_stack/episode/reset_done`` (std_msgs/UInt64, ``qos.COMMAND``): the reset for that
-      episode id is complete.
 
 Subscribes
-  ``/robot_stack/episode/reset`` (std_msgs/UInt64, ``qos.COMMAND``): reset request from the
-      actor: re-sample the task (seed ``seed + episode_id``), send the arm to the start pose,
-      wait for the Franka node's ``home_done``, then answer on ``reset_done``.
-  ``/robot_stack/franka/cmd_twist`` (geometry_msgs/TwistStamped, ``qos.COMMAND``): what the
+  ``franka/cmd_twist`` (geometry_msgs/TwistStamped, ``qos.COMMAND``): what the
       robot is told to do; the operator's estimate of the policy's action.
-  ``/robot_stack/franka/status`` (std_msgs/String JSON, ``qos.EPISODES``): ``home_done`` /
-      ``home_failed`` events.
+
+Serves
+  ``episode/reset`` (robot_stack/ResetEpisode), called by the actor: re-sample the task
+      (seed ``seed + episode_id``), bring the arm to the start pose through the Franka node's
+      ``franka/home_to`` service (robot_stack/HomeTo), then answer. The callback awaits the
+      home move without blocking the executor (rendering and the operator go on). Without a
+      Franka node, or when the move takes longer than ``home_timeout_s``, it answers anyway
+      (``success`` false, the reason in ``message``) and the episode starts where the arm is.
 
 Parameters: every field of :class:`SimWorldNodeConfig` (see config/sim_world.yaml).
 """
@@ -56,28 +59,17 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, Joy
-from std_msgs.msg import Bool, String, UInt64
+from rclpy.task import Future
 
-from robot_stack.nodes import convert, qos
+from robot_stack.nodes import convert, topics
 from robot_stack.nodes.params import declare_config, run_node
 from robot_stack.types.config import ConfigError
 from robot_stack.types.geometry import R_to_quat_xyzw
 from robot_stack.types.intrinsics import CameraIntrinsics
+from robot_stack.types.status import OperatorDecision
 
-CAMERA_TOPIC = "/robot_stack/cameras/{name}/image_raw"
-CAMERA_INFO_TOPIC = "/robot_stack/cameras/{name}/camera_info"
-CAMERA_POSE_TOPIC = "/robot_stack/cameras/{name}/pose"
-SUCCESS_TOPIC = "/robot_stack/sim/success"
-OPERATOR_JOY_TOPIC = "/robot_stack/sim/operator_joy"
-OPERATOR_DEBUG_TOPIC = "/robot_stack/sim/operator_debug"
-HOME_TO_TOPIC = "/robot_stack/franka/home_to"
-RESET_TOPIC = "/robot_stack/episode/reset"
-RESET_DONE_TOPIC = "/robot_stack/episode/reset_done"
-CMD_TWIST_TOPIC = "/robot_stack/franka/cmd_twist"
-FRANKA_STATUS_TOPIC = "/robot_stack/franka/status"
 PHYSICS = ("franky", "direct")
 
 
@@ -118,7 +110,7 @@ class SimWorldNodeConfig:
     """Folder with <camera>_extrinsic.yaml files (robot_stack.calibration handeye output) whose
     poses are published instead of the sim's true camera mounts ("" = true mounts)."""
     home_timeout_s: float = 20.0
-    """Give up waiting for the Franka node's home_done after this long (answer the reset anyway)."""
+    """Give up waiting for the Franka node's home_to answer after this long (answer the reset anyway), s."""
     operator_enabled: bool = True
     """Run the simulated operator (off: nobody intervenes)."""
     operator_skill: str = "expert_50"
@@ -198,6 +190,7 @@ class SimWorldNode(Node):
     """ROS shell over FrankyWorld + SimulatedOperator; see the module docstring."""
 
     def __init__(self, **node_kwargs):
+        node_kwargs.setdefault("namespace", topics.DEFAULT_NAMESPACE)
         super().__init__("sim_world", **node_kwargs)
         self.cfg: SimWorldNodeConfig = declare_config(self, SimWorldNodeConfig)
         from robot_stack.sim.operator import OperatorConfig, SimulatedOperator
@@ -230,28 +223,28 @@ class SimWorldNode(Node):
             f"{cfg.image_width}x{cfg.image_height}, operator {cfg.operator_skill if self.operator else 'off'}"
             f"/{cfg.operator_strategy})")
 
-        self._image_pubs = {c: self.create_publisher(Image, CAMERA_TOPIC.format(name=c), qos.SENSOR) for c in cfg.cameras}
-        self._info_pubs = {c: self.create_publisher(CameraInfo, CAMERA_INFO_TOPIC.format(name=c), qos.SENSOR)
-                           for c in cfg.cameras}
+        self._image_pubs = {c: topics.publisher(self, topics.CAMERA_IMAGE, camera=c) for c in cfg.cameras}
+        self._info_pubs = {c: topics.publisher(self, topics.CAMERA_INFO, camera=c) for c in cfg.cameras}
         self._intrinsics = {c: camera_intrinsics_for(c, mounts[c].fovy_deg, cfg.image_height, cfg.image_width)
                        for c in cfg.cameras}
-        self._pose_pubs = {c: self.create_publisher(PoseStamped, CAMERA_POSE_TOPIC.format(name=c), qos.EPISODES)
-                           for c in cfg.cameras}
+        self._pose_pubs = {c: topics.publisher(self, topics.CAMERA_POSE, camera=c) for c in cfg.cameras}
         for c in cfg.cameras:
             parent, T = camera_frame(mounts[c], cfg.base_frame, cfg.calibration_dir)
             self._pose_pubs[c].publish(convert.pose_to_msg(T[:3, 3], R_to_quat_xyzw(T[:3, :3]),
                                                            self.get_clock().now().to_msg(), parent))
-        self._success_pub = self.create_publisher(Bool, SUCCESS_TOPIC, qos.STATE)
-        self._joy_pub = self.create_publisher(Joy, OPERATOR_JOY_TOPIC, qos.COMMAND)
-        self._debug_pub = self.create_publisher(String, OPERATOR_DEBUG_TOPIC, qos.STATE)
-        self._home_pub = self.create_publisher(PoseStamped, HOME_TO_TOPIC, qos.COMMAND)
-        self._reset_done_pub = self.create_publisher(UInt64, RESET_DONE_TOPIC, qos.COMMAND)
-        self.create_subscription(UInt64, RESET_TOPIC, self._on_reset, qos.COMMAND)
-        self.create_subscription(TwistStamped, CMD_TWIST_TOPIC, self._on_cmd, qos.COMMAND)
-        self.create_subscription(String, FRANKA_STATUS_TOPIC, self._on_status, qos.EPISODES)
+        self._success_pub = topics.publisher(self, topics.SIM_SUCCESS)
+        self._joy_pub = topics.publisher(self, topics.SIM_OPERATOR_JOY)
+        self._debug_pub = topics.publisher(self, topics.SIM_OPERATOR_DEBUG)
+        topics.subscription(self, topics.CMD_TWIST, self._on_cmd)
+        # The reset callback awaits the home move: a group of its own, so the default group
+        # (render and control timers, commands) keeps running meanwhile.
+        reset_group = ReentrantCallbackGroup()
+        self._home_client = topics.client(self, topics.FRANKA_HOME_TO, callback_group=reset_group)
+        topics.service(self, topics.EPISODE_RESET, self._on_reset, callback_group=reset_group)
 
         self._last_cmd_lin = np.zeros(3)
-        self._pending_reset: tuple[int, float] | None = None  # (episode id, wall time requested)
+        # The reset in progress: (episode id, monotonic deadline, future the callback awaits).
+        self._pending_reset: tuple[int, float, Future] | None = None
         self._operator_active = False  # off between a reset request and its completion
         self.frames_published = 0
         self._rtf_mark = (0.0, time.monotonic())
@@ -279,16 +272,14 @@ class SimWorldNode(Node):
                                f"since start, {(sim_t - last_sim) / max(wall_t - last_wall, 1e-9):.3f} "
                                f"over the last {wall_t - last_wall:.0f} s ({self.cfg.physics})")
 
-    def _on_cmd(self, msg: TwistStamped) -> None:
+    def _on_cmd(self, msg) -> None:
         self._last_cmd_lin = convert.twist_from_msg(msg).lin_m_s
 
     def _on_control(self) -> None:
         self._success_pub.publish(convert.bool_to_msg(self.world.is_success()))
-        if self._pending_reset is not None and time.monotonic() - self._pending_reset[1] > self.cfg.home_timeout_s:
-            self.get_logger().warning(
-                f"no home_done from the Franka node within {self.cfg.home_timeout_s} s; starting episode "
-                f"{self._pending_reset[0]} where the arm is (is franka_node running and connected?)")
-            self._finish_reset()
+        if self._pending_reset is not None and time.monotonic() > self._pending_reset[1]:
+            self._end_reset(False, f"no answer from the Franka node's home_to within {self.cfg.home_timeout_s} s; "
+                                   "starting the episode where the arm is (is franka_node running and connected?)")
         if self.operator is None:
             return
         stamp = self.get_clock().now()
@@ -299,59 +290,61 @@ class SimWorldNode(Node):
         t = stamp.nanoseconds * 1e-9
         out = self.world.read(lambda m, d: self.operator.step(m, d, policy_action, t))
         self._publish_reading(out.reading.axes, out.reading.buttons, stamp)
-        self._debug_pub.publish(convert.json_to_msg({
-            "intervening": out.intervening, "started": out.started, "p": _finite(out.intervene_probability),
-            "q_policy": _finite(out.q_policy), "q_expert": _finite(out.q_expert)}))
+        self._debug_pub.publish(convert.operator_decision_to_msg(OperatorDecision(
+            intervening=out.intervening, started=out.started, probability=_finite(out.intervene_probability),
+            q_policy=_finite(out.q_policy), q_expert=_finite(out.q_expert), stamp_s=t)))
 
     def _publish_reading(self, axes, buttons, stamp) -> None:
         self._joy_pub.publish(convert.joy_to_msg(axes, buttons, stamp.to_msg()))
 
-    def _on_reset(self, msg: UInt64) -> None:
-        episode = convert.int_from_msg(msg)
+    async def _on_reset(self, request, response):
+        """episode/reset: re-sample the scene, bring the arm to its start pose, then answer."""
+        episode = convert.reset_episode_id(request)
+        self._end_reset(False, f"superseded by the reset for episode {episode}")  # one reset at a time
         self._operator_active = False
         self._publish_reading(np.zeros(6), (0, 0), self.get_clock().now())
         result = self.world.reset_scene(self.cfg.seed + episode)
         if self.operator is not None:
             self.operator.reset(self.cfg.seed + episode)
-        self._pending_reset = (episode, time.monotonic())
+        done = Future(executor=self.executor)
+        # A done callback makes set_result wake the executor, so this callback resumes at once.
+        done.add_done_callback(lambda _f: None)
+        self._pending_reset = (episode, time.monotonic() + self.cfg.home_timeout_s, done)
         if result.start_tcp_xyz_m is None:
-            self._finish_reset()
-            return
-        x, y, z = (float(v) for v in result.start_tcp_xyz_m)
-        # Gripper pointing down (R = diag(1, -1, -1)): quaternion x=1, w=0.
-        self._home_pub.publish(convert.pose_to_msg((x, y, z), (1.0, 0.0, 0.0, 0.0), self.get_clock().now().to_msg(),
-                                                   self.cfg.base_frame))
-        self.get_logger().info(f"episode {episode}: scene reset, arm to start ({x:.3f}, {y:.3f}, {z:.3f})")
+            self._end_reset(True, "scene reset (the task has no start pose)")
+        elif not self._home_client.service_is_ready():
+            self._end_reset(False, f"no {self.resolve_service_name(topics.FRANKA_HOME_TO.name)} service (is franka_node running?); "
+                                   "starting the episode where the arm is")
+        else:
+            x, y, z = (float(v) for v in result.start_tcp_xyz_m)
+            # Gripper pointing down (R = diag(1, -1, -1)): quaternion x=1, w=0.
+            call = self._home_client.call_async(convert.home_to_request(
+                (x, y, z), (1.0, 0.0, 0.0, 0.0), self.get_clock().now().to_msg(), self.cfg.base_frame))
+            call.add_done_callback(lambda f, ep=episode: self._on_home_answer(ep, f))
+            self.get_logger().info(f"episode {episode}: scene reset, arm to start ({x:.3f}, {y:.3f}, {z:.3f})")
+        ok, message = await done
+        if not ok:
+            self.get_logger().warning(f"episode {episode}: {message}")
+        return convert.fill_result(response, ok, message)
 
-    def _on_status(self, msg: String) -> None:
-        if self._pending_reset is None:
-            return
+    def _on_home_answer(self, episode: int, future: Future) -> None:
+        if self._pending_reset is None or self._pending_reset[0] != episode:
+            return  # that reset was already answered (timeout, superseded)
         try:
-            event = convert.json_from_msg(msg)
-        except ValueError:
-            return
-        if event.get("event") not in ("home_done", "home_failed"):
-            return
-        # Transient-local history replays old events: only those after the request count.
-        if float(event.get("t", 0.0)) < self._pending_reset_wall:
-            return
-        if event["event"] == "home_failed":
-            self.get_logger().warning(f"franka home move failed ({event.get('detail')}); starting the episode anyway")
-        self._finish_reset()
+            ok, message = convert.result_from_response(future.result())
+        except Exception as e:  # noqa: BLE001 - an exception set on the future by rclpy: a failed call
+            ok, message = False, f"home_to call failed: {e!r}"
+        self._end_reset(ok, message if ok else f"franka home move failed ({message}); starting the episode anyway")
 
-    @property
-    def _pending_reset_wall(self) -> float:
-        # Franka status times are wall-clock (time.time()); convert our monotonic request time.
-        assert self._pending_reset is not None
-        return time.time() - (time.monotonic() - self._pending_reset[1]) - 0.05
-
-    def _finish_reset(self) -> None:
+    def _end_reset(self, ok: bool, message: str) -> None:
+        """Answer the reset in progress (if any) and let the operator act again."""
         if self._pending_reset is None:
             return
-        episode = self._pending_reset[0]
+        _, _, done = self._pending_reset
         self._pending_reset = None
         self._operator_active = True
-        self._reset_done_pub.publish(convert.uint64_to_msg(episode))
+        if not done.done():
+            done.set_result((ok, message))
 
     def close(self) -> None:
         """Stop the physics thread and the world's server (run_node calls this on exit)."""
@@ -393,8 +386,8 @@ def _apply_spec_file(cfg: SimWorldNodeConfig) -> SimWorldNodeConfig:
     return dataclasses.replace(cfg, cameras=spec.camera_names, image_height=h, image_width=w)
 
 
-def _finite(x: float) -> float | None:
-    return float(x) if x is not None and math.isfinite(x) else None
+def _finite(x: float | None) -> float:
+    return float(x) if x is not None and math.isfinite(x) else math.nan
 
 
 def main(args: list[str] | None = None) -> int:

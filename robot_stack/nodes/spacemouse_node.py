@@ -1,15 +1,15 @@
 """SpaceMouse node: device readings -> operator commands (intervention state + EE twist).
 
-Publishes
-  ``/robot_stack/operator`` (robot_stack/OperatorCommand, qos.COMMAND): at ``publish_rate_hz``
+Publishes (names relative to the namespace, see robot_stack.nodes.topics)
+  ``operator`` (robot_stack/OperatorCommand, qos.COMMAND): at ``publish_rate_hz``
       and at once when the intervention starts/ends or a button event happens, and (with
       ``publish_on_report``, the default) at once whenever a new device report changes the
       reading while the operator intervenes, so a correction reaches the robot within one
       device read instead of one publish period.
       ``header.stamp`` is the time of the device read the command is based on (ROS clock),
       so takeover latency can be measured end to end.
-  ``/robot_stack/spacemouse/joy`` (sensor_msgs/Joy, qos.SENSOR): raw axes and buttons.
-  ``/robot_stack/spacemouse/twist`` (geometry_msgs/TwistStamped, qos.SENSOR): the device
+  ``spacemouse/joy`` (sensor_msgs/Joy, qos.SENSOR): raw axes and buttons.
+  ``spacemouse/twist`` (geometry_msgs/TwistStamped, qos.SENSOR): the device
       deflection as a base-frame twist (deadzone applied), whether or not intervening.
 
 A reader thread waits on the device (hidapi's ``hid_read_timeout``: the kernel wakes it when
@@ -29,23 +29,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 from rclpy.time import Time
-from sensor_msgs.msg import Joy
 
 from robot_stack.devices.realtime import RealtimeError, make_current_thread_fifo
 from robot_stack.devices.spacemouse.base import SpaceMouseConfig, SpaceMouseError, make_spacemouse
 from robot_stack.devices.spacemouse.intervention import InterventionDetector, InterventionUpdate
-from robot_stack.msg import OperatorCommand
-from robot_stack.nodes import convert, qos
+from robot_stack.nodes import convert, topics
 from robot_stack.nodes.params import declare_config, run_node
 from robot_stack.types.config import ConfigError
 from robot_stack.types.teleop import SpaceMouseReading
 
-OPERATOR_TOPIC = "/robot_stack/operator"
-JOY_TOPIC = "/robot_stack/spacemouse/joy"
-TWIST_TOPIC = "/robot_stack/spacemouse/twist"
 
 
 @dataclass(frozen=True)
@@ -81,13 +75,14 @@ class SpaceMouseNode(Node):
 
     def __init__(self, *, source: Any = None, hid_device: Any = None, **node_kwargs: Any) -> None:
         """``source`` feeds the sim backend, ``hid_device`` the fake one (in-process use, tests)."""
+        node_kwargs.setdefault("namespace", topics.DEFAULT_NAMESPACE)
         super().__init__(node_kwargs.pop("node_name", "spacemouse"), **node_kwargs)
         self.config = declare_config(self, SpaceMouseNodeConfig)
         self.device = make_spacemouse(self.config, source=source, hid_device=hid_device)
         self.detector = InterventionDetector(self.config.intervention, self.config.mapping)
-        self.pub_operator = self.create_publisher(OperatorCommand, OPERATOR_TOPIC, qos.COMMAND)
-        self.pub_joy = self.create_publisher(Joy, JOY_TOPIC, qos.SENSOR)
-        self.pub_twist = self.create_publisher(TwistStamped, TWIST_TOPIC, qos.SENSOR)
+        self.pub_operator = topics.publisher(self, topics.OPERATOR)
+        self.pub_joy = topics.publisher(self, topics.SPACEMOUSE_JOY)
+        self.pub_twist = topics.publisher(self, topics.SPACEMOUSE_TWIST)
         self._next_connect_t = 0.0
         self._next_publish_t = 0.0
         self._last_error = ""
@@ -97,7 +92,7 @@ class SpaceMouseNode(Node):
         self._reader.start()
         self.get_logger().info(
             f"SpaceMouse backend '{self.config.backend}', reading at {self.config.read_rate_hz:g} Hz, "
-            f"publishing {OPERATOR_TOPIC} at {self.config.publish_rate_hz:g} Hz"
+            f"publishing {self.pub_operator.topic_name} at {self.config.publish_rate_hz:g} Hz"
         )
 
     # -- time -----------------------------------------------------------------------

@@ -9,7 +9,8 @@ msg/PolicyWeights      :class:`PolicyWeights`         LearnerCore / actor (polic
 msg/OperatorCommand    ``types.teleop.OperatorCommand``  intervention detector / actor, franka
 =====================  =============================  ===========================================
 
-``robot_stack.nodes.convert`` is the only code that turns these into messages and back.
+The status messages (FrankaStatus, LearnerStats, OperatorDecision, CommandSent) have theirs in
+``robot_stack.types.status``. ``robot_stack.nodes.convert`` is the only code that turns these into messages and back.
 """
 from __future__ import annotations
 
