@@ -6,8 +6,9 @@
   Child processes (launch tests) inherit both.
 * ``ros_context``: a fresh rclpy context per test (pass ``context=ros_context`` to nodes).
 * ``spin``: ``spin(*nodes)`` spins nodes in a background executor until the test ends.
-* ``collector``: ``collector(node, MsgType, topic, qos)`` subscribes and lets the test
-  ``wait_for(n, timeout_s)`` messages (a condition variable, not sleeps).
+* ``collector``: ``collector(node, MsgType, topic, qos)`` or ``collector(node, topics.ENTRY)``
+  subscribes and lets the test ``wait_for(n, timeout_s)`` messages (a condition variable, not
+  sleeps).
 * Tests marked ``timing`` are re-run up to twice after a failure; no other test is.
 """
 from __future__ import annotations
@@ -78,9 +79,19 @@ def spin(ros_context):
 
 
 class MessageCollector:
-    """Collects messages of one subscription; wait_for() blocks until enough have arrived."""
+    """Collects messages of one subscription; wait_for() blocks until enough have arrived.
 
-    def __init__(self, node, msg_type, topic: str, qos):
+    ``MessageCollector(node, MsgType, "/abs/topic", qos)``, or with an entry of the topic table
+    ``MessageCollector(node, topics.STEPS[, namespace="arm1"][, camera="front"])`` (type, QoS
+    and the name resolved in the nodes' default namespace unless another is given)."""
+
+    def __init__(self, node, msg_type, topic: str | None = None, qos=None, namespace: str | None = None, **fields):
+        from robot_stack.nodes import topics
+
+        if isinstance(msg_type, topics.Topic):
+            entry = msg_type
+            msg_type, qos = entry.msg_type, entry.profile
+            topic = entry.resolve(topics.DEFAULT_NAMESPACE if namespace is None else namespace, **fields)
         self.messages: list = []
         self._cond = threading.Condition()
         self.subscription = node.create_subscription(msg_type, topic, self._on_msg, qos)
@@ -106,7 +117,7 @@ class MessageCollector:
 
 @pytest.fixture
 def collector():
-    """``collector(node, MsgType, topic, qos) -> MessageCollector``."""
+    """``collector(node, MsgType, topic, qos)`` or ``collector(node, topics.ENTRY, **fields)`` -> MessageCollector."""
     return MessageCollector
 
 

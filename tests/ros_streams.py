@@ -1,6 +1,7 @@
-"""Test helpers for the franka node tests: publish the actor's velocity commands or the
-SpaceMouse node's operator commands at a steady rate from a thread (``with TwistStreamer(...):``),
-and watch the node's status and EE pose from a probe node (``watch_franka``)."""
+"""Test helpers for the node tests: publish the actor's velocity commands or the SpaceMouse
+node's operator commands at a steady rate from a thread (``with TwistStreamer(...):``), watch
+the franka node's status and EE pose from a probe node (``watch_franka``), and call a service
+from the test thread while an executor spins the probe (``call``)."""
 from __future__ import annotations
 
 import threading
@@ -9,16 +10,14 @@ from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 
 from robot_stack.msg import OperatorCommand
-from robot_stack.nodes import qos
-from robot_stack.nodes.franka_node import (CMD_TWIST_TOPIC, EE_POSE_TOPIC, GRIPPER_WIDTH_TOPIC, OPERATOR_TOPIC,
-                                           STATUS_QOS, STATUS_TOPIC)
+from robot_stack.nodes import topics
 
 
 class Streamer:
     """Publishes ``make_msg()`` on ``topic`` at ``rate_hz`` from a thread until stopped."""
 
-    def __init__(self, node: Node, msg_type, topic, make_msg, rate_hz=50.0):
-        self.pub = node.create_publisher(msg_type, topic, qos.COMMAND)
+    def __init__(self, node: Node, entry: topics.Topic, make_msg, rate_hz=50.0, namespace=topics.DEFAULT_NAMESPACE):
+        self.pub = node.create_publisher(entry.msg_type, entry.resolve(namespace), entry.profile)
         self.make_msg, self.period = make_msg, 1.0 / rate_hz
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -44,7 +43,7 @@ def TwistStreamer(node: Node, lin, frame="base", rate_hz=50.0) -> Streamer:
         msg.header.frame_id = frame
         msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in lin)
         return msg
-    return Streamer(node, TwistStamped, CMD_TWIST_TOPIC, make, rate_hz)
+    return Streamer(node, topics.CMD_TWIST, make, rate_hz)
 
 
 def OperatorStreamer(node: Node, lin, intervening=True, rate_hz=50.0) -> Streamer:
@@ -55,18 +54,30 @@ def OperatorStreamer(node: Node, lin, intervening=True, rate_hz=50.0) -> Streame
         msg.intervening = intervening
         msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in lin)
         return msg
-    return Streamer(node, OperatorCommand, OPERATOR_TOPIC, make, rate_hz)
+    return Streamer(node, topics.OPERATOR, make, rate_hz)
 
 
 def watch_franka(ctx, spin, collector, node, gripper: bool = False):
     """A probe node collecting the franka ``node``'s status events and EE poses (and gripper
     widths), spun together with it: ``(probe, status, poses[, widths])``."""
-    from geometry_msgs.msg import PoseStamped
-    from std_msgs.msg import Float32, String
-
     probe = Node("probe", context=ctx)
-    status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
-    poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
-    widths = collector(probe, Float32, GRIPPER_WIDTH_TOPIC, qos.STATE) if gripper else None
+    status = collector(probe, topics.FRANKA_STATUS)
+    poses = collector(probe, topics.EE_POSE)
+    widths = collector(probe, topics.GRIPPER_WIDTH) if gripper else None
     spin(node, probe)
     return (probe, status, poses, widths) if gripper else (probe, status, poses)
+
+
+def call(node: Node, service: topics.Service, request, timeout_s: float = 10.0, namespace=topics.DEFAULT_NAMESPACE):
+    """Call ``service`` from the test thread (an executor must spin ``node``) and return the
+    response; AssertionError when the server is missing or does not answer within ``timeout_s``."""
+    client = node.create_client(service.srv_type, service.resolve(namespace))
+    try:
+        assert client.wait_for_service(timeout_sec=timeout_s), f"no {service.resolve(namespace)} service"
+        answered = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _f: answered.set())
+        assert answered.wait(timeout_s), f"{service.resolve(namespace)} did not answer within {timeout_s} s"
+        return future.result()
+    finally:
+        node.destroy_client(client)

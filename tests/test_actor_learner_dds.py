@@ -25,7 +25,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from robot_stack.msg import EpisodeSummary, OperatorCommand, StepRecord  # noqa: E402
 from robot_stack.nodes import actor_node as an  # noqa: E402
-from robot_stack.nodes import convert, qos  # noqa: E402
+from robot_stack.nodes import convert, qos, topics  # noqa: E402
 from robot_stack.nodes import learner_node as ln  # noqa: E402
 from robot_stack.nodes.params import parameter_overrides  # noqa: E402
 from robot_stack.rl.labelling import label_steps  # noqa: E402
@@ -46,10 +46,10 @@ class FakeWorld:
 
     def __init__(self, ctx):
         self.node = Node("fake_world", context=ctx)
-        self.img_pub = self.node.create_publisher(Image, an.CAMERA_TOPIC.format(name="wrist"), qos.SENSOR)
-        self.pose_pub = self.node.create_publisher(PoseStamped, an.EE_POSE_TOPIC, qos.STATE)
-        self.twist_pub = self.node.create_publisher(TwistStamped, an.EE_TWIST_TOPIC, qos.STATE)
-        self.op_pub = self.node.create_publisher(OperatorCommand, an.OPERATOR_TOPIC, qos.COMMAND)
+        self.img_pub = self.node.create_publisher(Image, topics.CAMERA_IMAGE.resolve(camera="wrist"), qos.SENSOR)
+        self.pose_pub = self.node.create_publisher(PoseStamped, topics.EE_POSE.resolve(), qos.STATE)
+        self.twist_pub = self.node.create_publisher(TwistStamped, topics.EE_TWIST.resolve(), qos.STATE)
+        self.op_pub = self.node.create_publisher(OperatorCommand, topics.OPERATOR.resolve(), qos.COMMAND)
         self.t0 = time.monotonic()
         self.k = 0
         self.node.create_timer(1 / 30, self.sensors)
@@ -100,8 +100,8 @@ def test_actor_and_learner_learn_together_over_dds(ros_context, tmp_path):
         with lock:
             steps.append(m)
 
-    probe.create_subscription(StepRecord, an.STEPS_TOPIC, on_step, qos.STEPS)
-    probe.create_subscription(EpisodeSummary, an.EPISODES_TOPIC, episodes.append, qos.EPISODES)
+    probe.create_subscription(StepRecord, topics.STEPS.resolve(), on_step, qos.STEPS)
+    probe.create_subscription(EpisodeSummary, topics.EPISODES.resolve(), episodes.append, qos.EPISODES)
     executor = SingleThreadedExecutor(context=ros_context)
     for n in (learner, actor, world.node, probe):
         executor.add_node(n)

@@ -17,12 +17,11 @@ from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy  # noqa: E402
-from std_msgs.msg import UInt64  # noqa: E402
 
 from robot_stack.actor.policy import random_policy  # noqa: E402
 from robot_stack.msg import EpisodeSummary, OperatorCommand, PolicyWeights, StepRecord  # noqa: E402
 from robot_stack.nodes import actor_node as an  # noqa: E402
-from robot_stack.nodes import convert, qos  # noqa: E402
+from robot_stack.nodes import convert, qos, topics  # noqa: E402
 from robot_stack.types import records  # noqa: E402
 from robot_stack.types.config import ConfigError  # noqa: E402
 from robot_stack.types.spec import ActionSpec, CameraSpec, PolicySpec  # noqa: E402
@@ -68,9 +67,9 @@ class Feeder:
         self.state = state
         self.node = Node("fake_robot", context=ctx)
         self.img_pub = self.node.create_publisher(
-            __import__("sensor_msgs.msg", fromlist=["Image"]).Image, an.CAMERA_TOPIC.format(name="wrist"), qos.SENSOR)
-        self.pose_pub = self.node.create_publisher(PoseStamped, an.EE_POSE_TOPIC, qos.STATE)
-        self.twist_pub = self.node.create_publisher(TwistStamped, an.EE_TWIST_TOPIC, qos.STATE)
+            __import__("sensor_msgs.msg", fromlist=["Image"]).Image, topics.CAMERA_IMAGE.resolve(camera="wrist"), qos.SENSOR)
+        self.pose_pub = self.node.create_publisher(PoseStamped, topics.EE_POSE.resolve(), qos.STATE)
+        self.twist_pub = self.node.create_publisher(TwistStamped, topics.EE_TWIST.resolve(), qos.STATE)
         self.node.create_timer(1.0 / rate_hz, self.publish)
 
     def publish(self):
@@ -128,14 +127,14 @@ def test_topics_and_qos_as_documented(ros_context):
             (info,) = node.get_subscriptions_info_by_topic(topic)
             return info.qos_profile
 
-        assert pub_qos(an.STEPS_TOPIC).reliability == ReliabilityPolicy.RELIABLE
+        assert pub_qos(topics.STEPS.resolve()).reliability == ReliabilityPolicy.RELIABLE
         assert node.steps_pub.qos_profile.depth >= 100  # the graph API does not report depth
-        assert pub_qos(an.CMD_TWIST_TOPIC).reliability == ReliabilityPolicy.RELIABLE
-        assert pub_qos(an.EPISODES_TOPIC).durability == DurabilityPolicy.TRANSIENT_LOCAL
-        pol = sub_qos(an.POLICY_TOPIC)
+        assert pub_qos(topics.CMD_TWIST.resolve()).reliability == ReliabilityPolicy.RELIABLE
+        assert pub_qos(topics.EPISODES.resolve()).durability == DurabilityPolicy.TRANSIENT_LOCAL
+        pol = sub_qos(topics.POLICY.resolve())
         assert pol.reliability == ReliabilityPolicy.RELIABLE and pol.durability == DurabilityPolicy.TRANSIENT_LOCAL
-        assert sub_qos(an.CAMERA_TOPIC.format(name="wrist")).reliability == ReliabilityPolicy.BEST_EFFORT
-        assert sub_qos(an.OPERATOR_TOPIC).reliability == ReliabilityPolicy.RELIABLE
+        assert sub_qos(topics.CAMERA_IMAGE.resolve(camera="wrist")).reliability == ReliabilityPolicy.BEST_EFFORT
+        assert sub_qos(topics.OPERATOR.resolve()).reliability == ReliabilityPolicy.RELIABLE
         desc = node.describe_parameter("max_frame_age_s")
         assert "refused" in desc.description and desc.read_only
     finally:
@@ -152,12 +151,12 @@ def graph(ros_context, spin, collector):
     feeder = Feeder(ros_context)
     probe = Node("probe", context=ros_context)
     out = {
-        "cmd": collector(probe, TwistStamped, an.CMD_TWIST_TOPIC, qos.COMMAND),
-        "steps": collector(probe, StepRecord, an.STEPS_TOPIC, qos.STEPS),
-        "episodes": collector(probe, EpisodeSummary, an.EPISODES_TOPIC, qos.EPISODES),
+        "cmd": collector(probe, TwistStamped, topics.CMD_TWIST.resolve(), qos.COMMAND),
+        "steps": collector(probe, StepRecord, topics.STEPS.resolve(), qos.STEPS),
+        "episodes": collector(probe, EpisodeSummary, topics.EPISODES.resolve(), qos.EPISODES),
     }
-    op_pub = probe.create_publisher(OperatorCommand, an.OPERATOR_TOPIC, qos.COMMAND)
-    w_pub = probe.create_publisher(PolicyWeights, an.POLICY_TOPIC, qos.POLICY)
+    op_pub = probe.create_publisher(OperatorCommand, topics.OPERATOR.resolve(), qos.COMMAND)
+    w_pub = probe.create_publisher(PolicyWeights, topics.POLICY.resolve(), qos.POLICY)
     executor = spin(actor, feeder.node, probe)
     yield actor, out, op_pub, w_pub, probe
     executor.shutdown(timeout_sec=2.0)  # no callback may run on a destroyed node
@@ -256,7 +255,7 @@ def test_keeps_last_policy_when_learner_is_gone(graph):
 def test_waits_for_learner_weights_when_no_spec_given(ros_context, spin):
     actor = an.ActorNode(context=ros_context, parameter_overrides=[Parameter("reset_mode", value="none")])
     probe = Node("probe_w", context=ros_context)
-    w_pub = probe.create_publisher(PolicyWeights, an.POLICY_TOPIC, qos.POLICY)
+    w_pub = probe.create_publisher(PolicyWeights, topics.POLICY.resolve(), qos.POLICY)
     try:
         assert actor.core is None
         w_pub.publish(weights_msg(3))  # transient local: delivered on match
@@ -270,23 +269,38 @@ def test_waits_for_learner_weights_when_no_spec_given(ros_context, spin):
 
 
 @pytest.mark.timing  # nodes over DDS on loopback: discovery and executor scheduling within the waits
-def test_reset_topic_handshake_starts_episode(ros_context, spin, collector):
-    actor = make_actor(ros_context, reset_mode="topic", control_rate_hz=20.0, max_episode_steps=3)
+def test_reset_service_call_starts_episode(ros_context, spin, collector):
+    """reset_mode world: the actor calls episode/reset with the next episode id from its control
+    thread and holds until the answer comes (the executor keeps running meanwhile)."""
+    from rclpy.callback_groups import ReentrantCallbackGroup
+    from rclpy.task import Future
+
+    actor = make_actor(ros_context, reset_mode="world", control_rate_hz=20.0, max_episode_steps=3)
     feeder = Feeder(ros_context)
     probe = Node("probe_r", context=ros_context)
-    resets = collector(probe, UInt64, an.RESET_TOPIC, qos.COMMAND)
-    episodes = collector(probe, EpisodeSummary, an.EPISODES_TOPIC, qos.EPISODES)
-    done_pub = probe.create_publisher(UInt64, an.RESET_DONE_TOPIC, qos.COMMAND)
+    episodes = collector(probe, EpisodeSummary, topics.EPISODES.resolve(), qos.EPISODES)
+    requests: list[int] = []
+    gate: list[Future] = []
+
+    async def on_reset(request, response):
+        requests.append(int(request.episode_id))
+        await gate[0]  # the test opens it
+        return convert.fill_result(response, True, "reset")
+
+    probe.create_service(topics.EPISODE_RESET.srv_type, topics.EPISODE_RESET.resolve(), on_reset,
+                         callback_group=ReentrantCallbackGroup())
     executor = spin(actor, feeder.node, probe)
+    gate.append(Future(executor=executor))
+    gate[0].add_done_callback(lambda _f: None)  # set_result from this thread then wakes the executor
     try:
-        (first,) = resets.wait_for(1, timeout_s=10.0)
-        assert first.data == 1
+        assert _wait(lambda: requests == [1], timeout_s=10.0), requests
         time.sleep(0.5)
-        assert actor.core.phase.value == "resetting"  # holds until the responder answers
-        done_pub.publish(UInt64(data=1))
+        assert actor.core.phase.value == "resetting"  # holds until the reset is answered
+        assert not episodes.messages
+        gate[0].set_result(True)
         (ep,) = episodes.wait_for(1, timeout_s=10.0)
         assert ep.episode_id == 1 and ep.truncated and ep.steps == 3
-        assert resets.wait_for(2, timeout_s=5.0)[1].data == 2
+        assert _wait(lambda: requests[:2] == [1, 2], timeout_s=5.0), requests
     finally:
         executor.shutdown(timeout_sec=2.0)
         for n in (actor, feeder.node, probe):
@@ -312,7 +326,7 @@ def test_evaluation_mode_runs_policy_file_and_reports(ros_context, spin, tmp_pat
             "max_state_age_s": 0.5}.items()])
     feeder = Feeder(ros_context)
     probe = Node("probe_e", context=ros_context)
-    success_pub = probe.create_publisher(Bool, an.SIM_SUCCESS_TOPIC, qos.STATE)
+    success_pub = probe.create_publisher(Bool, topics.SIM_SUCCESS.resolve(), qos.STATE)
     state = {"n": 0}
 
     def success_tick():  # the sim's success test: true on every other episode's second step
@@ -346,7 +360,7 @@ def test_warm_start_file_is_replaced_by_any_learner_weights(ros_context, spin, t
     actor = an.ActorNode(context=ros_context, parameter_overrides=[
         Parameter("policy_file", value=str(path)), Parameter("reset_mode", value="none")])
     probe = Node("probe_ws", context=ros_context)
-    w_pub = probe.create_publisher(PolicyWeights, an.POLICY_TOPIC, qos.POLICY)
+    w_pub = probe.create_publisher(PolicyWeights, topics.POLICY.resolve(), qos.POLICY)
     executor = spin(actor, probe)
     try:
         assert actor.core.policy_version == 0 and actor.core.spec == SPEC
@@ -369,8 +383,8 @@ def test_drives_the_franka_node_and_resets_through_its_homing(ros_context, spin,
     actor = make_actor(ros_context, reset_mode="franka_home", control_rate_hz=10.0, max_episode_steps=5)
     feeder = Feeder(ros_context, state=False)  # the franka node publishes the robot state
     probe = Node("probe_f", context=ros_context)
-    episodes = collector(probe, EpisodeSummary, an.EPISODES_TOPIC, qos.EPISODES)
-    steps = collector(probe, StepRecord, an.STEPS_TOPIC, qos.STEPS)
+    episodes = collector(probe, EpisodeSummary, topics.EPISODES.resolve(), qos.EPISODES)
+    steps = collector(probe, StepRecord, topics.STEPS.resolve(), qos.STEPS)
     executor = spin(franka, actor, feeder.node, probe)
     try:
         (ep,) = episodes.wait_for(1, timeout_s=30.0)
@@ -398,8 +412,8 @@ def test_control_loop_ticks_at_its_rate_and_stamps_commands_with_the_tick(ros_co
     assert (actor._control_loop_thread is not None) == control_thread and (actor.timer is None) == control_thread
     feeder = Feeder(ros_context)
     probe = Node("probe", context=ros_context)
-    steps = collector(probe, StepRecord, an.STEPS_TOPIC, qos.STEPS)
-    cmds = collector(probe, TwistStamped, an.CMD_TWIST_TOPIC, qos.COMMAND)
+    steps = collector(probe, StepRecord, topics.STEPS.resolve(), qos.STEPS)
+    cmds = collector(probe, TwistStamped, topics.CMD_TWIST.resolve(), qos.COMMAND)
     executor = spin(actor, feeder.node, probe)
     try:
         got = steps.wait_for(12, timeout_s=20.0)
@@ -430,7 +444,7 @@ def test_first_step_waits_for_a_learner_so_none_is_lost(ros_context, spin, colle
     try:
         time.sleep(1.5)  # fresh sensors at 30 Hz, ticks at 10 Hz: it would have stepped by now
         assert actor.core is not None and actor.steps_published == 0
-        steps = collector(probe, StepRecord, an.STEPS_TOPIC, qos.STEPS)
+        steps = collector(probe, StepRecord, topics.STEPS.resolve(), qos.STEPS)
         first = steps.wait_for(3, timeout_s=15.0)[0]
         assert (first.episode_id, first.step_index) == (1, 0)
     finally:

@@ -13,8 +13,8 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
-from robot_stack.nodes import qos  # noqa: E402
-from robot_stack.nodes.camera_node import CameraNode, topic_prefix  # noqa: E402
+from robot_stack.nodes import qos, topics  # noqa: E402
+from robot_stack.nodes.camera_node import CameraNode  # noqa: E402
 from robot_stack.testing.realsense_recording import write_software_recording  # noqa: E402
 from robot_stack.types.config import ConfigError  # noqa: E402
 from robot_stack.types.intrinsics import CameraIntrinsics, save_camera_info_yaml  # noqa: E402
@@ -55,7 +55,7 @@ def test_file_backend_publishes_image_and_camera_info(ros_context, spin, collect
     node = _node(ros_context, name="wrist", backend="file", file_path=str(recording), file_repeat=True,
                  output_width=32, output_height=24, calibration_file=str(cal))
     listener = Node("listener", context=ros_context)
-    prefix = topic_prefix("wrist")
+    prefix = topics.CAMERA_IMAGE.resolve(camera="wrist").rsplit("/", 1)[0]
     images = collector(listener, Image, f"{prefix}/image_raw", qos.SENSOR)
     infos = collector(listener, CameraInfo, f"{prefix}/camera_info", qos.SENSOR)
     spin(node, listener)

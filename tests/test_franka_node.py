@@ -4,7 +4,6 @@ The fake backend runs in-process; the last test drives franky-sim through the fr
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 
 import numpy as np
@@ -13,30 +12,18 @@ import pytest
 pytest.importorskip("rclpy")
 pytestmark = pytest.mark.ros
 
-from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
+from geometry_msgs.msg import TwistStamped  # noqa: E402
 from rclpy.node import Node  # noqa: E402
-from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import Empty, Float32, String  # noqa: E402
+from std_msgs.msg import Float32  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
 
 from robot_stack.devices.franka.base import FrankaConfig
 from robot_stack.devices.franka.fake import FakeRobot  # noqa: E402
-from robot_stack.nodes import qos  # noqa: E402
+from robot_stack.nodes import convert, topics  # noqa: E402
 from robot_stack.types.config import ConfigError  # noqa: E402
-from robot_stack.nodes.franka_node import (  # noqa: E402
-    CMD_TWIST_TOPIC,
-    EE_POSE_TOPIC,
-    EE_TWIST_TOPIC,
-    GRIPPER_CMD_TOPIC,
-    GRIPPER_WIDTH_TOPIC,
-    HOME_TO_TOPIC,
-    HOME_TOPIC,
-    JOINT_STATES_TOPIC,
-    STATUS_QOS,
-    STATUS_TOPIC,
-    FrankaNode,
-)
+from robot_stack.nodes.franka_node import FrankaNode  # noqa: E402
 from robot_stack.nodes.params import parameter_overrides  # noqa: E402
-from ros_streams import OperatorStreamer, TwistStreamer, watch_franka  # noqa: E402
+from ros_streams import OperatorStreamer, TwistStreamer, call, watch_franka  # noqa: E402
 
 
 def make_node(ctx, robot=None, **params):
@@ -45,7 +32,7 @@ def make_node(ctx, robot=None, **params):
 
 
 def events(status_collector, start=0):
-    return [json.loads(m.data)["event"] for m in status_collector.messages[start:]]
+    return [m.event for m in status_collector.messages[start:]]
 
 
 @pytest.mark.parametrize("params,match", [
@@ -72,7 +59,7 @@ def test_shipped_params_file_loads(ros_context, tmp_path):
     from robot_stack.nodes.franka_node import FrankaNodeConfig
 
     data = yaml.safe_load((pathlib.Path(__file__).parents[1] / "config" / "franka.yaml").read_text())
-    params = data["franka"]["ros__parameters"]
+    params = data["/**/franka"]["ros__parameters"]
     cfg = from_dict(FrankaNodeConfig, params)
     assert cfg.robot.backend == "franky"
     params["robot"]["backend"] = "fake"
@@ -88,14 +75,18 @@ def test_shipped_params_file_loads(ros_context, tmp_path):
 def test_publishes_state_moves_and_watchdog_stops(ros_context, spin, collector):
     node = make_node(ros_context, **{"safety.watchdog_timeout_s": 0.2})
     probe = Node("probe", context=ros_context)
-    status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
-    joints = collector(probe, JointState, JOINT_STATES_TOPIC, qos.STATE)
-    poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
-    twists = collector(probe, TwistStamped, EE_TWIST_TOPIC, qos.STATE)
-    widths = collector(probe, Float32, GRIPPER_WIDTH_TOPIC, qos.STATE)
+    status = collector(probe, topics.FRANKA_STATUS)
+    joints = collector(probe, topics.JOINT_STATES)
+    poses = collector(probe, topics.EE_POSE)
+    twists = collector(probe, topics.EE_TWIST)
+    widths = collector(probe, topics.GRIPPER_WIDTH)
+    diagnostics = collector(probe, topics.DIAGNOSTICS)
     spin(node, probe)
     try:
-        status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
+        status.wait_for(1, where=lambda m: m.event == "ready")
+        (health,) = convert.diagnostics_from_msg(diagnostics.wait_for(1, timeout_s=5.0)[0])
+        assert health.name == "/robot_stack/franka" and health.level == health.OK, health
+        assert health.values["mode"] == "streaming"
         js = joints.wait_for(3)[-1]
         assert list(js.name) == [f"fr3_joint{i}" for i in range(1, 8)] and len(js.position) == 7
         p0 = poses.wait_for(3)[-1]
@@ -109,10 +100,13 @@ def test_publishes_state_moves_and_watchdog_stops(ros_context, spin, collector):
                            where=lambda m: m.pose.position.x > x0 + 0.03)
         # stream cut: watchdog event, then the arm comes to rest
         n_status = len(status.messages)
-        status.wait_for(1, timeout_s=3.0, start=n_status, where=lambda m: json.loads(m.data)["event"] == "watchdog_stop")
+        status.wait_for(1, timeout_s=3.0, start=n_status, where=lambda m: m.event == "watchdog_stop")
         n_tw = len(twists.messages)
         twists.wait_for(1, timeout_s=3.0, start=n_tw,
                         where=lambda m: abs(m.twist.linear.x) < 1e-4)
+        # /diagnostics carries the safety counters (once a second)
+        diagnostics.wait_for(1, timeout_s=3.0, start=len(diagnostics.messages),
+                             where=lambda m: int(convert.diagnostics_from_msg(m)[0].values.get("watchdog_stop", 0)) >= 1)
         x_rest = poses.messages[-1].pose.position.x
         n_pose = len(poses.messages)
         poses.wait_for(10, timeout_s=3.0, start=n_pose)
@@ -127,30 +121,29 @@ def test_nan_frame_home_and_gripper(ros_context, spin, collector):
     node = make_node(ros_context, home_xyz_m=[0.45, 0.1, 0.3], home_randomize_xyz_m=[0.0, 0.0, 0.0])
     probe, status, poses, widths = watch_franka(ros_context, spin, collector, node, gripper=True)
     try:
-        status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
+        status.wait_for(1, where=lambda m: m.event == "ready")
         with TwistStreamer(probe, (float("nan"), 0.0, 0.0), rate_hz=10.0):
-            status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "rejected_nan")
+            status.wait_for(1, timeout_s=5.0, where=lambda m: m.event == "rejected_nan")
         with TwistStreamer(probe, (0.01, 0.0, 0.0), frame="camera", rate_hz=10.0):
-            status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "rejected_frame")
+            status.wait_for(1, timeout_s=5.0, where=lambda m: m.event == "rejected_frame")
 
-        home = probe.create_publisher(Empty, HOME_TOPIC, qos.COMMAND)
-        home.publish(Empty())
-        done = status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] in ("home_done", "home_failed"))
-        assert json.loads(done[0].data)["event"] == "home_done"
+        answer = call(probe, topics.FRANKA_HOME, Trigger.Request())  # answered when the move has ended
+        assert answer.success, answer.message
+        assert "home_done" in events(status)
         n = len(poses.messages)
         p = poses.wait_for(1, timeout_s=3.0, start=n)[0].pose.position
         assert np.allclose([p.x, p.y, p.z], [0.45, 0.1, 0.3], atol=1e-3)
 
-        home_to = probe.create_publisher(PoseStamped, HOME_TO_TOPIC, qos.COMMAND)
-        target = PoseStamped()
-        target.header.frame_id = "base"
-        target.pose.position.x, target.pose.position.y, target.pose.position.z = 2.0, 0.0, 0.3  # outside the box
-        target.pose.orientation.x = 1.0
-        home_to.publish(target)
-        failed = status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "home_failed")
-        assert "outside" in json.loads(failed[0].data)["detail"]
+        answer = call(probe, topics.FRANKA_HOME_TO, convert.home_to_request((0.4, -0.1, 0.35), (1.0, 0, 0, 0), 0.0, "base"))
+        assert answer.success, answer.message
+        p = poses.wait_for(1, timeout_s=3.0, start=len(poses.messages))[0].pose.position
+        assert np.allclose([p.x, p.y, p.z], [0.4, -0.1, 0.35], atol=1e-3)
+        answer = call(probe, topics.FRANKA_HOME_TO, convert.home_to_request((2.0, 0.0, 0.3), (1.0, 0, 0, 0), 0.0, "base"))
+        assert not answer.success and "outside" in answer.message  # outside the box: refused
+        failed = status.wait_for(1, timeout_s=5.0, where=lambda m: m.event == "home_failed")
+        assert "outside" in failed[0].detail
 
-        grip = probe.create_publisher(Float32, GRIPPER_CMD_TOPIC, qos.COMMAND)
+        grip = probe.create_publisher(Float32, topics.GRIPPER_CMD.resolve(), topics.GRIPPER_CMD.profile)
         grip.publish(Float32(data=0.03))
         widths.wait_for(1, timeout_s=5.0, where=lambda m: abs(m.data - 0.03) < 1e-6)
         grip.publish(Float32(data=0.0))  # at/below gripper_grasp_below_m: grasp
@@ -164,18 +157,18 @@ def test_recovery_retry_limit_then_gives_up(ros_context, spin, collector):
     robot = FakeRobot(FrankaConfig())
     node = make_node(ros_context, robot=robot, **{"safety.max_recovery_attempts": 2})
     probe = Node("probe", context=ros_context)
-    status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
+    status = collector(probe, topics.FRANKA_STATUS)
     spin(node, probe)
     try:
-        status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
+        status.wait_for(1, where=lambda m: m.event == "ready")
         robot.inject_error(100)  # every command fails from now on
         with TwistStreamer(probe, (0.02, 0.0, 0.0)):
-            status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "recovery_gave_up")
+            status.wait_for(1, timeout_s=5.0, where=lambda m: m.event == "recovery_gave_up")
         ev = events(status)
         assert ev.count("recovering") == 2 and robot.recover_calls == 2
         assert ev.count("error") == 3
-        last = json.loads(status.messages[-1].data)
-        assert last["mode"] == "gave_up"
+        last = status.messages[-1]
+        assert last.mode == "gave_up"
         n_sent = len(robot.sent)
         time.sleep(0.3)  # give the control loop time to (wrongly) command the robot again
         assert len(robot.sent) == n_sent
@@ -265,19 +258,19 @@ def test_lost_link_is_reported_then_reconnected(ros_context, spin, collector):
     robot = LinkDropRobot(FrankaConfig())
     node = make_node(ros_context, robot=robot, reconnect_period_s=0.3)
     probe = Node("probe", context=ros_context)
-    status = collector(probe, String, STATUS_TOPIC, STATUS_QOS)
+    status = collector(probe, topics.FRANKA_STATUS)
     spin(node, probe)
     try:
-        status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
+        status.wait_for(1, where=lambda m: m.event == "ready")
         assert robot.connects == 1
         robot.link_up = False
-        lost = status.wait_for(1, timeout_s=5.0, where=lambda m: "connection lost" in json.loads(m.data)["detail"])
-        assert json.loads(lost[-1].data)["event"] == "error"
-        status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "reconnected")
+        lost = status.wait_for(1, timeout_s=5.0, where=lambda m: "connection lost" in m.detail)
+        assert lost[-1].event == "error"
+        status.wait_for(1, timeout_s=5.0, where=lambda m: m.event == "reconnected")
         assert robot.connects == 2
         ev = events(status)
         # Reported once, not once per control tick.
-        assert sum("connection lost" in json.loads(m.data)["detail"] for m in status.messages) == 1, ev
+        assert sum("connection lost" in m.detail for m in status.messages) == 1, ev
     finally:
         node.close()
 
@@ -293,16 +286,15 @@ def test_franky_backend_node_moves_franky_sim(ros_context, spin, collector):
         node = make_node(ros_context, **{"robot.backend": "franky", "robot.robot_ip": host})
         probe, status, poses = watch_franka(ros_context, spin, collector, node)
         try:
-            status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
+            status.wait_for(1, where=lambda m: m.event == "ready")
             z0 = poses.wait_for(3, timeout_s=10.0)[-1].pose.position.z
             n = len(poses.messages)
             with TwistStreamer(probe, (0.0, 0.0, -0.05)):
                 poses.wait_for(1, timeout_s=10.0, start=n, where=lambda m: m.pose.position.z < z0 - 0.02)
-            status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "watchdog_stop")
-            home = probe.create_publisher(Empty, HOME_TOPIC, qos.COMMAND)
-            home.publish(Empty())
-            done = status.wait_for(1, timeout_s=30.0, where=lambda m: json.loads(m.data)["event"] in ("home_done", "home_failed"))
-            assert json.loads(done[0].data)["event"] == "home_done", done[0].data
+            status.wait_for(1, timeout_s=5.0, where=lambda m: m.event == "watchdog_stop")
+            answer = call(probe, topics.FRANKA_HOME, Trigger.Request(), timeout_s=30.0)
+            assert answer.success, answer.message
+            assert "home_done" in events(status)
         finally:
             node.close()
 
@@ -340,15 +332,13 @@ def test_command_sent_at_once_and_reported_with_debug_latency(ros_context, spin,
     """send_on_command: a new command reaches the robot from its own callback, not the next
     control tick (1 Hz here, so the two are told apart); debug_latency reports that send with
     the command's stamp."""
-    from robot_stack.nodes.franka_node import DEBUG_SENT_TOPIC
-
     robot = FakeRobot(FrankaConfig(segment_hold_s=2.5))
     node = make_node(ros_context, robot=robot, control_rate_hz=1.0, debug_latency=True, send_on_command=send_on_command,
                      **{"robot.segment_hold_s": 2.5, "safety.watchdog_timeout_s": 3.0})
     probe = Node("probe", context=ros_context)
-    sent = collector(probe, String, DEBUG_SENT_TOPIC, qos.STEPS)
-    poses = collector(probe, PoseStamped, EE_POSE_TOPIC, qos.STATE)
-    pub = probe.create_publisher(TwistStamped, CMD_TWIST_TOPIC, qos.COMMAND)
+    sent = collector(probe, topics.FRANKA_DEBUG_SENT)
+    poses = collector(probe, topics.EE_POSE)
+    pub = probe.create_publisher(TwistStamped, topics.CMD_TWIST.resolve(), topics.CMD_TWIST.profile)
     spin(node, probe)
     try:
         poses.wait_for(1, timeout_s=10.0)  # a control tick has read the state
@@ -361,10 +351,10 @@ def test_command_sent_at_once_and_reported_with_debug_latency(ros_context, spin,
         msg.twist.linear.x = 0.05
         n_sent = len(robot.sent)
         pub.publish(msg)
-        ev = json.loads(sent.wait_for(1, timeout_s=5.0)[0].data)
-        assert ev["trigger"] == trigger
-        assert ev["stamp_s"] == pytest.approx(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, abs=1e-6)
-        assert ev["sent_s"] >= ev["stamp_s"]
+        ev = convert.command_sent_from_msg(sent.wait_for(1, timeout_s=5.0)[0])
+        assert ev.trigger == trigger
+        assert ev.command_stamp_s == pytest.approx(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, abs=1e-6)
+        assert ev.sent_s >= ev.command_stamp_s
         assert any(lin[0] > 0 for _, lin, _ in robot.sent[n_sent:])  # ramped by the safety filter, but moving
     finally:
         node.close()
@@ -376,7 +366,7 @@ def node_without_actor(ros_context, spin, collector, **params):
     node = make_node(ros_context, **params)
     probe, status, poses = watch_franka(ros_context, spin, collector, node)
     try:
-        status.wait_for(1, where=lambda m: json.loads(m.data)["event"] == "ready")
+        status.wait_for(1, where=lambda m: m.event == "ready")
         yield probe, status, poses, poses.wait_for(3)[-1].pose.position
     finally:
         node.close()
@@ -394,12 +384,12 @@ def test_operator_drives_directly_only_while_no_actor_streams(ros_context, spin,
         # No actor: the operator's +y (above the speed limit: clipped to 0.05 m/s) moves the arm.
         n = len(poses.messages)
         with OperatorStreamer(probe, (0.0, 0.2, 0.0)):
-            status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "operator_fallback")
+            status.wait_for(1, timeout_s=5.0, where=lambda m: m.event == "operator_fallback")
             poses.wait_for(1, timeout_s=5.0, start=n, where=lambda m: m.pose.position.y > p0.y + 0.02)
         assert "rejected_out_of_range" not in events(status)
         # Let go: not intervening -> fallback ends, the arm comes to rest.
         with OperatorStreamer(probe, (0.0, 0.0, 0.0), intervening=False):
-            status.wait_for(1, timeout_s=5.0, where=lambda m: json.loads(m.data)["event"] == "operator_fallback_end")
+            status.wait_for(1, timeout_s=5.0, where=lambda m: m.event == "operator_fallback_end")
         # An actor streams +x: the operator's -x is ignored.
         p1 = poses.messages[-1].pose.position
         n = len(poses.messages)

@@ -1,7 +1,6 @@
 """Learner node over real DDS on loopback: parameters, topics/QoS, bad records, resume."""
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -13,10 +12,9 @@ rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("torch")
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
 
 from robot_stack.msg import PolicyWeights, StepRecord  # noqa: E402
-from robot_stack.nodes import convert, qos  # noqa: E402
+from robot_stack.nodes import convert, qos, topics  # noqa: E402
 from robot_stack.nodes import learner_node as ln  # noqa: E402
 from robot_stack.nodes.params import parameter_overrides  # noqa: E402
 from robot_stack.types import records  # noqa: E402
@@ -67,13 +65,13 @@ def test_topics_qos_and_initial_weights(ros_context, spin, collector, tmp_path):
     node = make_learner(ros_context, tmp_path)
     probe = Node("probe", context=ros_context)
     try:
-        (info,) = probe.get_publishers_info_by_topic(ln.POLICY_TOPIC)
+        (info,) = probe.get_publishers_info_by_topic(topics.POLICY.resolve())
         assert info.qos_profile.reliability == ReliabilityPolicy.RELIABLE
         assert info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
-        (sub,) = probe.get_subscriptions_info_by_topic(ln.STEPS_TOPIC)
+        (sub,) = probe.get_subscriptions_info_by_topic(topics.STEPS.resolve())
         assert sub.qos_profile.reliability == ReliabilityPolicy.RELIABLE
         # Transient local: a subscriber that joins after the start still gets version 1.
-        weights = collector(probe, PolicyWeights, ln.POLICY_TOPIC, qos.POLICY)
+        weights = collector(probe, PolicyWeights, topics.POLICY.resolve(), qos.POLICY)
         executor = spin(node, probe)
         (w,) = weights.wait_for(1, timeout_s=10.0)
         assert w.version == 1 and convert.weights_from_msg(w).spec_json
@@ -88,9 +86,10 @@ def test_topics_qos_and_initial_weights(ros_context, spin, collector, tmp_path):
 def test_bad_records_are_dropped_good_ones_train(ros_context, spin, collector, tmp_path):
     node = make_learner(ros_context, tmp_path)
     probe = Node("probe", context=ros_context)
-    pub = probe.create_publisher(StepRecord, ln.STEPS_TOPIC, qos.STEPS)
-    stats = collector(probe, String, ln.STATS_TOPIC, qos.EPISODES)
-    weights = collector(probe, PolicyWeights, ln.POLICY_TOPIC, qos.POLICY)
+    pub = probe.create_publisher(StepRecord, topics.STEPS.resolve(), qos.STEPS)
+    stats = collector(probe, topics.LEARNER_STATS)
+    diagnostics = collector(probe, topics.DIAGNOSTICS)
+    weights = collector(probe, PolicyWeights, topics.POLICY.resolve(), qos.POLICY)
     executor = spin(node, probe)
     try:
         deadline = time.monotonic() + 10
@@ -104,10 +103,15 @@ def test_bad_records_are_dropped_good_ones_train(ros_context, spin, collector, t
         for ep in range(3, 6):
             for m in step_msgs(ep, 6, intervene_at=(3,)):
                 pub.publish(m)
-        s = stats.wait_for(1, timeout_s=30.0, where=lambda m: json.loads(m.data)["transitions"] >= 18)
-        st = json.loads(s[-1].data)
-        assert st["rejected_steps"] == 6 and st["intervention_buffer"] == 3 and st["episodes"] == 3
+        s = stats.wait_for(1, timeout_s=30.0, where=lambda m: m.transitions >= 18)
+        st = convert.learner_stats_from_msg(s[-1])
+        assert st.rejected_steps == 6 and st.intervention_buffer == 3 and st.episodes == 3
+        # /diagnostics warned about the rejected records
+        diagnostics.wait_for(1, timeout_s=10.0, where=lambda m: any(
+            h.name == "/robot_stack/learner" and h.level == h.WARN for h in convert.diagnostics_from_msg(m)))
         weights.wait_for(1, timeout_s=60.0, where=lambda m: m.version >= 2)
+        # the latest losses travel as named metrics
+        stats.wait_for(1, timeout_s=30.0, where=lambda m: "critic_loss" in m.metric_names)
     finally:
         executor.shutdown(timeout_sec=2.0)
         node.close()
@@ -119,7 +123,7 @@ def test_bad_records_are_dropped_good_ones_train(ros_context, spin, collector, t
 def test_restart_resumes_from_checkpoint_and_buffer(ros_context, spin, collector, tmp_path):
     node = make_learner(ros_context, tmp_path)
     probe = Node("probe", context=ros_context)
-    pub = probe.create_publisher(StepRecord, ln.STEPS_TOPIC, qos.STEPS)
+    pub = probe.create_publisher(StepRecord, topics.STEPS.resolve(), qos.STEPS)
     executor = spin(node, probe)
     deadline = time.monotonic() + 10
     while not pub.get_subscription_count() and time.monotonic() < deadline:
@@ -137,7 +141,7 @@ def test_restart_resumes_from_checkpoint_and_buffer(ros_context, spin, collector
     node.destroy_node()
 
     again = make_learner(ros_context, tmp_path)
-    weights = collector(probe, PolicyWeights, ln.POLICY_TOPIC, qos.POLICY)
+    weights = collector(probe, PolicyWeights, topics.POLICY.resolve(), qos.POLICY)
     spin(again)
     try:
         # The resumed learner trains at once (its buffer is full enough), so only the count it

@@ -19,10 +19,14 @@ learner), watched by a probe node over real DDS. Asserts:
 A second, shorter run (about 30 s) uses ``physics:=direct``: the sim world's direct link and
 the franka node's direct backend instead of franky-sim; episodes complete (reset, home move,
 steps), the arm follows its commands, and the graph shuts down cleanly.
+
+A third runs two ``physics:=direct`` graphs side by side in one ROS domain, in the namespaces
+``arm1`` and ``arm2`` with distinct sim addresses: each actor's steps reach its own learner and
+nothing crosses (the two use different cameras, so a crossed step record would be rejected by
+the other learner's spec check and counted).
 """
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import re
@@ -46,12 +50,9 @@ class Probe:
 
     def __init__(self, domain: int):
         import rclpy
-        from geometry_msgs.msg import PoseStamped, TwistStamped
         from rclpy.executors import SingleThreadedExecutor
-        from std_msgs.msg import String
 
-        from robot_stack.msg import EpisodeSummary, OperatorCommand, StepRecord
-        from robot_stack.nodes import qos
+        from robot_stack.nodes import convert, topics
 
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, domain_id=domain)
@@ -65,18 +66,23 @@ class Probe:
         self.ee_speed: list[tuple[float, float]] = []
         n = self.node
         self.last_step_at = 0.0
-        n.create_subscription(StepRecord, "/robot_stack/steps", self._on_step, qos.STEPS)
-        n.create_subscription(EpisodeSummary, "/robot_stack/episodes", self._append(self.episodes), qos.EPISODES)
-        n.create_subscription(OperatorCommand, "/robot_stack/operator", self._on_operator, qos.COMMAND)
-        n.create_subscription(String, "/robot_stack/franka/status",
-                              lambda m: self._add(self.franka_events, json.loads(m.data)), qos.EPISODES)
-        n.create_subscription(String, "/robot_stack/learner/stats",
-                              lambda m: self._add(self.learner_stats, json.loads(m.data)), qos.EPISODES)
-        n.create_subscription(TwistStamped, "/robot_stack/franka/ee_twist", self._on_twist, qos.STATE)
+        def sub(entry, callback):  # the graph runs in the default namespace, as the probe
+            n.create_subscription(entry.msg_type, entry.resolve(), callback, entry.profile)
+
+        def event(m) -> dict:  # a franka status event as a dict; "t": its stamp (the node's clock)
+            s = convert.franka_status_from_msg(m)
+            return {"event": s.event, "detail": s.detail, "mode": s.mode, "t": s.stamp_s}
+
+        sub(topics.STEPS, self._on_step)
+        sub(topics.EPISODES, self._append(self.episodes))
+        sub(topics.OPERATOR, self._on_operator)
+        sub(topics.FRANKA_STATUS, lambda m: self._add(self.franka_events, event(m)))
+        sub(topics.LEARNER_STATS, lambda m: self._add(self.learner_stats, convert.learner_stats_from_msg(m).as_dict()))
+        sub(topics.EE_TWIST, self._on_twist)
         self.ee_pos: list[tuple[float, np.ndarray]] = []
         self.cmds: list[tuple[float, np.ndarray]] = []
-        n.create_subscription(TwistStamped, "/robot_stack/franka/cmd_twist", self._on_cmd, qos.COMMAND)
-        n.create_subscription(PoseStamped, "/robot_stack/ee_pose", self._on_pose, qos.STATE)
+        sub(topics.CMD_TWIST, self._on_cmd)
+        sub(topics.EE_POSE, self._on_pose)
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(n)
         self.thread = threading.Thread(target=self._spin, daemon=True)
@@ -436,3 +442,115 @@ def test_direct_physics_graph_runs_episodes_and_shuts_down(graph):
 
     cos, n = max(mean_cosine(lag) for lag in (0.0, 0.05, 0.1, 0.15))
     assert n >= 10 and cos > 0.3, f"the arm did not follow its commands ({n} commands, mean cosine {cos:.2f})"
+
+
+def test_two_namespaced_graphs_side_by_side_do_not_cross(tmp_path):
+    """Two sim graphs (physics:=direct) in one ROS domain, namespaces arm1 and arm2, distinct sim
+    addresses: every topic lives in its graph's namespace (or is /diagnostics), each actor's
+    step records reach its own learner only, and each actor's resets reach its own world."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from robot_stack.nodes import convert, topics
+
+    domain = int(os.environ["ROS_DOMAIN_ID"])
+    base = 170 + 2 * (os.getpid() % 10)
+    arms = {"arm1": ("front", f"127.0.0.{base}"), "arm2": ("wrist", f"127.0.0.{base + 1}")}
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=domain)
+    probe = rclpy.create_node("two_graph_probe", context=ctx)
+    lock = threading.Lock()
+    seen = {ns: {"steps": [], "stats": [], "episodes": []} for ns in arms}
+    health: dict[str, int] = {}
+
+    def keep(ns, kind, convert_msg):
+        def on_msg(m):
+            item = convert_msg(m)
+            with lock:
+                seen[ns][kind].append(item)
+        return on_msg
+
+    for ns in arms:
+        for entry, kind, conv in ((topics.STEPS, "steps", lambda m: tuple(m.camera_names)),
+                                  (topics.LEARNER_STATS, "stats", convert.learner_stats_from_msg),
+                                  (topics.EPISODES, "episodes", lambda m: m.episode_id)):
+            probe.create_subscription(entry.msg_type, entry.resolve(ns), keep(ns, kind, conv), entry.profile)
+    diag = topics.DIAGNOSTICS
+    probe.create_subscription(diag.msg_type, diag.resolve(), lambda m: health.update(
+        {h.name: h.level for h in convert.diagnostics_from_msg(m)}), diag.profile)
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(probe)
+
+    def spin():
+        try:
+            executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    threading.Thread(target=spin, daemon=True).start()
+    procs, outputs, rcs = {}, {}, {}
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    try:
+        for ns, (camera, address) in arms.items():
+            cmd = [sys.executable, str(ROOT / "scripts" / "robot-stack"), "launch", "--sigint-timeout", "30",
+                   str(ROOT / "launch" / "sim.launch.yaml"), f"namespace:={ns}", "physics:=direct",
+                   f"sim_address:={address}", f"cameras:={camera}", f"run_dir:={tmp_path / ns}",
+                   "min_transitions:=100000", "seed:=3"]  # no training: two learners on a small machine
+            procs[ns] = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                         start_new_session=True)
+            outputs[ns] = []
+            threading.Thread(target=lambda ns=ns: outputs[ns].extend(procs[ns].stdout), daemon=True).start()
+
+        def ready() -> bool:
+            with lock:
+                return all(len(v["steps"]) >= 30 and v["episodes"] and any(s.env_steps >= 20 for s in v["stats"])
+                           for v in seen.values())
+
+        deadline = time.monotonic() + 240.0
+        while time.monotonic() < deadline and not ready():
+            for ns, proc in procs.items():
+                assert proc.poll() is None, f"{ns}'s launch ended early:\n" + "".join(outputs[ns][-60:])
+            time.sleep(0.5)
+        with lock:
+            counts = {ns: (len(v["steps"]), len(v["episodes"]), max((s.env_steps for s in v["stats"]), default=0))
+                      for ns, v in seen.items()}
+        assert ready(), f"(steps, episodes, learner env_steps) per arm: {counts}; last output:\n" + "".join(
+            line for ns in arms for line in outputs[ns][-30:])
+
+        names = {name for name, _ in probe.get_topic_names_and_types()}
+        stray = sorted(n for n in names if not n.startswith(("/arm1/", "/arm2/"))
+                       and n not in ("/diagnostics", "/rosout", "/parameter_events"))
+        assert not stray, f"topics outside the two namespaces: {stray}"
+        assert {"/arm1/steps", "/arm2/steps", "/arm1/franka/cmd_twist", "/arm2/franka/cmd_twist"} <= names
+        services = {name for name, _ in probe.get_service_names_and_types()}
+        assert {"/arm1/episode/reset", "/arm2/episode/reset", "/arm1/franka/home_to", "/arm2/franka/home_to"} <= services
+        with lock:
+            for ns, (camera, _) in arms.items():
+                # Only this arm's camera on its step topic, and its learner rejected nothing (a
+                # step record of the other arm fails this learner's spec check and is counted).
+                assert {c for c in seen[ns]["steps"]} == {(camera,)}, (ns, set(seen[ns]["steps"]))
+                last = seen[ns]["stats"][-1]
+                assert last.rejected_steps == 0, f"{ns}'s learner rejected {last.rejected_steps} step records"
+                assert last.env_steps <= len(seen[ns]["steps"]) + 5  # no more steps than its own actor sent
+        assert {"/arm1/franka", "/arm2/franka", "/arm1/learner", "/arm2/learner"} <= set(health), sorted(health)
+    finally:
+        for ns, proc in procs.items():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for ns, proc in procs.items():
+            try:
+                rcs[ns] = proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rcs[ns] = proc.wait()
+            for line in list(outputs[ns]):  # never leave a node behind
+                m = re.search(r"\[launch\] started '[^']+' \(pid (\d+)\)", line)
+                if m:
+                    try:
+                        os.kill(int(m.group(1)), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            (tmp_path / f"{ns}_launch_output.log").write_text("".join(outputs[ns]))
+        rclpy.try_shutdown(context=ctx)
+    for ns in arms:
+        assert rcs[ns] == 0, f"{ns}'s launch exited {rcs[ns]}:\n" + "".join(outputs[ns][-40:])

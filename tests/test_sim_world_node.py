@@ -3,7 +3,6 @@ files it and the learner share, the Joy source of the SpaceMouse sim backend, an
 progress log the monitor writes."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import pathlib
@@ -57,13 +56,14 @@ def test_bad_parameters_fail_at_start_with_their_name(ros_context, overrides, ma
 @pytest.mark.ros
 @pytest.mark.timing  # nodes over DDS on loopback and a stale-reading age in wall-clock time
 def test_world_publishes_cameras_success_operator_and_answers_resets(ros_context, spin, collector):
-    import rclpy
-    from geometry_msgs.msg import PoseStamped
-    from rclpy.parameter import Parameter
-    from sensor_msgs.msg import CameraInfo, Image, Joy
-    from std_msgs.msg import Bool, String, UInt64
+    import threading
 
-    from robot_stack.nodes import qos
+    import rclpy
+    from rclpy.callback_groups import ReentrantCallbackGroup
+    from rclpy.parameter import Parameter
+    from rclpy.task import Future
+
+    from robot_stack.nodes import convert, topics
     from robot_stack.nodes.sim_world_node import SimWorldNode
 
     spec_file = ROOT / "policies" / "specs" / "reach_front_wrist_64.json"
@@ -71,23 +71,35 @@ def test_world_publishes_cameras_success_operator_and_answers_resets(ros_context
         Parameter("hostname", value=ADDRESS), Parameter("spec_file", value=str(spec_file)),
         Parameter("operator_strategy", value="always"), Parameter("seed", value=5)])
     probe = rclpy.create_node("world_probe", context=ros_context)
-    images = collector(probe, Image, "/robot_stack/cameras/wrist/image_raw", qos.SENSOR)
-    infos = collector(probe, CameraInfo, "/robot_stack/cameras/front/camera_info", qos.SENSOR)
-    success = collector(probe, Bool, "/robot_stack/sim/success", qos.STATE)
-    joy = collector(probe, Joy, "/robot_stack/sim/operator_joy", qos.COMMAND)
-    home = collector(probe, PoseStamped, "/robot_stack/franka/home_to", qos.COMMAND)
-    done = collector(probe, UInt64, "/robot_stack/episode/reset_done", qos.COMMAND)
-    reset_pub = probe.create_publisher(UInt64, "/robot_stack/episode/reset", qos.COMMAND)
-    status_pub = probe.create_publisher(String, "/robot_stack/franka/status", qos.EPISODES)
+    images = collector(probe, topics.CAMERA_IMAGE, camera="wrist")
+    infos = collector(probe, topics.CAMERA_INFO, camera="front")
+    success = collector(probe, topics.SIM_SUCCESS)
+    joy = collector(probe, topics.SIM_OPERATOR_JOY)
+    # The probe stands in for the Franka node: it serves franka/home_to and answers when the
+    # test opens the gate (a move that takes as long as the test wants).
+    targets: list = []
+    gate: list[Future] = []
+    homed = threading.Event()
+
+    async def on_home_to(request, response):
+        targets.append(convert.home_to_target(request))
+        homed.set()
+        await gate[0]
+        return convert.fill_result(response, True, "reached")
+
+    probe.create_service(topics.FRANKA_HOME_TO.srv_type, topics.FRANKA_HOME_TO.resolve(), on_home_to,
+                         callback_group=ReentrantCallbackGroup())
+    reset = probe.create_client(topics.EPISODE_RESET.srv_type, topics.EPISODE_RESET.resolve())
     # The world renders with EGL contexts bound to one thread: it runs on a single-threaded
     # executor, as rclpy.spin does in its main().
     from rclpy.executors import SingleThreadedExecutor
-    import threading
 
     world_exec = SingleThreadedExecutor(context=ros_context)
     world_exec.add_node(world)
     threading.Thread(target=world_exec.spin, daemon=True).start()
-    spin(probe)
+    probe_exec = spin(probe)
+    gate.append(Future(executor=probe_exec))
+    gate[0].add_done_callback(lambda _f: None)  # set_result from the test thread wakes the executor
     try:
         img = images.wait_for(3, timeout_s=20)[-1]
         assert (img.height, img.width, img.encoding) == (64, 64, "rgb8")
@@ -100,14 +112,21 @@ def test_world_publishes_cameras_success_operator_and_answers_resets(ros_context
         # Before the first reset completes the operator keeps its hands off.
         assert all(a == 0.0 for a in joy.wait_for(2, timeout_s=10)[-1].axes)
 
-        time.sleep(0.5)  # let discovery settle so the reset request is not lost
-        reset_pub.publish(UInt64(data=7))
-        target = home.wait_for(1, timeout_s=10)[-1]
-        p = target.pose.position
-        assert 0.3 < p.x < 0.75 and -0.3 < p.y < 0.3 and 0.05 < p.z < 0.6, "start pose outside the workspace"
-        assert not done.messages, "reset answered before the arm was home"
-        status_pub.publish(String(data=json.dumps({"event": "home_done", "t": time.time()})))
-        assert done.wait_for(1, timeout_s=10)[-1].data == 7
+        assert reset.wait_for_service(timeout_sec=10.0)
+        answered = threading.Event()
+        answer = reset.call_async(convert.reset_request(7))
+        answer.add_done_callback(lambda _f: answered.set())
+        assert homed.wait(10.0), "the world did not ask the Franka node to move to the start pose"
+        p = targets[-1].xyz_m
+        assert 0.3 < p[0] < 0.75 and -0.3 < p[1] < 0.3 and 0.05 < p[2] < 0.6, "start pose outside the workspace"
+        assert targets[-1].frame_id == "base"
+        time.sleep(0.3)
+        assert not answer.done(), "reset answered before the arm was home"
+        # the world keeps rendering while its reset callback waits for the move
+        images.wait_for(2, timeout_s=5, start=len(images.messages))
+        gate[0].set_result(True)  # the arm is home
+        assert answered.wait(10.0), "reset not answered after the arm was home"
+        assert answer.result().success, answer.result().message
         # Operator 'always' in control now: readings deflect past the deadzone.
         n = len(joy.messages)
         moving = joy.wait_for(1, timeout_s=10, start=n, where=lambda m: max(abs(a) for a in m.axes) > 0.2)
@@ -172,13 +191,12 @@ def test_progress_log_writes_csv_plot_and_summary(tmp_path):
 @pytest.mark.timing  # nodes over DDS on loopback and a stale-reading age in wall-clock time
 def test_camera_frames_published_from_calibration_or_truth(ros_context, spin, collector, tmp_path):
     import rclpy
-    from geometry_msgs.msg import PoseStamped
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from robot_stack.calibration.handeye import Extrinsic, save_extrinsic_yaml
     from robot_stack.types.geometry import quat_xyzw_to_R
-    from robot_stack.nodes import qos
+    from robot_stack.nodes import topics
     from robot_stack.nodes.sim_world_node import SimWorldNode, mount_T_parent_optical
     from robot_stack.sim.tasks import FRONT_CAMERA, WRIST_CAMERA
 
@@ -191,8 +209,8 @@ def test_camera_frames_published_from_calibration_or_truth(ros_context, spin, co
     try:
         probe = rclpy.create_node("pose_probe", context=ros_context)
         # Transient local: a subscriber that joins later still gets the poses.
-        front = collector(probe, PoseStamped, "/robot_stack/cameras/front/pose", qos.EPISODES)
-        wrist = collector(probe, PoseStamped, "/robot_stack/cameras/wrist/pose", qos.EPISODES)
+        front = collector(probe, topics.CAMERA_POSE, camera="front")
+        wrist = collector(probe, topics.CAMERA_POSE, camera="wrist")
         ex = SingleThreadedExecutor(context=ros_context)
         ex.add_node(world)
         import threading

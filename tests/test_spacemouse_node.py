@@ -16,8 +16,12 @@ from rclpy.qos import DurabilityPolicy, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Joy  # noqa: E402
 
 from robot_stack.msg import OperatorCommand  # noqa: E402
-from robot_stack.nodes import qos  # noqa: E402
-from robot_stack.nodes.spacemouse_node import JOY_TOPIC, OPERATOR_TOPIC, TWIST_TOPIC, SpaceMouseNode  # noqa: E402
+from robot_stack.nodes import qos, topics  # noqa: E402
+from robot_stack.nodes.spacemouse_node import SpaceMouseNode  # noqa: E402
+
+OPERATOR_TOPIC = topics.OPERATOR.resolve()
+JOY_TOPIC = topics.SPACEMOUSE_JOY.resolve()
+TWIST_TOPIC = topics.SPACEMOUSE_TWIST.resolve()
 from robot_stack.testing.spacemouse import FakeHidDevice, encode_reports  # noqa: E402
 from robot_stack.types.config import ConfigError  # noqa: E402
 
