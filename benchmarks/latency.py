@@ -5,7 +5,8 @@ The real nodes run as separate processes, as on the robot:
 * a franky-sim world (``robot_stack.sim.franky_world``, task none) on a loopback address;
 * ``franka_node`` (franky backend against that world) with ``debug_latency: true``: it
   publishes, for each velocity command, when its first twist went to franky
-  (``/robot_stack/franka/debug/sent``);
+  (``franka/debug/sent``, robot_stack/CommandSent; every name from robot_stack/nodes/topics.py,
+  in the nodes' default namespace);
 * ``actor_node`` with a random-init policy for a spec with two 128x128 cameras
   (``reset_mode: none``, episodes of ``max_episode_steps``);
 * ``spacemouse_node`` with the ``fake`` backend: a replay script of byte-level HID reports
@@ -71,11 +72,11 @@ def run_cameras() -> int:
     import rclpy
     from sensor_msgs.msg import Image
 
-    from robot_stack.nodes import qos
+    from robot_stack.nodes import topics
 
     rclpy.init()
-    node = rclpy.create_node("bench_cameras")
-    pubs = {c: node.create_publisher(Image, f"/robot_stack/cameras/{c}/image_raw", qos.SENSOR) for c in CAMERAS}
+    node = rclpy.create_node("bench_cameras", namespace=topics.DEFAULT_NAMESPACE)
+    pubs = {c: topics.publisher(node, topics.CAMERA_IMAGE, camera=c) for c in CAMERAS}
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8).tobytes() for _ in range(8)]
     stop = threading.Event()
@@ -134,7 +135,7 @@ def operator_script(seconds: float, cycle_s: float, deflect_s: float, lead_s: fl
 
 def params_file(tmp: pathlib.Path, node: str, params: dict) -> str:
     path = tmp / f"{node}.yaml"
-    path.write_text(yaml.safe_dump({node: {"ros__parameters": params}}))
+    path.write_text(yaml.safe_dump({f"/**/{node}": {"ros__parameters": params}}))  # the node in any namespace
     return str(path)
 
 
@@ -186,14 +187,11 @@ class Probe:
     def __init__(self):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
-        from std_msgs.msg import String
 
-        from robot_stack.msg import OperatorCommand, StepRecord
-        from robot_stack.nodes import qos
-        from robot_stack.nodes.franka_node import DEBUG_SENT_TOPIC
+        from robot_stack.nodes import topics
 
         rclpy.init()
-        self.node = rclpy.create_node("bench_probe")
+        self.node = rclpy.create_node("bench_probe", namespace=topics.DEFAULT_NAMESPACE)
         self.lock = threading.Lock()
         self.steps: list[tuple] = []       # (recv_s, stamp_s, episode, index, is_last, intervention, has_action, img stamps)
         self.operator: list[tuple] = []    # (recv_s, stamp_s, intervening)
@@ -201,11 +199,11 @@ class Probe:
         self.cmd: list[tuple] = []         # (recv_s, stamp_s) of the actor's cmd_twist
         self.first_step = threading.Event()
         self.first_operator = threading.Event()
-        self.node.create_subscription(StepRecord, "/robot_stack/steps", self._on_step, qos.STEPS)
-        self.node.create_subscription(OperatorCommand, "/robot_stack/operator", self._on_operator, qos.COMMAND)
-        self.node.create_subscription(String, DEBUG_SENT_TOPIC, self._on_sent, qos.STEPS)
-        from geometry_msgs.msg import TwistStamped
-        self.node.create_subscription(TwistStamped, "/robot_stack/franka/cmd_twist", self._on_cmd, qos.COMMAND)
+        # The learner stand-in and the probes, on the table's names (relative: same namespace).
+        topics.subscription(self.node, topics.STEPS, self._on_step)
+        topics.subscription(self.node, topics.OPERATOR, self._on_operator)
+        topics.subscription(self.node, topics.FRANKA_DEBUG_SENT, self._on_sent)
+        topics.subscription(self.node, topics.CMD_TWIST, self._on_cmd)
         self.executor = SingleThreadedExecutor()  # callbacks only store: one thread, no busy-waiting
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -235,9 +233,11 @@ class Probe:
             self.cmd.append((self._now(), self._s(m.header.stamp)))
 
     def _on_sent(self, m) -> None:
-        d = json.loads(m.data)
+        from robot_stack.nodes import convert
+
+        d = convert.command_sent_from_msg(m)
         with self.lock:
-            self.sent.append((float(d["stamp_s"]), float(d["sent_s"]), d["trigger"], float(d["recv_s"])))
+            self.sent.append((d.command_stamp_s, d.sent_s, d.trigger, d.received_s))
 
     def close(self) -> None:
         import rclpy

@@ -91,3 +91,42 @@ def test_summary_and_operator_roundtrip():
     bad.twist.linear.x = float("inf")
     with pytest.raises(ValueError, match="not finite"):
         convert.operator_from_msg(bad)
+
+
+# ----------------------------------------------------------------------------- status messages and services
+def test_franka_status_round_trip_and_bad_counters():
+    from robot_stack.types.status import FrankaStatus
+
+    s = FrankaStatus("home_done", "target xyz=[0.5, 0.0, 0.35] reached", "streaming", {"box_clamp": 2, "watchdog_stop": 1}, 12.5)
+    assert convert.franka_status_from_msg(convert.franka_status_to_msg(s)) == s
+    msg = convert.franka_status_to_msg(s)
+    msg.counter_values = [1]
+    with pytest.raises(ValueError, match="counter"):
+        convert.franka_status_from_msg(msg)
+
+
+def test_learner_stats_from_the_core_dict_and_round_trip():
+    from robot_stack.types.status import LearnerStats
+
+    core_stats = {"env_steps": 40, "transitions": 38, "buffer": 38, "intervention_buffer": 5, "updates": 12,
+                  "updates_per_s": 2.5, "update_backlog": 1, "policy_version": 3, "episodes": 2, "success_rate": 0.5,
+                  "intervention_rate": 0.25, "dropped_steps": 0, "rejected_steps": 1, "checkpoints": 1,
+                  "critic_loss": 0.75, "alpha": 0.1}
+    st = LearnerStats.from_dict(core_stats, stamp_s=3.0)
+    assert st.updates == 12 and st.updates_per_s == 2.5 and st.metrics == {"checkpoints": 1.0, "critic_loss": 0.75, "alpha": 0.1}
+    back = convert.learner_stats_from_msg(convert.learner_stats_to_msg(st))
+    assert back == st and back.as_dict() == {k: float(v) if isinstance(v, float) else v for k, v in core_stats.items()}
+
+
+def test_diagnostics_and_service_helpers():
+    from robot_stack.srv import HomeTo
+    from robot_stack.types.status import Health
+
+    h = Health("/arm1/franka", Health.ERROR, "gave_up; last event recovery_gave_up", "franky:172.16.0.2", {"mode": "gave_up"})
+    msg = convert.diagnostics_to_msg([h], 5.0)
+    assert msg.status[0].level == b"\x02" and convert.diagnostics_from_msg(msg) == [h]
+    req = convert.home_to_request((0.5, 0.1, 0.3), (1.0, 0.0, 0.0, 0.0), 1.0, "base")
+    pose = convert.home_to_target(req)
+    assert np.allclose(pose.xyz_m, [0.5, 0.1, 0.3]) and pose.frame_id == "base"
+    assert convert.result_from_response(convert.fill_result(HomeTo.Response(), False, "outside the box")) == (False, "outside the box")
+    assert convert.reset_episode_id(convert.reset_request(7)) == 7
