@@ -60,7 +60,18 @@ def _sample_messages():
     op.twist.linear.x = 0.05
     ep = EpisodeSummary(episode_id=7, steps=50, intervention_steps=5, interventions=2,
                         intervention_rate=0.125, success=True, window=20, success_rate=0.625)
-    return [step, weights, op, ep]
+    from builtin_interfaces.msg import Time
+
+    from robot_stack.msg import CommandSent, FrankaStatus, LearnerStats, OperatorDecision
+
+    status = FrankaStatus(event=FrankaStatus.EVENT_HOME_DONE, detail="target reached", mode=FrankaStatus.MODE_STREAMING,
+                          counter_names=["box_clamp"], counter_values=[3])
+    stats = LearnerStats(env_steps=40, updates=12, updates_per_s=2.5, success_rate=0.5,
+                         metric_names=["critic_loss"], metric_values=[0.75])
+    decision = OperatorDecision(intervening=True, started=True, probability=0.95, q_policy=-1.5, q_expert=-0.5)
+    sent = CommandSent(command_stamp=Time(sec=5, nanosec=10), received=Time(sec=5, nanosec=20),
+                       sent=Time(sec=5, nanosec=30), trigger=CommandSent.TRIGGER_TICK)
+    return [step, weights, op, ep, status, stats, decision, sent]
 
 
 def test_messages_round_trip_through_cdr():

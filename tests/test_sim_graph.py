@@ -492,7 +492,7 @@ def test_two_namespaced_graphs_side_by_side_do_not_cross(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     try:
         for ns, (camera, address) in arms.items():
-            cmd = [sys.executable, str(ROOT / "scripts" / "robot-stack"), "launch", "--sigint-timeout", "30",
+            cmd = [sys.executable, str(ROOT / "scripts" / "robot-stack"), "launch",
                    str(ROOT / "launch" / "sim.launch.yaml"), f"namespace:={ns}", "physics:=direct",
                    f"sim_address:={address}", f"cameras:={camera}", f"run_dir:={tmp_path / ns}",
                    "min_transitions:=100000", "seed:=3"]  # no training: two learners on a small machine

@@ -262,11 +262,11 @@ def topics_markdown() -> str:
         "|---|---|---|---|---|---|",
     ]
     for t in TOPICS:
-        out.append(f"| `{t.name}` | `{_short(t.type)}` | {t.qos} | {_code(t.publishers)} | "
+        out.append(f"| `{t.name}` | {_short(t.type)} | {t.qos} | {_code(t.publishers)} | "
                    f"{_code(t.subscribers) or '(tools)'} | {t.meaning} |")
     out += ["", "## Services", "", "| service | type | servers | clients | meaning |", "|---|---|---|---|---|"]
     for s in SERVICES:
-        out.append(f"| `{s.name}` | `{_short(s.type)}` | {_code(s.servers)} | {_code(s.clients)} | {s.meaning} |")
+        out.append(f"| `{s.name}` | {_short(s.type)} | {_code(s.servers)} | {_code(s.clients)} | {s.meaning} |")
     return "\n".join(out) + "\n"
 
 
@@ -278,14 +278,14 @@ def nodes_markdown() -> str:
         nodes.setdefault(node, {"in": [], "out": []})[kind].append(text)
 
     for t in TOPICS:
-        label = f"`{t.name}` `{_short(t.type)}`"
+        label = f"`{t.name}` ({_short(t.type)})"
         for n in t.publishers:
             add(n, "out", label)
         for n in t.subscribers:
             add(n, "in", label)
     for s in SERVICES:
         for n in s.servers:
-            add(n, "out", f"`{s.name}` `{_short(s.type)}` (service)")
+            add(n, "out", f"`{s.name}` ({_short(s.type)} service)")
         for n in s.clients:
             add(n, "in", f"`{s.name}` (calls)")
     out = [NODE_DOC_BEGIN,
