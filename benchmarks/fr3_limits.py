@@ -154,37 +154,37 @@ class Driver:
         from geometry_msgs.msg import PoseStamped, TwistStamped
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
-        from std_msgs.msg import Empty, Float32, String
+        from std_msgs.msg import Float32
 
         from robot_stack.msg import OperatorCommand
-        from robot_stack.nodes import qos
         from robot_stack.nodes import franka_node as fn
+        from robot_stack.nodes import topics
         from robot_stack.nodes.params import parameter_overrides
 
         import yaml
 
-        self._msgs = dict(TwistStamped=TwistStamped, OperatorCommand=OperatorCommand, Empty=Empty, Float32=Float32,
+        self._msgs = dict(TwistStamped=TwistStamped, OperatorCommand=OperatorCommand, Float32=Float32,
                           PoseStamped=PoseStamped)
         self.rng = np.random.default_rng(seed)
         self.ctx = rclpy.context.Context()
         rclpy.init(context=self.ctx)
-        params = yaml.safe_load((ROOT / "config" / "franka.yaml").read_text())["franka"]["ros__parameters"]
+        params = yaml.safe_load((ROOT / "config" / "franka.yaml").read_text())["/**/franka"]["ros__parameters"]
         params["robot"].update({"backend": "franky", "robot_ip": host})
         params["connect_timeout_s"] = 30.0
         params["control_thread_priority"] = control_thread_priority
         self.node = fn.FrankaNode(context=self.ctx, parameter_overrides=parameter_overrides(params))
         self.safety = self.node.config.safety
-        self.probe = Node("fr3_limits_probe", context=self.ctx)
+        # The probe sits in the nodes' namespace, so the table's relative names reach the franka node.
+        self.probe = Node("fr3_limits_probe", namespace=topics.DEFAULT_NAMESPACE, context=self.ctx)
         self.events: list[dict] = []
         self._lock = threading.Lock()
         self.pose: np.ndarray | None = None
-        self.probe.create_subscription(String, fn.STATUS_TOPIC, self._on_status, fn.STATUS_QOS)
-        self.probe.create_subscription(PoseStamped, fn.EE_POSE_TOPIC, self._on_pose, qos.STATE)
-        self.twist_pub = self.probe.create_publisher(TwistStamped, fn.CMD_TWIST_TOPIC, qos.COMMAND)
-        self.op_pub = self.probe.create_publisher(OperatorCommand, fn.OPERATOR_TOPIC, qos.COMMAND)
-        self.home_pub = self.probe.create_publisher(Empty, fn.HOME_TOPIC, qos.COMMAND)
-        self.home_to_pub = self.probe.create_publisher(PoseStamped, fn.HOME_TO_TOPIC, qos.COMMAND)
-        self.grip_pub = self.probe.create_publisher(Float32, fn.GRIPPER_CMD_TOPIC, qos.COMMAND)
+        topics.subscription(self.probe, topics.FRANKA_STATUS, self._on_status)
+        topics.subscription(self.probe, topics.EE_POSE, self._on_pose)
+        self.twist_pub = topics.publisher(self.probe, topics.CMD_TWIST)
+        self.op_pub = topics.publisher(self.probe, topics.OPERATOR)
+        self.home_client = topics.client(self.probe, topics.FRANKA_HOME)
+        self.grip_pub = topics.publisher(self.probe, topics.GRIPPER_CMD)
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
         self.executor.add_node(self.probe)
@@ -201,8 +201,11 @@ class Driver:
 
     # -- observations --------------------------------------------------------------------------
     def _on_status(self, msg) -> None:
+        from robot_stack.nodes import convert
+
+        s = convert.franka_status_from_msg(msg)
         with self._lock:
-            self.events.append(json.loads(msg.data))
+            self.events.append({"event": s.event, "detail": s.detail, "mode": s.mode, "t": s.stamp_s})
 
     def _on_pose(self, msg) -> None:
         p = msg.pose.position
@@ -239,18 +242,16 @@ class Driver:
         self.op_pub.publish(msg)
 
     def home(self, timeout_s: float = 30.0) -> bool:
-        """Home (randomized like an episode start); True when home_done came."""
-        start = len(self.events)
-        self.home_pub.publish(self._msgs["Empty"]())
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            names = self.event_names(start)
-            if "home_done" in names:
-                return True
-            if "home_failed" in names or "home_busy" in names:
-                return False
-            time.sleep(0.05)  # polling the collected events
-        return False
+        """Home (randomized like an episode start) through the franka/home service; True when the
+        answer says the pose was reached."""
+        from std_srvs.srv import Trigger
+
+        if not self.home_client.wait_for_service(timeout_sec=timeout_s):
+            return False
+        answered = threading.Event()
+        future = self.home_client.call_async(Trigger.Request())
+        future.add_done_callback(lambda _f: answered.set())
+        return answered.wait(timeout_s) and bool(future.result().success)
 
     def gripper(self, width_m: float) -> None:
         self.grip_pub.publish(self._msgs["Float32"](data=float(width_m)))

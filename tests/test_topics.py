@@ -139,7 +139,10 @@ def test_franka_status_events_are_message_constants():
     from robot_stack.msg import FrankaStatus
 
     known = {v for k, v in vars(FrankaStatus).items() if k.startswith("EVENT_")}
+    from robot_stack.nodes import franka_node
+
     emitted = _status_literals(NODES_DIR / "franka_node.py")
     emitted |= {v for k, v in vars(safety).items() if k.startswith("EVENT_")}
+    emitted |= {v for k, v in vars(franka_node).items() if k.startswith("EVENT_") and isinstance(v, str)}
     assert {"ready", "home_done", "home_failed", "recovered", "error", "watchdog_stop"} <= emitted
     assert not emitted - known, f"events without an EVENT_* constant in msg/FrankaStatus.msg: {sorted(emitted - known)}"

@@ -57,7 +57,7 @@ class CameraConfig:
     """One camera: backend, capture mode, crop/resize to the policy size, calibration."""
 
     name: str = "front"
-    """Camera name: topic /robot_stack/cameras/<name>/..., observation key."""
+    """Camera name: topics cameras/<name>/... (in the node's namespace), observation key."""
     backend: str = "realsense"
     """realsense, file (RealSense recording), opencv (USB/V4L2) or sim (frame provider)."""
     serial: str = ""
