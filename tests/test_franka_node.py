@@ -134,10 +134,10 @@ def test_nan_frame_home_and_gripper(ros_context, spin, collector):
         p = poses.wait_for(1, timeout_s=3.0, start=n)[0].pose.position
         assert np.allclose([p.x, p.y, p.z], [0.45, 0.1, 0.3], atol=1e-3)
 
-        answer = call(probe, topics.FRANKA_HOME_TO, convert.home_to_request((0.4, -0.1, 0.35), (1.0, 0, 0, 0), 0.0, "base"))
+        answer = call(probe, topics.FRANKA_HOME_TO, convert.home_to_request((0.55, -0.1, 0.35), (1.0, 0, 0, 0), 0.0, "base"))
         assert answer.success, answer.message
         p = poses.wait_for(1, timeout_s=3.0, start=len(poses.messages))[0].pose.position
-        assert np.allclose([p.x, p.y, p.z], [0.4, -0.1, 0.35], atol=1e-3)
+        assert np.allclose([p.x, p.y, p.z], [0.55, -0.1, 0.35], atol=1e-3)
         answer = call(probe, topics.FRANKA_HOME_TO, convert.home_to_request((2.0, 0.0, 0.3), (1.0, 0, 0, 0), 0.0, "base"))
         assert not answer.success and "outside" in answer.message  # outside the box: refused
         failed = status.wait_for(1, timeout_s=5.0, where=lambda m: m.event == "home_failed")
