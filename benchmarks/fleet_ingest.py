@@ -100,7 +100,7 @@ def _cpu_s(pid: int) -> float:
 
 
 class StatsProbe:
-    """The learner's stats topic (JSON), newest message kept."""
+    """The learner's stats topic (robot_stack/LearnerStats), newest message kept as a dict."""
 
     def __init__(self):
         import threading
@@ -108,21 +108,23 @@ class StatsProbe:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
-        from std_msgs.msg import String
-
-        from robot_stack.nodes import qos
+        from robot_stack.nodes import topics
 
         rclpy.init()
         self.node = Node("fleet_ingest_probe")
         self.latest: dict | None = None
-        self.node.create_subscription(String, "/robot_stack/learner/stats", self._on, qos.EPISODES)
+        self.node.create_subscription(topics.LEARNER_STATS.msg_type, topics.LEARNER_STATS.resolve(), self._on,
+                                      topics.LEARNER_STATS.profile)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
 
     def _on(self, msg) -> None:
-        self.latest = json.loads(msg.data)
+        from robot_stack.nodes import convert
+
+        stats = convert.learner_stats_from_msg(msg)
+        self.latest = {**stats.as_dict(), "robots": stats.robots_dict()}
 
     def wait(self, pred, timeout_s: float) -> dict | None:
         deadline = time.monotonic() + timeout_s

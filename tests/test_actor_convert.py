@@ -118,6 +118,29 @@ def test_learner_stats_from_the_core_dict_and_round_trip():
     assert back == st and back.as_dict() == {k: float(v) if isinstance(v, float) else v for k, v in core_stats.items()}
 
 
+def test_fleet_learner_stats_keep_every_robot_row():
+    from robot_stack.rl.fleet import Fleet
+    from robot_stack.types.records import StepRecord
+    from robot_stack.types.status import LearnerStats
+
+    clock = [10.0]
+    fleet = Fleet(clock=lambda: clock[0])
+    for rid, n in (("arm2", 3), ("arm1", 5)):
+        for i in range(n + 1):
+            fleet.push(rid, StepRecord(episode_id=0, step_index=i, obs={"proprio": np.zeros(1, np.float32)},
+                                       action=np.zeros(1, np.float32), intervention=i == 1, is_first=i == 0,
+                                       is_last=i == n))
+    fleet.robot("arm3")  # known, no record yet
+    clock[0] = 11.5
+    rows = fleet.stats(active_within_s=1.0)
+    st = LearnerStats.from_dict({"env_steps": 8, "robots_active": 0, "robots": rows}, stamp_s=11.5)
+    assert [r.robot_id for r in st.robots] == ["arm1", "arm2", "arm3"]
+    back = convert.learner_stats_from_msg(convert.learner_stats_to_msg(st))
+    assert back == st and back.metrics == {"robots_active": 0.0}
+    assert back.robots_dict()["arm1"] == {k: v for k, v in rows["arm1"].items()}
+    assert back.robots_dict()["arm3"]["last_record_age_s"] is None and not back.robots_dict()["arm3"]["active"]
+
+
 def test_diagnostics_and_service_helpers():
     from robot_stack.srv import HomeTo
     from robot_stack.types.status import Health

@@ -10,7 +10,6 @@ the stats) and comes back: its records flow again without a learner restart.
 """
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -21,10 +20,9 @@ pytestmark = [pytest.mark.ros, pytest.mark.timing]  # timing: nodes over DDS on 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("torch")
 from rclpy.node import Node  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
 
 from robot_stack.msg import EpisodeSummary, PolicyWeights, StepRecord  # noqa: E402
-from robot_stack.nodes import convert, qos  # noqa: E402
+from robot_stack.nodes import convert, qos, topics  # noqa: E402
 from robot_stack.nodes import learner_node as ln  # noqa: E402
 from robot_stack.nodes import monitor_node as mn  # noqa: E402
 from robot_stack.nodes.params import parameter_overrides  # noqa: E402
@@ -62,9 +60,15 @@ def step_msgs(robot: str, ep_id: int):
     return out
 
 
+def stats_dict(msg) -> dict:
+    """A LearnerStats message as ``LearnerCore.stats()`` has it (per-robot rows under ``robots``)."""
+    s = convert.learner_stats_from_msg(msg)
+    return {**s.as_dict(), "robots": s.robots_dict()}
+
+
 def robot_stat(msg, robot: str, key: str, default=None):
     """A per-robot figure of a learner stats message (``default`` before the robot's first record)."""
-    return json.loads(msg.data)["robots"].get(robot, {}).get(key, default)
+    return stats_dict(msg)["robots"].get(robot, {}).get(key, default)
 
 
 class Robot:
@@ -98,7 +102,7 @@ def test_two_robots_feed_one_learner_with_separate_labels_and_get_the_same_polic
         {"out_dir": str(tmp_path / "monitor"), "discover_robots": True}))
     arm1 = Robot(ros_context, "arm1")
     probe = Node("probe", context=ros_context)
-    stats = collector(probe, String, ln.STATS_TOPIC, qos.EPISODES)
+    stats = collector(probe, topics.LEARNER_STATS)
     executor = spin(learner, monitor, arm1.node, probe)
     later: list[Node] = []
     try:
@@ -112,7 +116,7 @@ def test_two_robots_feed_one_learner_with_separate_labels_and_get_the_same_polic
                 arm1.pub.publish(m1)
                 arm2.pub.publish(m2)
         total = 2 * EPISODES * STEPS
-        st = json.loads(stats.wait_for(1, timeout_s=30.0, where=lambda m: json.loads(m.data)["transitions"] >= total)[-1].data)
+        st = stats_dict(stats.wait_for(1, timeout_s=30.0, where=lambda m: m.transitions >= total)[-1])
         assert st["transitions"] == total and st["dropped_steps"] == 0 and st["episodes"] == 2 * EPISODES
         for robot in ("arm1", "arm2"):
             r = st["robots"][robot]
@@ -180,8 +184,8 @@ def test_two_robots_feed_one_learner_with_separate_labels_and_get_the_same_polic
         back.wait_for_learner()
         for m in step_msgs("arm2", EPISODES):
             back.pub.publish(m)
-        st = json.loads(stats.wait_for(1, timeout_s=30.0, where=lambda m: robot_stat(m, "arm2", "transitions", 0)
-                                       >= (EPISODES + 1) * STEPS)[-1].data)
+        st = stats_dict(stats.wait_for(1, timeout_s=30.0, where=lambda m: robot_stat(m, "arm2", "transitions", 0)
+                                       >= (EPISODES + 1) * STEPS)[-1])
         assert st["robots"]["arm2"]["active"] and st["robots"]["arm2"]["episodes"] == EPISODES + 1
         deadline = time.monotonic() + 10
         while not back.weights and time.monotonic() < deadline:

@@ -62,16 +62,19 @@ def _sample_messages():
                         intervention_rate=0.125, success=True, window=20, success_rate=0.625)
     from builtin_interfaces.msg import Time
 
-    from robot_stack.msg import CommandSent, FrankaStatus, LearnerStats, OperatorDecision
+    from robot_stack.msg import CommandSent, FrankaStatus, LearnerStats, OperatorDecision, RobotStats
 
     status = FrankaStatus(event=FrankaStatus.EVENT_HOME_DONE, detail="target reached", mode=FrankaStatus.MODE_STREAMING,
                           counter_names=["box_clamp"], counter_values=[3])
+    robot = RobotStats(robot_id="arm1", records=21, env_steps=20, transitions=19, intervention_transitions=4,
+                       episodes=1, success_rate=1.0, intervention_rate=0.2, last_record_age_s=0.5, active=True)
     stats = LearnerStats(env_steps=40, updates=12, updates_per_s=2.5, success_rate=0.5,
-                         metric_names=["critic_loss"], metric_values=[0.75])
+                         metric_names=["critic_loss"], metric_values=[0.75],
+                         robots=[robot, RobotStats(robot_id="arm2", last_record_age_s=3.25)])
     decision = OperatorDecision(intervening=True, started=True, probability=0.95, q_policy=-1.5, q_expert=-0.5)
     sent = CommandSent(command_stamp=Time(sec=5, nanosec=10), received=Time(sec=5, nanosec=20),
                        sent=Time(sec=5, nanosec=30), trigger=CommandSent.TRIGGER_TICK)
-    return [step, weights, op, ep, status, stats, decision, sent]
+    return [step, weights, op, ep, status, stats, robot, decision, sent]
 
 
 def test_messages_round_trip_through_cdr():
