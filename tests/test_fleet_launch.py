@@ -27,7 +27,7 @@ def namespace_of(proc) -> str:
 
 @pytest.mark.parametrize("robots", [1, 3, 8])
 def test_fleet_sim_starts_one_graph_per_robot_and_one_learner(robots):
-    plan = load_launch(REPO / "launch" / "fleet_sim.launch.yaml", {"robots": str(robots)})
+    plan = load_launch(REPO / "launch" / "fleet_sim.launch.yaml", {"robots": str(robots), "run_dir": "/tmp/fleet"})
     try:
         by_ns: dict[str, list] = {}
         for p in plan.processes:
@@ -44,12 +44,15 @@ def test_fleet_sim_starts_one_graph_per_robot_and_one_learner(robots):
             addresses.add(world["hostname"])
             seeds.add(world["seed"])
             skills.append(world["operator_skill"])
-            assert params_of(nodes["actor"])["episode_id_file"].endswith(f"{ns}/actor_episode_id")
+            # Each robot's folder in the fleet's (an include leaks its args: not the previous robot's)
+            assert params_of(nodes["actor"])["episode_id_file"] == f"/tmp/fleet{ns}/actor_episode_id"
         assert len(addresses) == len(seeds) == robots  # every world on its own address
         assert skills[:3] == ["expert_90", "expert_50", "expert_20"][:robots]
         top = {p.name: p for p in by_ns[""]}
         assert set(top) == {"learner", "monitor"}
         assert params_of(top["learner"])["discover_robots"] is True
+        assert params_of(top["learner"])["run_dir"] == "/tmp/fleet/learner"
+        assert params_of(top["monitor"])["out_dir"] == "/tmp/fleet"
         assert params_of(top["monitor"])["discover_robots"] is True
     finally:
         plan.cleanup()
@@ -60,3 +63,87 @@ def test_eval_conditions_reject_names(tmp_path):
     f.write_text("launch:\n  - let: {name: a, value: \"$(eval 'x >= 2')\"}\n")
     with pytest.raises(LaunchError, match="cannot evaluate"):
         load_launch(f)
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.timing  # the whole fleet over DDS in real time on a loaded machine
+def test_fleet_sim_two_robots_train_one_learner_end_to_end(tmp_path):
+    """fleet_sim.launch.yaml robots:=2 as a user runs it: two namespaced sim robots (world, franka
+    node, SpaceMouse, actor each) and one discovering learner. Each robot's step records stay in
+    its namespace, the learner stores both robots' transitions apart, and both actors drive with
+    a policy version the learner trained on their data."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from robot_stack.nodes import convert, topics
+    from robot_stack.testing.launched import Launched
+
+    rclpy_ctx = rclpy.Context()
+    rclpy.init(context=rclpy_ctx, domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+    probe = rclpy.create_node("fleet_probe", context=rclpy_ctx)
+    lock = threading.Lock()
+    versions: dict[str, list[int]] = {"arm1": [], "arm2": []}  # policy version of each step record
+    stats: list = []
+    for rid in versions:
+        probe.create_subscription(topics.STEPS.msg_type, topics.STEPS.resolve(rid),
+                                  lambda m, rid=rid: versions[rid].append(m.policy_version), topics.STEPS.profile)
+    probe.create_subscription(topics.LEARNER_STATS.msg_type, topics.LEARNER_STATS.resolve(),
+                              lambda m: stats.append(convert.learner_stats_from_msg(m)), topics.LEARNER_STATS.profile)
+    executor = SingleThreadedExecutor(context=rclpy_ctx)
+    executor.add_node(probe)
+
+    def spin():
+        try:
+            executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    threading.Thread(target=spin, daemon=True).start()
+    fleet = Launched("fleet_sim.launch.yaml", ["robots:=2", f"run_dir:={tmp_path}", "min_transitions:=32"])
+    rc = None
+    try:
+        def trained() -> dict[str, int]:
+            """Per robot: the newest policy version its actor drove with, once the learner has
+            updated; 0 before."""
+            with lock:
+                return {rid: max(v, default=0) for rid, v in versions.items()}
+
+        deadline = time.monotonic() + 300.0
+        first = None
+        while time.monotonic() < deadline:
+            assert fleet.running(), "the fleet's launch ended early:\n" + fleet.tail(80)
+            if stats and first is None and stats[-1].updates > 0:
+                first = stats[-1].policy_version  # trained weights exist from here on
+            if first is not None and all(v > first for v in trained().values()):
+                break
+            time.sleep(0.5)
+        rows = stats[-1].robots_dict() if stats else {}
+        assert first is not None and all(v > first for v in trained().values()), (
+            f"policy versions the actors drove with: {trained()}, first trained version {first}; learner robots "
+            f"{rows}\n" + fleet.tail(60))
+        last = stats[-1]
+        assert set(rows) == {"arm1", "arm2"}, rows  # one stream per robot, no third one
+        for rid, row in rows.items():
+            assert row["transitions"] > 0 and row["active"], (rid, row)
+        assert last.rejected_steps == 0 and last.dropped_steps == 0, last
+        assert sum(r["env_steps"] for r in rows.values()) == last.env_steps
+        # No step record crossed: each learner row counts at most what that robot's topic carried.
+        with lock:
+            for rid, row in rows.items():
+                assert row["env_steps"] <= len(versions[rid]) + 5, (rid, row["env_steps"], len(versions[rid]))
+    finally:
+        if fleet.running():
+            fleet.proc.send_signal(signal.SIGINT)
+        rc = fleet.stop(timeout_s=90)
+        fleet.save(tmp_path / "launch_output.log")
+        rclpy.try_shutdown(context=rclpy_ctx)
+    assert rc == 0, f"the fleet's launch exited {rc}:\n" + fleet.tail(60)
+    out = "".join(fleet.lines)
+    assert "fleet: 2/2 robots active" in out, "the monitor never printed the fleet line with both robots"
+    assert (tmp_path / "arm1" / "actor_episode_id").exists() and (tmp_path / "arm2" / "actor_episode_id").exists()

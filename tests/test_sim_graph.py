@@ -31,8 +31,6 @@ import os
 import pathlib
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -40,6 +38,7 @@ import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+from robot_stack.testing.launched import Launched  # noqa: E402
 NODES = ("sim_world", "franka", "spacemouse", "actor", "learner", "monitor")
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timing]  # timing: the whole graph over DDS in real time on a loaded machine
@@ -162,35 +161,16 @@ def graph(tmp_path, request):
     """The launched graph; indirect parametrization adds launch arguments (``physics:=direct``)."""
     domain = 120 + os.getpid() % 10
     address = f"127.0.0.{120 + os.getpid() % 10}"
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1")
     probe = Probe(domain)
-    cmd = [sys.executable, str(ROOT / "scripts" / "robot-stack"), "launch",
-           str(ROOT / "launch" / "sim.launch.yaml"),
-           f"run_dir:={tmp_path}", f"sim_address:={address}", "min_transitions:=24", "publish_every_updates:=4",
-           "operator_skill:=expert_50", "seed:=3", *getattr(request, "param", ())]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
+    session = Launched("sim.launch.yaml", [
+        f"run_dir:={tmp_path}", f"sim_address:={address}", "min_transitions:=24", "publish_every_updates:=4",
+        "operator_skill:=expert_50", "seed:=3", *getattr(request, "param", ())],
+        env=dict(os.environ, ROS_DOMAIN_ID=str(domain)))
     try:
-        yield proc, probe, lines, tmp_path
+        yield session.proc, probe, session.lines, tmp_path
     finally:
-        if proc.poll() is None:  # a failed test: stop the graph the way a user would
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for line in list(lines):  # never leave a node behind, whatever happened
-            m = re.search(r"\[launch\] started '[^']+' \(pid (\d+)\)", line)
-            if m:
-                try:
-                    os.kill(int(m.group(1)), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        (tmp_path / "launch_output.log").write_text("".join(lines))  # the whole console, for a failure's post-mortem
+        session.stop(timeout_s=30)  # a failed test: stop the graph the way a user would; no node left behind
+        session.save(tmp_path / "launch_output.log")
         probe.close()
 
 
@@ -488,18 +468,13 @@ def test_two_namespaced_graphs_side_by_side_do_not_cross(tmp_path):
             pass
 
     threading.Thread(target=spin, daemon=True).start()
-    procs, outputs, rcs = {}, {}, {}
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    sessions: dict[str, Launched] = {}
+    rcs = {}
     try:
         for ns, (camera, address) in arms.items():
-            cmd = [sys.executable, str(ROOT / "scripts" / "robot-stack"), "launch",
-                   str(ROOT / "launch" / "sim.launch.yaml"), f"namespace:={ns}", "physics:=direct",
-                   f"sim_address:={address}", f"cameras:={camera}", f"run_dir:={tmp_path / ns}",
-                   "min_transitions:=100000", "seed:=3"]  # no training: two learners on a small machine
-            procs[ns] = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                         start_new_session=True)
-            outputs[ns] = []
-            threading.Thread(target=lambda ns=ns: outputs[ns].extend(procs[ns].stdout), daemon=True).start()
+            sessions[ns] = Launched("sim.launch.yaml", [
+                f"namespace:={ns}", "physics:=direct", f"sim_address:={address}", f"cameras:={camera}",
+                f"run_dir:={tmp_path / ns}", "min_transitions:=100000", "seed:=3"])  # no training: two learners on a small machine
 
         def ready() -> bool:
             with lock:
@@ -508,14 +483,14 @@ def test_two_namespaced_graphs_side_by_side_do_not_cross(tmp_path):
 
         deadline = time.monotonic() + 240.0
         while time.monotonic() < deadline and not ready():
-            for ns, proc in procs.items():
-                assert proc.poll() is None, f"{ns}'s launch ended early:\n" + "".join(outputs[ns][-60:])
+            for ns, session in sessions.items():
+                assert session.running(), f"{ns}'s launch ended early:\n" + session.tail(60)
             time.sleep(0.5)
         with lock:
             counts = {ns: (len(v["steps"]), len(v["episodes"]), max((s.env_steps for s in v["stats"]), default=0))
                       for ns, v in seen.items()}
         assert ready(), f"(steps, episodes, learner env_steps) per arm: {counts}; last output:\n" + "".join(
-            line for ns in arms for line in outputs[ns][-30:])
+            sessions[ns].tail(30) for ns in sessions)
 
         # Every publisher and subscription of a node in arm1 (arm2) is on a name in arm1 (arm2),
         # but for the ROS-wide ones. (Nodes of earlier tests in this process may still be in the
@@ -543,23 +518,12 @@ def test_two_namespaced_graphs_side_by_side_do_not_cross(tmp_path):
                 assert last.env_steps <= len(seen[ns]["steps"]) + 5  # no more steps than its own actor sent
         assert {"/arm1/franka", "/arm2/franka", "/arm1/learner", "/arm2/learner"} <= set(health), sorted(health)
     finally:
-        for ns, proc in procs.items():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for ns, proc in procs.items():
-            try:
-                rcs[ns] = proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                rcs[ns] = proc.wait()
-            for line in list(outputs[ns]):  # never leave a node behind
-                m = re.search(r"\[launch\] started '[^']+' \(pid (\d+)\)", line)
-                if m:
-                    try:
-                        os.kill(int(m.group(1)), signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-            (tmp_path / f"{ns}_launch_output.log").write_text("".join(outputs[ns]))
+        for session in sessions.values():  # both graphs stop together
+            if session.running():
+                session.proc.send_signal(signal.SIGINT)
+        for ns, session in sessions.items():
+            rcs[ns] = session.stop(timeout_s=60)
+            session.save(tmp_path / f"{ns}_launch_output.log")
         rclpy.try_shutdown(context=ctx)
     for ns in arms:
-        assert rcs[ns] == 0, f"{ns}'s launch exited {rcs[ns]}:\n" + "".join(outputs[ns][-40:])
+        assert rcs[ns] == 0, f"{ns}'s launch exited {rcs[ns]}:\n" + sessions[ns].tail(40)
