@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Source this: picks the container engine and, for podman, the settings some machines need.
-#   ENGINE: $CONTAINER_ENGINE if set, else podman, else docker; on Debian/Ubuntu with neither,
-#           podman is installed (apt; as root or with sudo).
+#   ENGINE: $CONTAINER_ENGINE if set, else podman, else docker (if its daemon answers); on
+#           Debian/Ubuntu with neither, podman is installed (apt; as root or with sudo).
 #   podman: unless CONTAINERS_CONF is set already, a generated containers.conf in build/podman/
 #           (exported as CONTAINERS_CONF; nothing in /etc changes) with
 #           - default_ulimits within this shell's hard limits: podman's default nofile (1048576)
@@ -14,7 +14,7 @@ _rs_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ENGINE="${CONTAINER_ENGINE:-}"
 if [ -z "$ENGINE" ]; then
   if command -v podman >/dev/null; then ENGINE=podman
-  elif command -v docker >/dev/null; then ENGINE=docker
+  elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then ENGINE=docker
   elif command -v apt-get >/dev/null; then
     _rs_sudo=""
     [ "$(id -u)" -eq 0 ] || _rs_sudo="sudo"

@@ -79,7 +79,7 @@ EOF
   $sudo rm -rf "$rootfs"/usr/share/{man,info,locale,lintian}/* "$rootfs"/var/lib/apt/lists/* \
     "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/log/*.log
   $sudo tar -C "$rootfs" -c . | $ENGINE import --change 'CMD ["bash"]' \
-    --change "LABEL robot_stack.base=debootstrap bookworm minbase from $mirror" - "$LOCAL_BASE" >/dev/null
+    --change "LABEL robot_stack.base=\"debootstrap bookworm minbase from $mirror\"" - "$LOCAL_BASE" >/dev/null
   $sudo rm -rf "$rootfs"
 }
 
@@ -97,6 +97,9 @@ fi
 # --- build ---------------------------------------------------------------------------------
 say "building $IMAGE:$TAG with $ENGINE on $base (torch $TORCH)"
 start=$(date +%s)
-$ENGINE build -f docker/Dockerfile -t "$IMAGE:$TAG" --build-arg BASE_IMAGE="$base" --build-arg TORCH="$TORCH" .
+# Host network in the build: apt needs no bridge set up (dockerd may run without one). Docker:
+# BuildKit sends only the files the Dockerfile copies (not wheelhouse/torch-cuda for a CPU build).
+[ "$ENGINE" = podman ] || export DOCKER_BUILDKIT=1
+$ENGINE build --network=host -f docker/Dockerfile -t "$IMAGE:$TAG" --build-arg BASE_IMAGE="$base" --build-arg TORCH="$TORCH" .
 size=$($ENGINE image inspect -f '{{.Size}}' "$IMAGE:$TAG")
 say "built $IMAGE:$TAG in $(( $(date +%s) - start )) s; size $(( size / 1000000 )) MB"
