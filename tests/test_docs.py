@@ -8,7 +8,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", ROOT / "benchmarks" / "README.md", ROOT / "tests" / "README.md",
-        *sorted((ROOT / "docs").glob("*.md"))]
+        ROOT / "docker" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TOP = ("robot_stack/", "config/", "launch/", "policies/", "benchmarks/", "docs/", "docker/", "tests/", "tools/", "msg/")
 
 

@@ -5,6 +5,7 @@
 #   wheelhouse/common/      requirements.txt with the pins of constraints.txt, torch left out
 #   wheelhouse/torch-cpu/   the torch CPU wheel of constraints.txt (default)
 #   wheelhouse/torch-cuda/  PyPI's torch build of the same version (CUDA 13) and its NVIDIA libraries
+#   wheelhouse/franka-sim/  tools/requirements-franka-sim.txt (the bootstrap's test simulator venv)
 # Usage: tools/wheelhouse.sh [cpu|cuda]. Idempotent: a stamp keyed by the requirement files.
 # Wheels are resolved for the Python that runs pip ($PYTHON, default python3.11): CPython 3.11
 # on x86_64 Linux, as in the image (Debian bookworm).
@@ -27,7 +28,7 @@ pip() { "$PYTHON" -m pip --disable-pip-version-check "$@" 2> >(grep -v "is ignor
 torch_pin=$(sed -n 's/^torch==\([^ ]*\)$/\1/p' constraints.txt)   # e.g. 2.13.0+cpu
 [ -n "$torch_pin" ] || fail "constraints.txt pins no torch"
 torch_version=${torch_pin%%+*}
-req_hash=$(cat requirements.txt constraints.txt "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)
+req_hash=$(cat requirements.txt constraints.txt tools/requirements-franka-sim.txt "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)
 mkdir -p "$OUT"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -52,6 +53,14 @@ if [ "$(cat "$OUT/common/.stamp" 2>/dev/null)" != "$req_hash" ]; then
   find "$tmp/all" -name 'torch-*.whl' -delete
   mv "$tmp/all"/* "$OUT/common/"
   echo "$req_hash" >"$OUT/common/.stamp"
+fi
+
+# --- franka-sim: the bootstrap's second venv, so that an offline bootstrap completes ---------
+if [ "$(cat "$OUT/franka-sim/.stamp" 2>/dev/null)" != "$req_hash" ]; then
+  rm -rf "$OUT/franka-sim" && mkdir -p "$OUT/franka-sim"
+  say "tools/requirements-franka-sim.txt -> $OUT/franka-sim"
+  pip wheel -q -w "$OUT/franka-sim" -r tools/requirements-franka-sim.txt || fail "pip wheel failed (see above)"
+  echo "$req_hash" >"$OUT/franka-sim/.stamp"
 fi
 
 # --- torch CUDA: PyPI's build of the pinned version ------------------------------------------
