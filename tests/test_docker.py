@@ -31,14 +31,17 @@ SERVICES = COMPOSE["services"]
 def _launch_call(name: str) -> tuple[pathlib.Path, list[str]]:
     """(launch file in this repository, name:=value arguments) of a service's command, with the
     compose defaults of ``${VAR:-default}`` and the image's share folder mapped to this checkout."""
+    from robot_stack.cli import build_parser
+
     words = shlex.split(_image_test().interpolate(SERVICES[name]["command"], {}))
-    assert words[:2] == ["robot-stack", "launch"], (name, words)
-    rest = words[2:]
-    while rest and rest[0].startswith("--"):  # runner options and their values
-        rest = rest[2:]
-    assert rest[0] == "robot_stack", (name, words)
-    args = [w.replace(IMAGE_SHARE, str(ROOT)) for w in rest[2:]]
-    return ROOT / "launch" / rest[1], args
+    assert words[0] == "robot-stack", (name, words)
+    try:  # the image's `robot-stack` must accept every option the command uses
+        ns = build_parser().parse_args(words[1:])
+    except SystemExit:
+        pytest.fail(f"service {name}: `robot-stack` rejects its command {words}")
+    assert ns.command == "launch" and ns.target[0] == "robot_stack", (name, words)
+    args = [w.replace(IMAGE_SHARE, str(ROOT)) for w in ns.target[2:]]
+    return ROOT / "launch" / ns.target[1], args
 
 
 def _nodes(launch_file: pathlib.Path, args: list[str]) -> dict[str, dict]:
