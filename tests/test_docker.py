@@ -118,6 +118,24 @@ def test_compose_split_runs_the_whole_graph(robot, learner, whole):
         f"{k}: {split.get(k)!r} vs {together.get(k)!r}" for k in sorted(differ))
 
 
+# Launch files that no compose service runs, and why.
+NOT_IN_COMPOSE = {
+    "fleet_sim.launch.yaml": "a whole simulated fleet (every robot and the learner) on one host: one container runs it",
+    "fleet_robot_sim.launch.yaml": "only included, once per robot, by fleet_sim.launch.yaml",
+}
+
+
+def test_every_launch_file_is_in_the_compose_split_or_deliberately_not():
+    """A new launch file must either be run by a compose service (and so be checked above) or be
+    listed in NOT_IN_COMPOSE with the reason; a listed file that is gone must leave the list."""
+    run = {_launch_call(name)[0].name for name in SERVICES}
+    files = {p.name for p in (ROOT / "launch").glob("*.launch.yaml")}
+    assert not run & set(NOT_IN_COMPOSE), f"run by a compose service, yet listed as not: {sorted(run & set(NOT_IN_COMPOSE))}"
+    assert files - run == set(NOT_IN_COMPOSE), (
+        f"neither in docker/compose.yaml nor in NOT_IN_COMPOSE: {sorted(files - run - set(NOT_IN_COMPOSE))}; "
+        f"listed but not in launch/: {sorted(set(NOT_IN_COMPOSE) - files)}")
+
+
 def test_image_test_translates_the_sim_services():
     """benchmarks/image_test.py runs the sim services with `podman/docker run` options made from
     the compose file; a key it does not translate must fail here, not be dropped silently."""
