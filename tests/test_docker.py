@@ -121,7 +121,6 @@ def test_compose_split_runs_the_whole_graph(robot, learner, whole):
 # Launch files that no compose service runs, and why.
 NOT_IN_COMPOSE = {
     "fleet_sim.launch.yaml": "a whole simulated fleet (every robot and the learner) on one host: one container runs it",
-    "fleet_robot_sim.launch.yaml": "only included, once per robot, by fleet_sim.launch.yaml",
 }
 
 
