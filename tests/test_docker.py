@@ -173,3 +173,12 @@ def test_image_requirements_are_the_runtime_part_of_requirements_txt():
     assert "colcon-core" in left_out and "pytest" in left_out
     assert image == dev - left_out, (f"add to docker/requirements-image.txt: {sorted(dev - left_out - image)}; "
                                      f"not run-time requirements: {sorted(image - (dev - left_out))}")
+
+
+def test_image_build_copies_every_interface_folder():
+    """The package build globs its interfaces (CMakeLists.txt: msg/*.msg, srv/*.srv); a folder the
+    Dockerfile does not copy builds an image without those interfaces (nodes then fail at import)."""
+    globbed = set(re.findall(r"GLOB \w+ RELATIVE \S+ CONFIGURE_DEPENDS (\w+)/\*\.\w+", (ROOT / "CMakeLists.txt").read_text()))
+    assert {"msg", "srv"} <= globbed
+    copied = set(re.findall(r"^COPY (\w+) /src/robot_stack/\1$", (ROOT / "docker" / "Dockerfile").read_text(), re.M))
+    assert globbed <= copied, f"docker/Dockerfile does not copy {sorted(globbed - copied)} into /src/robot_stack"
