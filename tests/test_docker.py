@@ -182,3 +182,8 @@ def test_image_build_copies_every_interface_folder():
     assert {"msg", "srv"} <= globbed
     copied = set(re.findall(r"^COPY (\w+) /src/robot_stack/\1$", (ROOT / "docker" / "Dockerfile").read_text(), re.M))
     assert globbed <= copied, f"docker/Dockerfile does not copy {sorted(globbed - copied)} into /src/robot_stack"
+    # .dockerignore admits only what the Dockerfile copies: each of its sources must be let in.
+    admitted = {line[1:].strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")}
+    sources = set(re.findall(r"^COPY (?!--from)(\S+(?: \S+)*) \S+$", (ROOT / "docker" / "Dockerfile").read_text(), re.M))
+    sources = {src.replace("${TORCH}", "cpu") for line in sources for src in line.split()}
+    assert sources <= admitted, f".dockerignore keeps {sorted(sources - admitted)} out of the build context (add !<path>)"
