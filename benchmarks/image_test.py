@@ -6,7 +6,7 @@ as two containers of the built image, with podman or docker, each with the setti
 file gives it (host network, host IPC, environment, sessions volume, stop signal). A probe node
 on this machine watches their topics over DDS. It passes when
 
-* step records reach the learner: its stats (``/robot_stack/learner/stats``) count received
+* step records reach the learner: its stats (``/robot_stack/learner/stats``, LearnerStats) count received
   env steps and gradient updates;
 * trained weights reach the actor: step records carry a policy version >= 2 (version 1 is the
   untrained policy a fresh learner exports at start);
@@ -129,10 +129,7 @@ class Probe:
     def __init__(self, domain: int):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
-        from std_msgs.msg import String
-
-        from robot_stack.msg import EpisodeSummary, StepRecord
-        from robot_stack.nodes import qos
+        from robot_stack.nodes import convert, topics
 
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, domain_id=domain)
@@ -141,10 +138,11 @@ class Probe:
         self.steps: list = []
         self.episodes: list = []
         self.stats: list[dict] = []
-        self.node.create_subscription(StepRecord, "/robot_stack/steps", self._add(self.steps), qos.STEPS)
-        self.node.create_subscription(EpisodeSummary, "/robot_stack/episodes", self._add(self.episodes), qos.EPISODES)
-        self.node.create_subscription(String, "/robot_stack/learner/stats",
-                                      lambda m: self._add(self.stats)(json.loads(m.data)), qos.EPISODES)
+        for entry, target, conv in ((topics.STEPS, self.steps, None), (topics.EPISODES, self.episodes, None),
+                                    (topics.LEARNER_STATS, self.stats, lambda m: convert.learner_stats_from_msg(m).as_dict())):
+            add = self._add(target)
+            self.node.create_subscription(entry.msg_type, entry.resolve(), add if conv is None else
+                                          (lambda m, add=add, conv=conv: add(conv(m))), entry.profile)
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, daemon=True)
