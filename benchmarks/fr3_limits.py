@@ -1,3 +1,4 @@
+# Over 400 lines: every command pattern against franka-sim, its environment set-up and the resumable result file in one script.
 """The franka node against franka-sim with the FR3's limits enforced: every command pattern the
 stack produces, reflexes, recoveries and how close each limited quantity came to its limit.
 

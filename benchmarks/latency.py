@@ -1,3 +1,4 @@
+# Over 400 lines: one script measures every latency figure the README quotes (probe nodes, runs, statistics, resume).
 """Latency, jitter and step throughput of the robot graph, measured over real DDS on loopback.
 
 The real nodes run as separate processes, as on the robot:

@@ -1,3 +1,4 @@
+# Over 400 lines: both learners set up on identical data and networks, their timing and the report, in one script.
 """Learner speed side by side: robot_stack's SAC update against LeRobot 0.4.4's SAC, on this CPU.
 
 Each side runs in its own long-lived worker process that owns its own replay buffer (filled with

@@ -1,3 +1,4 @@
+# Over 400 lines: the learner core is one thread-safe object (intake, labelling, replay, training thread, checkpoints, stats); about 50 lines are its specification.
 """The learner's logic without ROS: labelling, replay, a training thread, checkpoints, stats.
 
 :class:`LearnerCore` owns the learning objects of :mod:`robot_stack.rl` and wires them for a

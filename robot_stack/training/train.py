@@ -1,3 +1,4 @@
+# Over 400 lines: the whole comparison script (methods, evaluation, resume, metrics) in one place; about 40 lines are its usage.
 """Single-process training on the simulation tasks with the simulated operator.
 
     python -m robot_stack.training.train --method rlif --task reach --obs state --env-steps 5000

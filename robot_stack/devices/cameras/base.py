@@ -1,3 +1,4 @@
+# Over 400 lines: four camera backends share this frame handling (crop, resize, stale frames, reconnect); about 40 lines are its specification.
 """Cameras behind one small interface (ROS-free).
 
 :class:`Camera` has ``connect()``/``close()`` (or ``with``), ``read(timeout_s)`` (the next
