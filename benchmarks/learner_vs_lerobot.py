@@ -34,6 +34,7 @@ imports it as a stub that raises if anything calls into it (nothing on the SAC p
     flock /work/.locks/heavy.lock bash tools/in_env.sh python benchmarks/learner_vs_lerobot.py \\
         --configs 1x64_c10 --rounds 8 --updates 4 --baseline-src ../old   # one configuration per run; results merge
     bash tools/in_env.sh python benchmarks/learner_vs_lerobot.py --profile 1x64_c10 --updates 6  # where the time goes
+    python benchmarks/learner_vs_lerobot.py --device cuda --rounds 5 --updates 20   # on a GPU machine (writes *_cuda.json)
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LEROBOT_VENV = ROOT / ".venv-lerobot"
 OUT = ROOT / "benchmarks" / "results" / "learner_vs_lerobot.json"
+OUT_CUDA = ROOT / "benchmarks" / "results" / "learner_vs_lerobot_cuda.json"
 MALLOC = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 THREADS = 2
 BATCH = 256
@@ -119,7 +121,7 @@ def _robot_stack_worker(cfg: dict, src: str, encoder_dtype: str | None) -> tuple
     net = NetworkConfig(hidden_dims=HIDDEN, latent_dim=LATENT, encoder_channels=32, augment_pad_px=PAD_PX)
     dtype = {} if encoder_dtype is None else {"encoder_dtype": encoder_dtype}
     agent = SACAgent(spec, SACConfig(network=net, num_critics=cfg["critics"], num_min_critics=2,
-                                     batch_size=BATCH, utd_ratio=1, **dtype))
+                                     batch_size=BATCH, utd_ratio=1, device=cfg.get("device", "cpu"), **dtype))
     rng = np.random.default_rng(0)
     buf = VisionReplayBuffer(spec, CAPACITY)
     obs = lambda: {**{c.name: rng.integers(0, 256, c.shape, dtype=np.uint8) for c in spec.cameras},
@@ -196,7 +198,7 @@ def _lerobot_worker(cfg: dict, compiled: bool) -> tuple[dict, callable]:
     inputs["observation.state"] = PolicyFeature(type=FeatureType.STATE, shape=(PROPRIO_DIM,))
     config = SACConfig(input_features=inputs,
                        output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(ACTION_DIM,))},
-                       device="cpu", storage_device="cpu", num_critics=cfg["critics"],
+                       device=cfg.get("device", "cpu"), storage_device="cpu", num_critics=cfg["critics"],
                        num_subsample_critics=2 if cfg["critics"] > 2 else None, latent_dim=LATENT,
                        freeze_vision_encoder=False, use_torch_compile=compiled)
     config.critic_network_kwargs.hidden_dims = list(HIDDEN)
@@ -211,7 +213,7 @@ def _lerobot_worker(cfg: dict, compiled: bool) -> tuple[dict, callable]:
         "critic": torch.optim.Adam(policy.critic_ensemble.parameters(), lr=config.critic_lr),
         "temperature": torch.optim.Adam([policy.log_alpha], lr=config.critic_lr),
     }
-    buf = ReplayBuffer(CAPACITY, device="cpu", state_keys=[*image_keys, "observation.state"], storage_device="cpu",
+    buf = ReplayBuffer(CAPACITY, device=cfg.get("device", "cpu"), state_keys=[*image_keys, "observation.state"], storage_device="cpu",
                        optimize_memory=True, use_drq=True)
     g = torch.Generator().manual_seed(0)
     state = lambda: {**{k: torch.rand(1, 3, size, size, generator=g) for k in image_keys},
@@ -386,8 +388,8 @@ class Worker:
             self.proc.wait(timeout=60)
 
 
-def bench(name: str, rounds: int, updates: int, warmup: int, baseline_src: str | None) -> dict:
-    cfg = CONFIGS[name]
+def bench(name: str, rounds: int, updates: int, warmup: int, baseline_src: str | None, device: str = "cpu") -> dict:
+    cfg = {**CONFIGS[name], "device": device}
     sides = [*SIDES, "robot_stack_baseline"] if baseline_src else list(SIDES)
     workers = []
     try:
@@ -438,7 +440,10 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--updates", type=int, default=4, help="timed updates per side and round")
     p.add_argument("--warmup", type=int, default=3, help="untimed updates first (torch.compile compiles here)")
-    p.add_argument("--out", default=str(OUT))
+    p.add_argument("--out", help=f"results file (default {OUT.name}; with --device cuda {OUT_CUDA.name})")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="where both sides train (cuda: both sides' networks and batches on the GPU, "
+                        "replay buffers on the host as each side ships them)")
     p.add_argument("--baseline-src", help="also time the robot_stack update of this source tree (e.g. an older commit)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--check", help=argparse.SUPPRESS)
@@ -447,6 +452,12 @@ def main() -> None:
                         "(of the --baseline-src tree if given)")
     p.add_argument("--encoder-dtype", help="with --profile: robot_stack's encoder_dtype (default: its default)")
     args = p.parse_args()
+    if args.device == "cuda" and not (args.worker or args.check or args.setup):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit(f"--device cuda: this torch ({torch.__version__}) sees no CUDA GPU; run on a GPU "
+                             "machine with a CUDA build of torch, or leave --device out")
     if args.profile:
         profile(args.profile, args.baseline_src or str(ROOT), args.encoder_dtype, args.updates)
         return
@@ -460,15 +471,20 @@ def main() -> None:
     if args.setup:
         setup()
         return
-    out = pathlib.Path(args.out)
+    out = pathlib.Path(args.out or (OUT_CUDA if args.device == "cuda" else OUT))
     doc = json.loads(out.read_text()) if out.exists() else {}
-    doc.update({"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared)",
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared)"
+    if args.device == "cuda":
+        import torch
+
+        machine += f", {torch.cuda.get_device_name(0)}"
+    doc.update({"machine": machine, "device": args.device,
                 "threads": THREADS, "malloc": MALLOC, "lerobot": LEROBOT_VERSION, "differences": DIFFERENCES,
                 "command": "python benchmarks/learner_vs_lerobot.py " + " ".join(sys.argv[1:])})
     doc.setdefault("configs", {})
     for name in args.configs:
         load = os.getloadavg()[0]
-        res = bench(name, args.rounds, args.updates, args.warmup, args.baseline_src)
+        res = bench(name, args.rounds, args.updates, args.warmup, args.baseline_src, args.device)
         res["load_avg_1min_at_start"] = round(load, 1)
         doc["configs"][name] = res
         print(f"{name}: ratio eager {res['ratio_eager']:.2f}, compiled {res['ratio_compiled']:.2f} "
