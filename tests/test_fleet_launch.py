@@ -90,7 +90,10 @@ def test_fleet_sim_two_robots_train_one_learner_end_to_end(tmp_path):
     lock = threading.Lock()
     versions: dict[str, list[int]] = {"arm1": [], "arm2": []}  # policy version of each step record
     stats: list = []
+    weights: dict[str, dict[int, str]] = {"arm1": {}, "arm2": {}}  # per robot: policy version -> SHA-256
     for rid in versions:
+        probe.create_subscription(topics.POLICY.msg_type, topics.POLICY.resolve(rid),
+                                  lambda m, rid=rid: weights[rid].__setitem__(m.version, m.sha256), topics.POLICY.profile)
         probe.create_subscription(topics.STEPS.msg_type, topics.STEPS.resolve(rid),
                                   lambda m, rid=rid: versions[rid].append(m.policy_version), topics.STEPS.profile)
     probe.create_subscription(topics.LEARNER_STATS.msg_type, topics.LEARNER_STATS.resolve(),
@@ -133,6 +136,10 @@ def test_fleet_sim_two_robots_train_one_learner_end_to_end(tmp_path):
             assert row["transitions"] > 0 and row["active"], (rid, row)
         assert last.rejected_steps == 0 and last.dropped_steps == 0, last
         assert sum(r["env_steps"] for r in rows.values()) == last.env_steps
+        # One policy for the fleet: every version both robots were sent is the same weights.
+        common = set(weights["arm1"]) & set(weights["arm2"])
+        assert any(v > first for v in common), f"no trained version sent to both robots: {sorted(common)}"
+        assert all(weights["arm1"][v] == weights["arm2"][v] for v in common)
         # No step record crossed: each learner row counts at most what that robot's topic carried.
         with lock:
             for rid, row in rows.items():
