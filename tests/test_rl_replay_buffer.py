@@ -110,6 +110,134 @@ def test_corrupt_record_is_not_loaded(tmp_path):
         assert len(back) == 4
 
 
+def _record_offsets(data: bytes) -> list[int]:
+    """Start of every record (the log is intact when this is called)."""
+    from robot_stack.types import record_log
+
+    return [c.start for c in record_log.scan(data)]
+
+
+def _restored_keys(path) -> set:
+    with VisionReplayBuffer(SPEC, 10_000, path) as back:
+        slots = np.flatnonzero(back._valid)
+        return {(int(back._action[s, 0]), int(back._action[s, 1])) for s in slots}, back.restore_report
+
+
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_damage_costs_the_damaged_records_only_and_goes_to_quarantine(tmp_path, where):
+    """16 flipped bytes (the spec record at the start, a record in the middle of a 656-record log,
+    the last record): every intact record survives, the damaged bytes move to the quarantine
+    file, the log is left holding the intact records, and appending and reopening work."""
+    path = tmp_path / "log.bin"
+    with VisionReplayBuffer(SPEC, 10_000, path, sync="flush") as buf:
+        fill(buf, 41, 16)  # 656 transitions + the spec record
+    data = bytearray(path.read_bytes())
+    starts = _record_offsets(bytes(data))
+    assert len(starts) == 657
+    victim = {"start": 0, "middle": 329, "end": 656}[where]
+    hit = starts[victim] + 12 if where == "start" else starts[victim] + 200
+    for i in range(16):
+        data[hit + i] ^= 0x5A
+    damaged = bytes(data[starts[victim]:starts[victim + 1] if victim + 1 < len(starts) else len(data)])
+    path.write_bytes(bytes(data))
+
+    keys, report = _restored_keys(path)
+    lost = set() if where == "start" else {divmod(victim - 1, 16)}
+    want = {(ep, i) for ep in range(41) for i in range(16)} - lost
+    assert keys == want, f"lost {sorted(want - keys)[:5]}..."
+    assert report.damaged_records == 1 and report.damaged_bytes == len(damaged)
+    q = report.quarantine.read_bytes()
+    assert q[:4] == b"RSRQ" and q.endswith(damaged), "the damaged bytes are in the quarantine file"
+
+    # The log now holds the intact records only: reopening finds nothing damaged, and an append
+    # after it is restored too.
+    with VisionReplayBuffer(SPEC, 10_000, path, sync="flush") as again:
+        assert not again.restore_report and len(again) == len(want)
+        for t in episode_transitions(99, 3):
+            again.add(t)
+    keys2, report2 = _restored_keys(path)
+    assert not report2 and keys2 == want | {(99, i) for i in range(3)}
+
+
+def test_every_intact_record_survives_scattered_damage(tmp_path):
+    """Damage to k records (flipped bytes, a cut, garbage inserted) loses at most those k."""
+    path = tmp_path / "log.bin"
+    with VisionReplayBuffer(SPEC, 10_000, path, sync="flush") as buf:
+        fill(buf, 10, 10)
+    data = bytearray(path.read_bytes())
+    starts = _record_offsets(bytes(data))
+    rng = np.random.default_rng(5)
+    victims = sorted(rng.choice(np.arange(1, 101), 7, replace=False).tolist())
+    for v in victims[:5]:
+        data[starts[v] + int(rng.integers(0, 300))] ^= 0xFF
+    # a record's header marker damaged, and 50 bytes of garbage (holding a marker) after another
+    data[starts[victims[5]]] = ord("X")
+    cut = starts[victims[6]] + 5
+    data[cut:cut] = b"RSRB" + bytes(rng.integers(0, 256, 46, dtype=np.uint8))
+    path.write_bytes(bytes(data))
+    keys, report = _restored_keys(path)
+    want = {(ep, i) for ep in range(10) for i in range(10)}
+    lost = want - keys
+    assert len(lost) <= 7 and lost <= {divmod(v - 1, 10) for v in victims}, (sorted(lost), victims)
+    assert report.damaged_records >= len(lost)
+
+
+def test_robot_records_resync_after_damage_and_keep_their_robot(tmp_path):
+    """Interleaved robots' records (type 2, robot id in the record): a damaged one costs only
+    itself, and the others restore under their own robot id."""
+    import dataclasses
+
+    path = tmp_path / "log.bin"
+    streams = [[dataclasses.replace(t, robot_id=rid) for t in episode_transitions(ep, 6)]
+               for rid, ep in (("arm1", 0), ("lab/arm2", 0), ("", 1))]
+    with VisionReplayBuffer(SPEC, 10_000, path, sync="flush") as buf:
+        for i in range(6):
+            for s in streams:
+                buf.add(s[i])
+    data = bytearray(path.read_bytes())
+    starts = _record_offsets(bytes(data))
+    victim = 1 + 3 * 2 + 1  # step 2 of lab/arm2
+    data[starts[victim] + 150] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with VisionReplayBuffer(SPEC, 10_000, path) as back:
+        assert back.robot_counts() == {"arm1": 6, "lab/arm2": 5, "": 6}
+        assert back.restore_report.damaged_records == 1
+        assert back.stored_steps == {"arm1": {0: 6}, "lab/arm2": {0: 6}, "": {1: 6}}
+        batch = back.sample(200, np.random.default_rng(0))
+        np.testing.assert_array_equal(batch["next_obs"]["proprio"][:, 1], batch["obs"]["proprio"][:, 1] + 1)
+        np.testing.assert_array_equal(batch["obs"]["proprio"][:, 0], batch["action"][:, 0])
+
+
+def test_an_older_log_without_observations_in_every_record_still_restores(tmp_path):
+    """Logs written before records were self-contained store a continuing transition's obs only
+    in the previous record: they restore, and a record whose predecessor is lost is quarantined."""
+    from robot_stack.rl import replay_buffer as rb
+    from robot_stack.types import record_log
+
+    def legacy(t, has_obs):
+        flags = (rb._F_HAS_OBS if has_obs else 0) | (rb._F_END if t.episode_end else 0)
+        parts = [rb._STEP_HEAD.pack(rb._REC_STEP, flags, t.episode_id, t.step_index, t.reward),
+                 np.asarray(t.action, np.float32).tobytes()]
+        for o in ((t.obs, t.next_obs) if has_obs else (t.next_obs,)):
+            parts += [o["front"].tobytes(), o["wrist"].tobytes(), o["proprio"].tobytes()]
+        return record_log.frame(b"".join(parts))
+
+    path = tmp_path / "log.bin"
+    recs = [record_log.frame(bytes([rb._REC_SPEC]) + SPEC.to_json().encode())]
+    for ep in range(2):
+        recs += [legacy(t, t.step_index == 0) for t in episode_transitions(ep, 5)]
+    path.write_bytes(b"".join(recs))
+    keys, report = _restored_keys(path)
+    assert keys == {(ep, i) for ep in range(2) for i in range(5)} and not report
+    data = bytearray(path.read_bytes())
+    starts = _record_offsets(bytes(data))
+    data[starts[2] + 100] ^= 0xFF  # episode 0 step 1: step 2 (no obs of its own) is lost with it
+    path.write_bytes(bytes(data))
+    keys, report = _restored_keys(path)
+    assert keys == {(0, 0), *((1, i) for i in range(5))}
+    assert report.damaged_records == 4  # step 1 damaged; steps 2-4 continue it and cannot be used
+
+
 def test_log_for_another_spec_is_refused(tmp_path):
     path = tmp_path / "log.bin"
     with VisionReplayBuffer(SPEC, 10, path):

@@ -23,17 +23,27 @@ overwritten before the slot of its next observation, which was written later), s
 Persistence
 -----------
 With ``path`` set, :meth:`open` restores the buffer from an append-only log and every
-:meth:`add` appends one record: ``b"RSRB" | u32 payload length | u32 crc32(payload) |
-payload``. A step is **acknowledged** when ``add()`` has returned: by then its record has
-been written and flushed to the operating system (``sync="flush"``: survives the process
-being killed, e.g. ``kill -9``) or also fsync'd (``sync="fsync"``, the default: survives a
-power cut). On restart the log is read up to the first incomplete or corrupt record, the
-file is truncated there (a half-written step is never loaded, and later appends do not
-follow garbage), and all complete records are replayed. The log is the full history; only
-the last ``capacity`` slots are kept in memory.
+:meth:`add` appends one record (framing: :mod:`robot_stack.types.record_log`,
+``b"RSRB" | u32 payload length | u32 crc32(payload) | payload``). The first record holds the
+policy spec; each later one is one transition and holds both its observations, so every record
+can be restored on its own (in memory the shared frame is still stored once; on disk a step's
+images take twice their raw size). A step is **acknowledged** when ``add()`` has returned: by
+then its record has been written and flushed to the operating system (``sync="flush"``:
+survives the process being killed, e.g. ``kill -9``) or also fsync'd (``sync="fsync"``, the
+default: survives a power cut).
 
 A step record of a named robot (record type 2) holds the robot id after the step head; logs
-written before robot ids existed hold type 1 records only and restore as robot ``""``.
+written before robot ids existed hold type 1 records only and restore as robot ``""``. Logs
+written before records were self-contained hold records that continue the previous one without
+its observation; they restore while their predecessor is intact.
+
+On restart every intact record is replayed, also those after a damaged one: the reader
+resynchronises on the next record marker with a matching CRC, so damage to k records loses
+those k only. Damaged bytes (a record cut short by a crash, flipped bytes, a damaged spec
+record) are moved to ``<log>.quarantine``, never deleted, and the log keeps the intact records
+(a lost spec record is written anew); :attr:`VisionReplayBuffer.restore_report` and a log line
+say how many records and bytes were lost. The log is the full history; only the last
+``capacity`` slots are kept in memory.
 """
 from __future__ import annotations
 
@@ -42,18 +52,16 @@ import logging
 import os
 import pathlib
 import struct
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from robot_stack.rl.labelling import Transition
+from robot_stack.types import record_log
 from robot_stack.types.spec import PolicySpec
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"RSRB"
-_HEADER = struct.Struct("<4sII")  # magic, payload length, crc32
 _REC_SPEC = 0
 _REC_STEP = 1
 _REC_ROBOT_STEP = 2  # a named robot's step: _STEP_HEAD, u8 id length, the id (UTF-8), then as _REC_STEP
@@ -113,20 +121,22 @@ class VisionReplayBuffer:
         """Transitions added since creation (including restored ones)."""
         self.max_episode_id = -1
         """Largest episode id added so far (including restored ones); -1 when empty."""
+        self.stored_steps: dict[str, dict[int, int]] = {}
+        """Per robot id and episode id, the highest step index whose record is covered by a
+        stored transition (its ``obs`` and action; the final record of an ended episode too)."""
+        self.restore_report = record_log.RepairReport()
+        """What :meth:`open` found damaged in the log (empty when nothing was)."""
 
     # ----------------------------------------------------------------- lifecycle
     def open(self) -> "VisionReplayBuffer":
-        """Restore from the log at ``path`` (if any) and open it for appending."""
+        """Restore from the log at ``path`` (if any; damaged records are quarantined, see the
+        module docstring) and open it for appending."""
         if self.path is None or self._file is not None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        good_end = self._restore() if self.path.exists() else 0
-        if self.path.exists() and self.path.stat().st_size != good_end:
-            log.warning("replay log %s: dropping %d bytes of an incomplete/corrupt record",
-                        self.path, self.path.stat().st_size - good_end)
-            os.truncate(self.path, good_end)
+        has_spec = self._restore() if self.path.exists() else False
         self._file = open(self.path, "ab")
-        if good_end == 0:
+        if not has_spec:
             self._append(bytes([_REC_SPEC]) + self.spec.to_json().encode())
         return self
 
@@ -148,13 +158,13 @@ class VisionReplayBuffer:
     def add(self, t: Transition) -> None:
         """Store one transition; with a log, returns only once it is acknowledged."""
         robot = _check_robot_id(t.robot_id)
-        has_obs = not self._continues(t)
         if self.path is not None:
             if self._file is None:
                 raise RuntimeError("replay buffer has a log path but is not open; call open() first")
-            self._append(self._encode(t, has_obs))
-        self._insert(t.obs if has_obs else None, t.next_obs, np.asarray(t.action, np.float32), t.reward,
-                     t.terminal, t.intervention, t.episode_id, t.step_index, t.episode_end, robot)
+            self._append(self._encode(t))
+        # In memory a transition that continues the robot's previous one shares its frame.
+        self._insert(None if self._continues(t) else t.obs, t.next_obs, np.asarray(t.action, np.float32),
+                     t.reward, t.terminal, t.intervention, t.episode_id, t.step_index, t.episode_end, robot)
 
     def _continues(self, t: Transition) -> bool:
         return self._continues_at(t.robot_id, t.episode_id, t.step_index)
@@ -205,6 +215,10 @@ class VisionReplayBuffer:
             self._last[robot] = (int(episode), int(step_index) + 1, n, int(self._written[n]))
         self.num_added += 1
         self.max_episode_id = max(self.max_episode_id, int(episode))
+        covered = int(step_index) + (1 if end else 0)
+        steps = self.stored_steps.setdefault(robot, {})
+        if covered > steps.get(int(episode), -1):
+            steps[int(episode)] = covered
 
     def _index_of(self, robot: str) -> int:
         i = self._robot_index.get(robot)
@@ -268,8 +282,9 @@ class VisionReplayBuffer:
         return int(sum(int(np.prod(c.shape)) for c in self.spec.cameras))
 
     # ----------------------------------------------------------------- persistence
-    def _encode(self, t: Transition, has_obs: bool) -> bytes:
-        flags = ((_F_HAS_OBS if has_obs else 0) | (_F_TERMINAL if t.terminal else 0)
+    def _encode(self, t: Transition) -> bytes:
+        """A transition record: both observations, so the record restores on its own."""
+        flags = (_F_HAS_OBS | (_F_TERMINAL if t.terminal else 0)
                  | (_F_INTERVENTION if t.intervention else 0) | (_F_END if t.episode_end else 0))
         kind = _REC_ROBOT_STEP if t.robot_id else _REC_STEP
         parts = [_STEP_HEAD.pack(kind, flags, int(t.episode_id), int(t.step_index), float(t.reward))]
@@ -277,11 +292,14 @@ class VisionReplayBuffer:
             rid = t.robot_id.encode()
             parts.append(bytes([len(rid)]) + rid)
         parts.append(np.asarray(t.action, np.float32).tobytes())
-        for o in ((t.obs, t.next_obs) if has_obs else (t.next_obs,)):
+        for o in (t.obs, t.next_obs):
             parts += [np.ascontiguousarray(o[c.name]).tobytes() for c in self.spec.cameras]
             if self.spec.proprio_dim:
                 parts.append(np.asarray(o["proprio"], np.float32).tobytes())
         return b"".join(parts)
+
+    def _obs_bytes(self) -> int:
+        return sum(int(np.prod(c.shape)) for c in self.spec.cameras) + 4 * self.spec.proprio_dim
 
     def _decode_obs(self, buf: memoryview, off: int) -> tuple[dict, int]:
         obs = {}
@@ -294,50 +312,88 @@ class VisionReplayBuffer:
         return obs, off + 4 * d
 
     def _append(self, payload: bytes) -> None:
-        self._file.write(_HEADER.pack(_MAGIC, len(payload), zlib.crc32(payload)) + payload)
+        self._file.write(record_log.frame(payload))
         self._file.flush()
         if self.sync == "fsync":
             os.fsync(self._file.fileno())
 
-    def _restore(self) -> int:
-        """Replay complete records from the log; return the byte offset after the last good one."""
-        data = memoryview(self.path.read_bytes())
-        off, good = 0, 0
-        restored = 0
-        while off + _HEADER.size <= len(data):
-            magic, length, crc = _HEADER.unpack_from(data, off)
-            start, end = off + _HEADER.size, off + _HEADER.size + length
-            if magic != _MAGIC or end > len(data) or zlib.crc32(data[start:end]) != crc:
-                break
-            payload = data[start:end]
-            if payload[0] == _REC_SPEC:
-                stored = PolicySpec.from_json(bytes(payload[1:]).decode())
+    def _restore(self) -> bool:
+        """Replay every intact record of the log; quarantine the rest. Returns whether the log
+        (as left on disk) starts with a spec record."""
+        data = self.path.read_bytes()
+        keep: list[record_log.Chunk] = []
+        drop: list[record_log.Chunk] = []
+        restored, spec_ok = 0, False
+        for chunk in record_log.scan(data):
+            if not chunk.intact:
+                drop.append(chunk)
+                continue
+            payload = chunk.payload
+            if len(payload) and payload[0] == _REC_SPEC and not keep:
+                try:
+                    stored = PolicySpec.from_json(bytes(payload[1:]).decode())
+                except ValueError as e:  # intact framing, unreadable content: not ours to trust
+                    log.warning("replay log %s: unreadable spec record (%s)", self.path, e)
+                    drop.append(chunk)
+                    continue
                 if stored != self.spec:
                     raise ValueError(
                         f"replay log {self.path} was written for a different policy spec "
                         f"({stored}); use another path or the matching spec")
-            elif payload[0] in (_REC_STEP, _REC_ROBOT_STEP):
-                _, flags, ep, si, rew = _STEP_HEAD.unpack_from(payload, 0)
-                p = _STEP_HEAD.size
-                robot = ""
-                if payload[0] == _REC_ROBOT_STEP:
-                    robot = bytes(payload[p + 1:p + 1 + payload[p]]).decode()
-                    p += 1 + payload[p]
-                a = np.frombuffer(payload, np.float32, self.spec.action.dim, p)
-                p += 4 * self.spec.action.dim
-                obs = None
-                if flags & _F_HAS_OBS:
-                    obs, p = self._decode_obs(payload, p)
-                nxt, p = self._decode_obs(payload, p)
-                if obs is None and not self._continues_at(robot, ep, si):
-                    raise ValueError(f"replay log {self.path}: record at byte {off} continues an episode "
-                                     "that is not the robot's previous record's; the log is inconsistent")
-                self._insert(obs, nxt, a, rew, bool(flags & _F_TERMINAL), bool(flags & _F_INTERVENTION),
-                             ep, si, bool(flags & _F_END), robot)
+                spec_ok = True
+                keep.append(chunk)
+            elif len(payload) and payload[0] in (_REC_STEP, _REC_ROBOT_STEP) and self._restore_step(payload):
                 restored += 1
-            off = good = end
-        log.info("replay log %s: restored %d transitions", self.path, restored)
-        return good
+                keep.append(chunk)
+            else:
+                drop.append(chunk)
+        head = b""
+        if not spec_ok and keep:  # the spec record was lost: the kept records follow a new one
+            head = record_log.frame(bytes([_REC_SPEC]) + self.spec.to_json().encode())
+        self.restore_report = record_log.repair(self.path, data, keep, drop, head, sync=self.sync == "fsync")
+        if self.restore_report:
+            r = self.restore_report
+            log.warning("replay log %s: %d damaged or unusable record(s) (%d bytes in %d region(s), at bytes %s) "
+                        "moved to %s; restored the %d intact transition(s) around them", self.path,
+                        r.damaged_records, r.damaged_bytes, len(r.regions), r.regions[:5], r.quarantine, restored)
+        else:
+            log.info("replay log %s: restored %d transitions", self.path, restored)
+        return spec_ok or bool(keep)
+
+    def _restore_step(self, payload: memoryview) -> bool:
+        """Insert one intact step record; False when it cannot be used (wrong size for the
+        spec, an unreadable robot id, or an older log's record that continues a transition
+        which is lost)."""
+        if len(payload) < _STEP_HEAD.size:
+            return False
+        kind, flags, ep, si, rew = _STEP_HEAD.unpack_from(payload, 0)
+        p = _STEP_HEAD.size
+        robot = ""
+        if kind == _REC_ROBOT_STEP:
+            n = payload[p] if len(payload) > p else 0
+            try:
+                robot = bytes(payload[p + 1:p + 1 + n]).decode()
+            except UnicodeDecodeError:
+                return False
+            p += 1 + n
+        dim, ob = self.spec.action.dim, self._obs_bytes()
+        has_obs = bool(flags & _F_HAS_OBS)
+        if len(payload) != p + 4 * dim + ob * (2 if has_obs else 1):
+            log.warning("replay log %s: a record of episode %d step %d has %d bytes, not what the spec gives",
+                        self.path, ep, si, len(payload))
+            return False
+        a = np.frombuffer(payload, np.float32, dim, p)
+        p += 4 * dim
+        obs = None
+        if has_obs:
+            obs, p = self._decode_obs(payload, p)
+        nxt, p = self._decode_obs(payload, p)
+        continues = self._continues_at(robot, ep, si)
+        if obs is None and not continues:
+            return False  # an older log's record without its own observation, whose predecessor is lost
+        self._insert(None if continues else obs, nxt, a, rew, bool(flags & _F_TERMINAL),
+                     bool(flags & _F_INTERVENTION), ep, si, bool(flags & _F_END), robot)
+        return True
 
 
 def _check_robot_id(robot_id: str) -> str:
