@@ -246,7 +246,7 @@ def test_read_with_wait_wakes_on_a_scripted_report_and_on_unplug():
     import time
 
     script = [(0.1, encode_reports([0, 0.4, 0, 0, 0, 0])[0])]
-    hid = FakeHidDevice(script=script)
+    hid = FakeHidDevice(script=script, stream_period_s=0.0)  # no repeats: the second read waits for the unplug
     sm = FakeHidSpaceMouse(hid)
     sm.connect()
     t0 = time.monotonic()
@@ -257,3 +257,116 @@ def test_read_with_wait_wakes_on_a_scripted_report_and_on_unplug():
     with pytest.raises(SpaceMouseDisconnected):
         sm.read(wait_s=5.0)
     assert not sm.connected
+
+
+# ----------------------------------------------------------------------------- malformed and stale reports
+def test_a_short_report_is_dropped_counted_and_does_not_end_the_intervention(device):
+    """b"\\x03" is a button report one byte long: pyspacemouse would index past its end."""
+    sm, hid, clock = device
+    det = InterventionDetector(InterventionConfig(hold_s=0.5))
+    for rep in encode_reports([0.6, 0, 0, 0, 0, 0], (0, 0)):
+        hid.push(rep)
+    assert det.update(sm.read()).command.intervening
+    hid.push(b"\x03")
+    hid.push(bytes([1, 0x10]))  # an axis report cut after one data byte
+    clock.t += 0.01
+    r = sm.read()
+    assert sm.counters["malformed_reports"] == 2 and "needs" in sm.last_problem
+    assert r.axes[0] == pytest.approx(0.6, abs=1 / 350) and r.buttons == (0, 0)  # state untouched
+    upd = det.update(r)
+    assert upd.command.intervening and not upd.changed
+
+
+def test_fuzz_100k_random_reports_never_escape_the_read_and_never_half_decode():
+    """10^5 random reports (every report id, lengths 0-64) between valid deflection reports:
+    read() never raises, every report is decoded or counted as dropped, the decoded state is
+    what the valid reports alone give, and the intervention in progress never ends."""
+    import pyspacemouse
+
+    from robot_stack.devices.spacemouse.real import device_spec
+
+    rng = np.random.default_rng(0)
+    clock = Clock()
+    hid = FakeHidDevice(clock=clock)
+    sm = FakeHidSpaceMouse(hid, clock=clock)
+    sm.connect()
+    reference = pyspacemouse.SpaceMouseDevice(info=device_spec("SpaceMouseCompact"), device=None)
+    need = {1: 7, 2: 7, 3: 2}  # the Compact layout: x,y,z / pitch,roll,yaw as int16 pairs, buttons in byte 1
+    det = InterventionDetector(InterventionConfig())
+    for rep in encode_reports([0.9, 0, 0, 0, 0, 0], (0, 0)):
+        hid.push(rep)
+    assert det.update(sm.read()).command.intervening
+    sm.counters.clear()
+    deflect = encode_reports([0.9, 0.9, 0.9, 0, 0, 0])[0]
+    n_total = 100_000
+    ids = np.where(rng.random(n_total) < 0.5, rng.integers(0, 256, n_total), rng.integers(0, 5, n_total)).tolist()
+    lengths = rng.integers(0, 65, n_total).tolist()
+    pool = rng.bytes(64 * n_total)
+    pushed = valid = dropped = 0
+    while pushed < n_total:
+        batch = []
+        for k in range(pushed, min(n_total, pushed + int(rng.integers(1, 40)))):
+            n = lengths[k]
+            batch.append(bytes([ids[k]]) + pool[64 * k:64 * k + n - 1] if n else b"")
+        # keep the operator deflected: a full-scale translation report after each batch
+        pushed += len(batch)
+        batch.append(deflect)
+        for rep in batch:
+            hid.push(rep)
+            if not rep:
+                continue  # an empty read is "no report"
+            if rep[0] in need and len(rep) >= need[rep[0]]:
+                reference._process(rep)
+                valid += 1
+            else:
+                dropped += 1
+        while True:  # drain the queue (a read takes at most 32 reports)
+            r = sm.read()
+            assert det.update(r).command.intervening, "a report ended the intervention"
+            if not hid._queue:
+                break
+    c = sm.counters
+    assert c["malformed_reports"] + c["ignored_reports"] == dropped and c["reports"] == valid
+    assert c["decode_errors"] == 0 and c["malformed_reports"] > 1000
+    ref = reference._state
+    want = np.clip([ref.x, ref.y, ref.z, ref.pitch, ref.roll, ref.yaw], -1, 1)
+    np.testing.assert_allclose(r.axes, want)
+    assert r.buttons == tuple(ref.buttons)
+    sm.close()
+
+
+def test_a_device_that_goes_quiet_while_deflected_ends_the_intervention(device):
+    """No release report and no error: once the newest report is report_timeout_s old, the
+    intervention ends with a zero command and does not come back until reports do."""
+    sm, hid, clock = device
+    det = InterventionDetector(InterventionConfig(hold_s=0.6, report_timeout_s=0.25))
+    for rep in encode_reports([0.7, 0, 0, 0, 0, 0]):
+        hid.push(rep)
+    assert det.update(sm.read()).command.intervening
+    clock.t += 0.2
+    upd = det.update(sm.read())  # the device repeats the deflection (every 8 ms)
+    assert upd.command.intervening and upd.command.lin_m_s[0] > 0 and sm.read().report_age_s < 0.01
+    hid.hang()
+    clock.t += 0.2
+    upd = det.update(sm.read())
+    assert upd.command.intervening and upd.command.lin_m_s[0] > 0  # still within the timeout
+    clock.t += 0.1  # 0.3 s without a report
+    upd = det.update(sm.read())
+    assert not upd.command.intervening and upd.changed and not np.any(upd.command.lin_m_s)
+    assert det.stale_timeouts == 1
+    clock.t += 10.0
+    upd = det.update(sm.read())
+    assert not upd.command.intervening and not np.any(upd.command.lin_m_s)
+    hid.resume()  # the device speaks again: a fresh takeover
+    assert det.update(sm.read()).command.intervening
+
+
+def test_the_command_is_exactly_zero_during_the_hold_after_a_release():
+    """A deflection between the deadzone and the release threshold is a release: the robot holds
+    still for hold_s (no creeping at a few mm/s)."""
+    det = InterventionDetector(InterventionConfig(deadzone=0.05, release_threshold=0.08, hold_s=0.6))
+    assert det.update(_reading(0.0, (0.5, 0, 0, 0, 0, 0))).command.intervening
+    for t in (0.1, 0.3, 0.5):
+        cmd = det.update(_reading(t, (0.07, 0, 0, 0, 0, 0))).command
+        assert cmd.intervening and not np.any(cmd.lin_m_s) and not np.any(cmd.ang_rad_s)
+    assert not det.update(_reading(0.75, (0.07, 0, 0, 0, 0, 0))).command.intervening

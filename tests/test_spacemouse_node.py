@@ -226,3 +226,59 @@ def test_a_report_is_published_at_once_not_at_the_next_read_period(ros_context, 
         node.close()
         node.destroy_node()
         listener.destroy_node()
+
+
+def test_malformed_reports_do_not_end_an_intervention(ros_context, spin, collector):
+    """Short and unknown reports mid-intervention are dropped and counted: no intervening=false,
+    no gap in the commands, one warning."""
+    hid = FakeHidDevice()
+    node = _node(ros_context, hid, read_rate_hz=200.0, publish_rate_hz=50.0, **{"intervention.hold_s": 0.3})
+    listener = Node("listener", context=ros_context)
+    ops = collector(listener, OperatorCommand, OPERATOR_TOPIC, qos.COMMAND)
+    spin(node, listener)
+    try:
+        for rep in encode_reports([0.5, 0, 0, 0, 0, 0]):
+            hid.push(rep)
+        ops.wait_for(1, timeout_s=10.0, where=lambda m: m.intervening)
+        start = len(ops.messages)
+        for rep in (b"\x03", b"\x01\x10", b"\x02", bytes([7, 1, 2, 3])):
+            hid.push(rep)
+        msgs = ops.wait_for(40, timeout_s=5.0, start=start)  # 0.8 s at 50 Hz
+        assert all(m.intervening and m.twist.linear.x > 0.04 for m in msgs), \
+            "a malformed report ended (or zeroed) the intervention"
+        gaps = np.diff([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in msgs])
+        assert gaps.max() < 0.3, f"the node stopped publishing for {gaps.max():.2f} s"
+        assert node.device.counters["malformed_reports"] == 3 and node.device.counters["ignored_reports"] == 1
+    finally:
+        node.close()
+        node.destroy_node()
+        listener.destroy_node()
+
+
+def test_a_device_that_goes_quiet_while_deflected_ends_the_intervention(ros_context, spin, collector):
+    hid = FakeHidDevice()
+    node = _node(ros_context, hid, read_rate_hz=200.0, publish_rate_hz=50.0,
+                 **{"intervention.hold_s": 0.6, "intervention.report_timeout_s": 0.25})
+    listener = Node("listener", context=ros_context)
+    ops = collector(listener, OperatorCommand, OPERATOR_TOPIC, qos.COMMAND)
+    spin(node, listener)
+    try:
+        for rep in encode_reports([0.5, 0, 0, 0, 0, 0]):
+            hid.push(rep)
+        ops.wait_for(1, timeout_s=10.0, where=lambda m: m.intervening)
+        time.sleep(0.3)  # streaming (the fake device repeats a deflection every 8 ms): still intervening
+        assert ops.messages[-1].intervening
+        start = len(ops.messages)
+        hid.hang()  # no release report, no error
+        t_hang = time.monotonic()
+        ops.wait_for(1, timeout_s=5.0, start=start, where=lambda m: not m.intervening)
+        assert time.monotonic() - t_hang < 0.25 + 0.3
+        off_at = len(ops.messages)
+        later = ops.wait_for(25, timeout_s=5.0, start=off_at)  # the device stays quiet for 0.5 s more
+        assert not any(m.intervening or m.twist.linear.x for m in later)
+        hid.resume()
+        ops.wait_for(1, timeout_s=5.0, start=off_at, where=lambda m: m.intervening)  # fresh reports: a new takeover
+    finally:
+        node.close()
+        node.destroy_node()
+        listener.destroy_node()

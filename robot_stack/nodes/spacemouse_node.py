@@ -17,7 +17,10 @@ a report arrives), so each report is decoded and, while intervening, published t
 arrives; the thread also wakes at least ``read_rate_hz`` times a second for hold times,
 periodic publishing and reconnects. When the device is absent, not permitted, or
 unplugged, the node publishes ``intervening=false`` with a zero twist (the robot holds
-still), logs what to do, and retries every ``reconnect_period_s``.
+still), logs what to do, and retries every ``reconnect_period_s``. A malformed HID report
+(shorter than its layout, or an unknown report id) is dropped and counted without ending an
+intervention (a warning every ``malformed_log_period_s`` says how many); a deflected device
+that goes quiet ends the intervention after ``intervention.report_timeout_s``.
 
 Parameters: every field of :class:`SpaceMouseNodeConfig` (see config/spacemouse.yaml).
 """
@@ -59,6 +62,8 @@ class SpaceMouseNodeConfig(SpaceMouseConfig):
     publish_on_report: bool = True
     """While intervening, publish at once when a new device report changed the reading (false:
     only at publish_rate_hz); the device's own report rate (about 100 Hz) bounds the rate."""
+    malformed_log_period_s: float = 5.0
+    """At most one warning per this many seconds about dropped (malformed) device reports, s."""
 
     def validate(self) -> None:
         super().validate()
@@ -68,6 +73,8 @@ class SpaceMouseNodeConfig(SpaceMouseConfig):
             raise ValueError(f"reader_thread_priority must be in 0..98 (0: normal scheduling), got {self.reader_thread_priority}")
         if self.reconnect_period_s <= 0:
             raise ValueError(f"reconnect_period_s must be > 0, got {self.reconnect_period_s}")
+        if not self.malformed_log_period_s > 0:
+            raise ValueError(f"malformed_log_period_s must be > 0, got {self.malformed_log_period_s}")
 
 
 class SpaceMouseNode(Node):
@@ -87,6 +94,9 @@ class SpaceMouseNode(Node):
         self._next_publish_t = 0.0
         self._last_error = ""
         self._last_reading: SpaceMouseReading | None = None
+        self._dropped_logged = 0
+        self._dropped_log_t = -float("inf")
+        self._stale_logged = 0
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_loop, name="spacemouse-reader", daemon=True)
         self._reader.start()
@@ -165,10 +175,27 @@ class SpaceMouseNode(Node):
             self._publish(self.detector.disconnect(now), None)
             return
         upd = self.detector.update(reading)
+        self._log_dropped_reports(now)
+        if self.detector.stale_timeouts > self._stale_logged:
+            self._stale_logged = self.detector.stale_timeouts
+            self.get_logger().warning(
+                f"SpaceMouse went quiet while deflected (no report for {reading.report_age_s:.2f} s > "
+                f"report_timeout_s={self.config.intervention.report_timeout_s:g}): intervention ended, robot holds still")
         last, self._last_reading = self._last_reading, reading
         new_report = last is None or last.buttons != reading.buttons or not np.array_equal(last.axes, reading.axes)
         if periodic or upd.changed or (self.config.publish_on_report and upd.command.intervening and new_report):
             self._publish(upd, reading)
+
+    def _log_dropped_reports(self, now: float) -> None:
+        counters = getattr(self.device, "counters", None)
+        if not counters:
+            return
+        dropped = counters["malformed_reports"] + counters["ignored_reports"] + counters["decode_errors"]
+        if dropped > self._dropped_logged and now - self._dropped_log_t >= self.config.malformed_log_period_s:
+            self.get_logger().warning(
+                f"dropped {dropped - self._dropped_logged} malformed SpaceMouse report(s) ({dropped} in all; "
+                f"last: {self.device.last_problem}); the intervention state is unaffected")
+            self._dropped_logged, self._dropped_log_t = dropped, now
 
     # -- messages -------------------------------------------------------------------
     def _publish(self, upd: InterventionUpdate, reading: SpaceMouseReading | None) -> None:

@@ -32,6 +32,11 @@ class FakeHidDevice:
     readable ``at_s`` seconds after ``open()``, by ``clock``; with ``start_unix_s`` > 0 they
     become readable at ``start_unix_s + at_s`` on the wall clock (``time.time()``) instead
     (reports already due at ``open()`` are readable at once).
+
+    Like a real SpaceMouse, while the newest delivered report of an axis report id holds a
+    non-zero deflection, the device sends it again every ``stream_period_s`` (by ``clock``;
+    0: only what is pushed or scripted). ``hang()`` makes the device go quiet (no report, no
+    error) until ``resume()``, as a device that lost its release report or stalled.
     """
 
     def __init__(
@@ -42,6 +47,7 @@ class FakeHidDevice:
         fail_open: bool = False,
         start_unix_s: float = 0.0,
         device_name: str = "",
+        stream_period_s: float = 0.008,
     ) -> None:
         self.device_name = device_name
         """pyspacemouse device name whose report layout the script uses ('' = the backend's default)."""
@@ -60,6 +66,46 @@ class FakeHidDevice:
         self.is_open = False
         self.nonblocking = False
         self.reads = 0
+        self.stream_period_s = float(stream_period_s)
+        self._streaming: dict[int, tuple[bytes, float]] = {}  # report id -> (report, next send time)
+        self._axis_ids: set[int] | None = None
+        self._hung = False
+
+    def hang(self) -> None:
+        """Go quiet: reads return nothing (no error) until resume()."""
+        with self._ready:
+            self._hung = True
+
+    def resume(self) -> None:
+        with self._ready:
+            self._hung = False
+            self._ready.notify_all()
+
+    def _note_sent(self, report: bytes) -> None:
+        """Remember a delivered axis report to send again while it is deflected."""
+        if self.stream_period_s <= 0 or not report:
+            return
+        if self._axis_ids is None:
+            spec = device_spec(self.device_name or "SpaceMouseCompact")
+            self._axis_ids = {m.channel for m in spec.mappings.values()}
+            self._axis_report_size = spec.bytes_to_read
+        if report[0] not in self._axis_ids or len(report) < self._axis_report_size:
+            return  # not an axis report a real device would repeat
+        if any(report[1:]):
+            self._streaming[report[0]] = (report, self._clock() + self.stream_period_s)
+        else:
+            self._streaming.pop(report[0], None)
+
+    def _take_repeats(self) -> float | None:
+        """Queue the repeats that are due; seconds until the next one (None: none)."""
+        if not self._streaming or self._unplugged:
+            return None
+        now = self._clock()
+        for rid, (report, due) in list(self._streaming.items()):
+            if now >= due:
+                self._queue.append(report)
+                self._streaming[rid] = (report, now + self.stream_period_s)
+        return min(due for _, due in self._streaming.values()) - now
 
     def open(self) -> None:
         from easyhid import HIDException
@@ -97,16 +143,24 @@ class FakeHidDevice:
         deadline = time.monotonic() + (timeout or 0) / 1000.0
         with self._ready:
             while True:
-                next_due_s = self._take_due_reports()
-                if self._queue:
-                    return self._queue.popleft()[:size]
+                next_due_s = None
+                if not self._hung:
+                    next_due_s = self._take_due_reports()
+                    if not self._queue:
+                        repeat_s = self._take_repeats()
+                        if repeat_s is not None:
+                            next_due_s = repeat_s if next_due_s is None else min(next_due_s, repeat_s)
+                    if self._queue:
+                        report = self._queue.popleft()
+                        self._note_sent(report)
+                        return report[:size]
                 if self._unplugged:
                     # What easyhid raises when hid_read returns -1 (device gone).
                     raise HIDException("Failed to read from HID device: -1")
                 left_s = deadline - time.monotonic()
                 if left_s <= 0:
                     return b""
-                # Woken by push()/unplug(), or when the next scripted report falls due.
+                # Woken by push()/unplug(), or when the next scripted or repeated report falls due.
                 self._ready.wait(left_s if next_due_s is None else min(left_s, max(next_due_s, 1e-4)))
 
     def _take_due_reports(self) -> float | None:

@@ -28,6 +28,14 @@ class SpaceMouseReading:
     """Shape (6,) float: x, y, z, roll, pitch, yaw in [-1, 1]."""
     buttons: tuple[int, ...] = (0, 0)
     """Button states, device order (SpaceMouse Compact: left, right)."""
+    report_t: float | None = None
+    """Host time of the newest device report behind this reading (same clock as ``t``); None:
+    the reading is that fresh (sim sources), i.e. ``t``."""
+
+    @property
+    def report_age_s(self) -> float:
+        """Seconds between the newest device report and the read (0 without ``report_t``)."""
+        return 0.0 if self.report_t is None else max(0.0, self.t - self.report_t)
 
     @property
     def translation(self) -> np.ndarray:

@@ -1,8 +1,16 @@
 """Intervention detection: SpaceMouse readings -> operator commands (pure, ROS-free).
 
 :class:`InterventionDetector` applies a deadzone, engage/release hysteresis, a hold time after
-release, gripper buttons while intervening and episode marks while not. Time comes from the
-readings.
+release, a report-age timeout, gripper buttons while intervening and episode marks while not.
+Time comes from the readings. The commanded twist is exactly zero unless the operator is
+actively intervening (deflected beyond ``release_threshold``).
+
+Device behaviour relied on: while its cap is deflected, a 3Dconnexion SpaceMouse sends
+translation/rotation reports continuously (one pair every 8-16 ms, whether or not the
+deflection changes) and, on release, a final all-zero report; buttons are reported only when
+they change. So a deflected reading whose newest report is older than ``report_timeout_s`` means
+the release report was lost or the device hung: the intervention ends at once with a zero
+command, and it does not re-engage until fresh reports arrive.
 """
 from __future__ import annotations
 
@@ -37,6 +45,9 @@ class InterventionConfig:
     (hysteresis lower edge; between deadzone and engage_threshold)."""
     hold_s: float = 0.6
     """Seconds the intervention lasts after the operator lets go (robot holds still meanwhile)."""
+    report_timeout_s: float = 0.25
+    """A deflected device whose newest report is older than this (s) has gone quiet: the
+    intervention ends and the command is zero (a deflected SpaceMouse reports every 8-16 ms)."""
     gripper_close_button: int = 0
     """Button index that closes the gripper while intervening (-1: none)."""
     gripper_open_button: int = 1
@@ -56,6 +67,8 @@ class InterventionConfig:
             )
         if self.hold_s < 0:
             raise ValueError(f"hold_s must be >= 0, got {self.hold_s}")
+        if not self.report_timeout_s > 0:
+            raise ValueError(f"report_timeout_s must be > 0 s, got {self.report_timeout_s}")
 
 
 @dataclass
@@ -74,6 +87,9 @@ class InterventionDetector:
     * While engaged the operator is "active" while it stays above ``release_threshold``
       (or a gripper button is held); the intervention ends ``hold_s`` after the last active
       reading. During the hold the command is zero: the robot holds still under the operator.
+    * A deflected (beyond ``deadzone``) reading whose newest report is older than
+      ``report_timeout_s`` is stale: it ends an intervention at once (``stale_timeouts``
+      counts it) and cannot start one.
     * While intervening, gripper buttons give ``gripper`` = close/open (held level).
       While not intervening, a press (rising edge) of the success/failure button gives a
       one-shot ``episode_mark``.
@@ -88,6 +104,8 @@ class InterventionDetector:
         self._last_active_t: float | None = None
         self._prev_buttons: tuple[int, ...] = ()
         self._prev_gripper = GRIPPER_KEEP
+        self.stale_timeouts = 0
+        """Interventions ended because the device went quiet while deflected."""
 
     def reset(self) -> None:
         self.intervening = False
@@ -111,14 +129,21 @@ class InterventionDetector:
         buttons = tuple(int(b) for b in reading.buttons)
         was = self.intervening
         grip_held = self._pressed(buttons, c.gripper_close_button) or self._pressed(buttons, c.gripper_open_button)
+        stale = peak > c.deadzone and reading.report_age_s > c.report_timeout_s
+        active = False
 
         if not self.intervening:
-            if peak > c.engage_threshold:
-                self.intervening = True
+            if peak > c.engage_threshold and not stale:
+                self.intervening = active = True
                 self._last_active_t = reading.t
+        elif stale:
+            self.intervening = False
+            self._last_active_t = None
+            self.stale_timeouts += 1
         else:
             if peak > c.release_threshold or grip_held:
                 self._last_active_t = reading.t
+                active = True
             elif self._last_active_t is not None and reading.t - self._last_active_t >= c.hold_s:
                 self.intervening = False
                 self._last_active_t = None
@@ -138,9 +163,9 @@ class InterventionDetector:
                 mark = MARK_FAILURE
         self._prev_buttons = buttons
 
-        if self.intervening:
+        if self.intervening and active:
             lin, ang = self.device_twist(reading)
-        else:
+        else:  # not intervening, or holding after a release: exactly zero
             lin, ang = np.zeros(3), np.zeros(3)
         changed = was != self.intervening or mark != MARK_NONE or gripper != self._prev_gripper
         self._prev_gripper = gripper
