@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -66,14 +67,19 @@ def test_image_encodings_and_row_padding():
     np.testing.assert_array_equal(convert.image_from_msg(padded), rgb)
 
 
-def test_weights_sha_is_checked():
-    w = PolicyWeights(version=2, learner_step=5, env_steps=9, spec_json="{}", data=b"\x01\x02")
+def test_weights_sha_and_spec_json_are_checked():
+    spec_json = json.dumps({"format": "torch_state_dict", "policy_spec": SPEC.to_dict(), "network": {}})
+    w = PolicyWeights(version=2, learner_step=5, env_steps=9, spec_json=spec_json, data=b"\x01\x02")
     msg = convert.weights_to_msg(w)
     assert msg.sha256 == hashlib.sha256(b"\x01\x02").hexdigest()
     assert convert.weights_from_msg(msg).data == b"\x01\x02"
     msg.data = b"\x01\x03"
     with pytest.raises(ValueError, match="SHA-256 mismatch"):
         convert.weights_from_msg(msg)
+    for bad in ("{}", "[", json.dumps({"format": "torch_state_dict", "policy_spec": [], "network": {}})):
+        msg = convert.weights_to_msg(PolicyWeights(version=2, learner_step=5, env_steps=9, spec_json=bad, data=b"x"))
+        with pytest.raises(ValueError, match="spec"):
+            convert.weights_from_msg(msg)
 
 
 def test_summary_and_operator_roundtrip():

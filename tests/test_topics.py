@@ -51,16 +51,24 @@ def test_types_import():
 
 
 def _uses(path: pathlib.Path) -> dict[str, set[str]]:
-    """{helper: {table entry}} for the topics.publisher/subscription/service/client calls in a file."""
+    """{helper: {table entry}} for the topics.publisher/subscription/service/client calls in a file
+    (``<...>.inbox.subscribe(node, topics.X, ...)``, the guarded subscription, counts as one)."""
     out: dict[str, set[str]] = {"publisher": set(), "subscription": set(), "service": set(), "client": set()}
     for node in ast.walk(ast.parse(path.read_text())):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in out
-                and isinstance(node.func.value, ast.Name) and node.func.value.id == "topics"):
-            entry = node.args[1]
-            if isinstance(entry, ast.Attribute) and isinstance(entry.value, ast.Name) and entry.value.id == "topics":
-                out[node.func.attr].add(entry.attr)
-            elif isinstance(entry, ast.Name):  # a variable holding entries (the actor's reset service)
-                out[node.func.attr].add("*")
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        func = node.func
+        if func.attr == "subscribe" and isinstance(func.value, ast.Attribute) and func.value.attr == "inbox":
+            helper = "subscription"
+        elif func.attr in out and isinstance(func.value, ast.Name) and func.value.id == "topics":
+            helper = func.attr
+        else:
+            continue
+        entry = node.args[1]
+        if isinstance(entry, ast.Attribute) and isinstance(entry.value, ast.Name) and entry.value.id == "topics":
+            out[helper].add(entry.attr)
+        elif isinstance(entry, ast.Name):  # a variable holding entries (the actor's reset service)
+            out[helper].add("*")
     return out
 
 
@@ -101,8 +109,10 @@ def test_node_creates_its_endpoints_from_the_table_only(path):
 def test_the_endpoint_check_sees_a_violation(tmp_path):
     bad = tmp_path / "bad_node.py"
     bad.write_text("from robot_stack.nodes import topics\n"
-                   "def f(self):\n    topics.publisher(self, topics.STEPS)\n    topics.client(self, topics.FRANKA_HOME)\n")
-    assert _uses(bad) == {"publisher": {"STEPS"}, "subscription": set(), "service": set(), "client": {"FRANKA_HOME"}}
+                   "def f(self):\n    topics.publisher(self, topics.STEPS)\n    topics.client(self, topics.FRANKA_HOME)\n"
+                   "    self.inbox.subscribe(self, topics.POLICY, print)\n")
+    assert _uses(bad) == {"publisher": {"STEPS"}, "subscription": {"POLICY"}, "service": set(),
+                          "client": {"FRANKA_HOME"}}
 
 
 def test_generated_docs_are_current():

@@ -65,7 +65,10 @@ def initial_policy(policy_file: str, spec_json: str, spec_file: str, seed: int, 
 
 
 def policy_from_weights(w: PolicyWeights, seed: int):
-    """The policy in a PolicyWeights export; ValueError/RuntimeError/KeyError when unusable."""
+    """The policy in a PolicyWeights export; ValueError when unusable (whatever the bytes)."""
     from robot_stack.rl.policy_io import load_policy_from_bytes
 
-    return load_policy_from_bytes(w.spec_json, w.data, seed)
+    try:
+        return load_policy_from_bytes(w.spec_json, w.data, seed)
+    except (RuntimeError, KeyError, TypeError) as e:  # load_state_dict and friends on odd content
+        raise ValueError(f"cannot load the policy: {e}") from None

@@ -111,6 +111,7 @@ from robot_stack.actor.resets import ResetCoordinator
 from robot_stack.devices.realtime import current_thread_scheduling
 from robot_stack.nodes import convert, topics
 from robot_stack.nodes.control_loop import ControlLoop
+from robot_stack.nodes.inbox import Inbox
 from robot_stack.nodes.params import declare_config, run_node
 from robot_stack.types.spec import PolicySpec
 
@@ -144,6 +145,8 @@ class ActorNode(Node):
         self._last_log_s = time.monotonic()
         self._gripper_sent: float | None = None
         self._warned: dict[str, float] = {}
+        self.inbox = Inbox(self.get_logger())
+        """Every subscription callback runs under it: malformed messages are dropped and counted."""
         self.rejected_weights = 0
         """PolicyWeights messages rejected (bad digest, format, layout or network)."""
         self.steps_published = 0
@@ -169,13 +172,13 @@ class ActorNode(Node):
         self._camera_subs = []
         if spec is not None:
             self._make_core(spec, policy, version)
-        topics.subscription(self, topics.EE_POSE, self._on_pose, callback_group=self._sensor_group)
-        topics.subscription(self, topics.EE_TWIST, self._on_twist, callback_group=self._sensor_group)
-        topics.subscription(self, topics.GRIPPER_WIDTH, self._on_gripper_width, callback_group=self._sensor_group)
-        topics.subscription(self, topics.SIM_SUCCESS, self._on_sim_success, callback_group=self._sensor_group)
-        topics.subscription(self, topics.OPERATOR, self._on_operator, callback_group=self._operator_group)
+        self.inbox.subscribe(self, topics.EE_POSE, self._on_pose, callback_group=self._sensor_group)
+        self.inbox.subscribe(self, topics.EE_TWIST, self._on_twist, callback_group=self._sensor_group)
+        self.inbox.subscribe(self, topics.GRIPPER_WIDTH, self._on_gripper_width, callback_group=self._sensor_group)
+        self.inbox.subscribe(self, topics.SIM_SUCCESS, self._on_sim_success, callback_group=self._sensor_group)
+        self.inbox.subscribe(self, topics.OPERATOR, self._on_operator, callback_group=self._operator_group)
         if not cfg.evaluation:
-            topics.subscription(self, topics.POLICY, self._on_weights, callback_group=self._weights_group)
+            self.inbox.subscribe(self, topics.POLICY, self._on_weights, callback_group=self._weights_group)
         self.timer = None
         self._control_loop: ControlLoop | None = None
         # The thread paces on the host's monotonic clock; a sim clock (use_sim_time) needs the
@@ -205,7 +208,7 @@ class ActorNode(Node):
         core = ActorCore(self.config, spec, policy, policy_version=version,
                          first_episode_id=self._first_episode_id(), evaluation=self.config.evaluation)
         for cam in spec.cameras:
-            self._camera_subs.append(topics.subscription(
+            self._camera_subs.append(self.inbox.subscribe(
                 self, topics.CAMERA_IMAGE, lambda msg, name=cam.name: self._on_image(name, msg),
                 callback_group=self._sensor_group, camera=cam.name))
         self.core = core  # one assignment: callbacks see either no core or a complete one
@@ -238,25 +241,24 @@ class ActorNode(Node):
         try:
             img = convert.image_from_msg(msg)
         except ValueError as e:
-            self._warn_throttled(f"img-{name}", f"camera '{name}': dropping frame: {e}")
-            return
+            raise ValueError(f"camera '{name}': {e}") from None
         core.on_camera_frame(name, img, *convert.stamp_and_frame(msg))
 
     def _on_pose(self, msg) -> None:
         if self.core is None:
             return
-        pose = convert.pose_from_msg(msg)
+        pose = convert.pose_from_msg(msg, require_finite=True)
         self.core.on_ee_pose(pose.xyz_m, pose.quat_xyzw, pose.stamp_s)
 
     def _on_twist(self, msg) -> None:
         if self.core is None:
             return
-        twist = convert.twist_from_msg(msg)
+        twist = convert.twist_from_msg(msg, require_finite=True)
         self.core.on_ee_twist(twist.lin_m_s, twist.ang_rad_s, twist.stamp_s)
 
     def _on_gripper_width(self, msg) -> None:
         if self.core is not None:
-            self.core.on_gripper_width(convert.float_from_msg(msg), self._now_s())
+            self.core.on_gripper_width(convert.float_from_msg(msg, require_finite=True), self._now_s())
 
     def _on_sim_success(self, msg) -> None:
         if self.core is not None:
@@ -266,11 +268,7 @@ class ActorNode(Node):
         core = self.core
         if core is None:
             return
-        try:
-            cmd = convert.operator_from_msg(msg)
-        except ValueError as e:
-            self._warn_throttled("operator", f"dropping operator command: {e}")
-            return
+        cmd = convert.operator_from_msg(msg)  # ValueError (non-finite): the inbox drops it
         now = self._now_s()
         out = core.on_operator_command(cmd, now)
         if out is not None:
@@ -282,12 +280,16 @@ class ActorNode(Node):
         if core is not None and msg.version <= core.policy_version:
             return
         try:
-            w = convert.weights_from_msg(msg)
-            policy = policy_from_weights(w, self.config.seed)
-        except (ValueError, RuntimeError, KeyError) as e:
+            w = convert.weights_from_msg(msg)  # digest, format, version, spec_json
+            spec, _ = w.parse_spec()
+            if core is not None and not same_layout(spec, core.spec):
+                raise ValueError(
+                    f"its spec (cameras {list(spec.camera_names)}, proprio {list(spec.proprio_names)}, action "
+                    f"{list(spec.action.names)}) differs from the running policy's; restart the actor to change the layout")
+            policy = policy_from_weights(w, self.config.seed)  # the network, checked against its data
+        except ValueError as e:
             self.rejected_weights += 1
-            self.get_logger().error(f"rejecting policy weights version {msg.version}: {e}")
-            return
+            raise ValueError(f"rejecting policy weights version {msg.version}: {e}") from None
         if core is None:
             with self._core_lock:
                 if self.core is None:
@@ -296,13 +298,9 @@ class ActorNode(Node):
                                            f"cameras {list(policy.spec.camera_names)}")
                     return
             core = self.core
-        if not same_layout(policy.spec, core.spec):
-            self.rejected_weights += 1
-            self.get_logger().error(
-                f"rejecting policy weights version {w.version}: its spec (cameras {list(policy.spec.camera_names)}, "
-                f"proprio {list(policy.spec.proprio_names)}, action {list(policy.spec.action.names)}) differs from "
-                "the running policy's; restart the actor to change the layout")
-            return
+            if not same_layout(policy.spec, core.spec):
+                self.rejected_weights += 1
+                raise ValueError(f"rejecting policy weights version {w.version}: another layout than the running policy's")
         if core.set_policy(policy, w.version):
             self.get_logger().info(f"policy weights version {w.version} applied (learner step {w.learner_step})")
 
@@ -333,7 +331,7 @@ class ActorNode(Node):
             self._request_reset(out.reset_request)
         if time.monotonic() - self._last_log_s >= self.config.log_every_s:
             self._last_log_s = time.monotonic()
-            self.get_logger().info(f"actor: {json.dumps({**core.snapshot(), 'steps_published': self.steps_published})}")
+            self.get_logger().info(f"actor: {json.dumps({**core.snapshot(), 'steps_published': self.steps_published, 'dropped_messages': self.inbox.counts()})}")
 
     def _learner_ready(self) -> bool:
         """wait_for_learner_s: True once a learner subscribes to the step records (or the wait

@@ -63,7 +63,7 @@ from robot_stack.msg import RobotStats as RobotStatsMsg
 from robot_stack.msg import StepRecord as StepRecordMsg
 from robot_stack.srv import HomeTo, ResetEpisode
 from robot_stack.types.intrinsics import CameraIntrinsics
-from robot_stack.types.records import WEIGHTS_FORMAT, EpisodeSummary, PolicyWeights, StepRecord
+from robot_stack.types.records import MAX_ID, WEIGHTS_FORMAT, EpisodeSummary, PolicyWeights, StepRecord
 from robot_stack.types.spec import PolicySpec
 from robot_stack.types.status import CommandSent, FrankaStatus, Health, LearnerStats, OperatorDecision, RobotStats
 from robot_stack.types.teleop import OperatorCommand
@@ -192,6 +192,11 @@ def step_from_msg(msg: StepRecordMsg, spec: PolicySpec | None = None) -> StepRec
     must match it. Raises ValueError naming the problem.
     """
     where = f"StepRecord episode {msg.episode_id} step {msg.step_index}"
+    for name in ("episode_id", "step_index", "policy_version"):
+        if getattr(msg, name) > MAX_ID:
+            raise ValueError(f"{where}: {name} {getattr(msg, name)} is beyond {MAX_ID} (a signed 64-bit integer)")
+    if len(set(msg.camera_names)) != len(msg.camera_names):
+        raise ValueError(f"{where}: camera names repeat: {list(msg.camera_names)[:8]}")
     if len(msg.camera_names) != len(msg.images):
         raise ValueError(f"{where}: {len(msg.camera_names)} camera_names but {len(msg.images)} images")
     if len(msg.proprio_names) != len(msg.proprio):
@@ -219,6 +224,8 @@ def step_from_msg(msg: StepRecordMsg, spec: PolicySpec | None = None) -> StepRec
             raise ValueError(f"{where}: action {action.tolist()} is not finite within [-1, 1]")
         if policy_action.shape != action.shape:
             raise ValueError(f"{where}: policy_action has {policy_action.size} values, action {action.size}")
+        if not np.all(np.isfinite(policy_action)):
+            raise ValueError(f"{where}: policy_action is not finite")
     if spec is not None:
         if tuple(msg.camera_names) != spec.camera_names:
             raise ValueError(f"{where}: cameras {list(msg.camera_names)} differ from the spec's {list(spec.camera_names)}")
@@ -264,7 +271,9 @@ def weights_to_msg(w: PolicyWeights) -> PolicyWeightsMsg:
 
 
 def weights_from_msg(msg: PolicyWeightsMsg) -> PolicyWeights:
-    """PolicyWeights message -> PolicyWeights; ValueError when the SHA-256 or format is wrong."""
+    """PolicyWeights message -> PolicyWeights; ValueError when the SHA-256, the format, the
+    version or the spec_json (:meth:`PolicyWeights.parse_spec`) is wrong. The network itself is
+    checked when it is loaded (``robot_stack.rl.policy_io.load_policy_from_bytes``)."""
     data = np.frombuffer(msg.data, np.uint8).tobytes()
     w = PolicyWeights(
         version=int(msg.version), learner_step=int(msg.learner_step), env_steps=int(msg.env_steps),
@@ -276,7 +285,13 @@ def weights_from_msg(msg: PolicyWeightsMsg) -> PolicyWeights:
             f"data hashes to {w.sha256[:16]}...): corrupted or truncated, rejected"
         )
     if msg.format != WEIGHTS_FORMAT:
-        raise ValueError(f"policy weights version {msg.version}: format '{msg.format}' unsupported (expected '{WEIGHTS_FORMAT}')")
+        raise ValueError(f"policy weights version {msg.version}: format '{msg.format[:40]}' unsupported (expected '{WEIGHTS_FORMAT}')")
+    if msg.version > MAX_ID:
+        raise ValueError(f"policy weights version {msg.version} is beyond {MAX_ID}")
+    try:
+        w.parse_spec()
+    except ValueError as e:
+        raise ValueError(f"policy weights version {msg.version}: {e}") from None
     return w
 
 
@@ -300,7 +315,8 @@ def summary_to_msg(s: EpisodeSummary) -> EpisodeSummaryMsg:
 
 
 def summary_from_msg(m: EpisodeSummaryMsg) -> EpisodeSummary:
-    return EpisodeSummary(
+    """EpisodeSummary message -> EpisodeSummary; ValueError for out-of-range counts or rates."""
+    s = EpisodeSummary(
         stamp_s=stamp_to_s(m.header.stamp), episode_id=int(m.episode_id), steps=int(m.steps),
         intervention_steps=int(m.intervention_steps), interventions=int(m.interventions),
         intervention_rate=float(m.intervention_rate), success=bool(m.success), truncated=bool(m.truncated),
@@ -308,6 +324,8 @@ def summary_from_msg(m: EpisodeSummaryMsg) -> EpisodeSummary:
         intervention_rate_window=float(m.intervention_rate_window), policy_version=int(m.policy_version),
         evaluation=bool(m.evaluation),
     )
+    s.validate()
+    return s
 
 
 # ----------------------------------------------------------------------------- operator
@@ -372,10 +390,15 @@ def twist_to_msg(lin_m_s, ang_rad_s, stamp: float | Time, frame_id: str = "") ->
     return TwistStamped(header=header(stamp, frame_id), twist=_twist(lin_m_s, ang_rad_s))
 
 
-def twist_from_msg(msg: TwistStamped) -> StampedTwist:
+def twist_from_msg(msg: TwistStamped, require_finite: bool = False) -> StampedTwist:
+    """TwistStamped -> StampedTwist; with ``require_finite`` ValueError for NaN/inf (a safety
+    filter that counts such commands leaves it off)."""
     lin, ang = msg.twist.linear, msg.twist.angular
-    return StampedTwist(np.array([lin.x, lin.y, lin.z]), np.array([ang.x, ang.y, ang.z]),
-                        stamp_to_s(msg.header.stamp), msg.header.frame_id)
+    out = StampedTwist(np.array([lin.x, lin.y, lin.z]), np.array([ang.x, ang.y, ang.z]),
+                       stamp_to_s(msg.header.stamp), msg.header.frame_id)
+    if require_finite and not (np.all(np.isfinite(out.lin_m_s)) and np.all(np.isfinite(out.ang_rad_s))):
+        raise ValueError(f"twist is not finite: {out.lin_m_s.tolist()} {out.ang_rad_s.tolist()}")
+    return out
 
 
 def pose_to_msg(xyz_m, quat_xyzw, stamp: float | Time, frame_id: str = "") -> PoseStamped:
@@ -386,10 +409,16 @@ def pose_to_msg(xyz_m, quat_xyzw, stamp: float | Time, frame_id: str = "") -> Po
     return msg
 
 
-def pose_from_msg(msg: PoseStamped) -> StampedPose:
+def pose_from_msg(msg: PoseStamped, require_finite: bool = False) -> StampedPose:
+    """PoseStamped -> StampedPose; with ``require_finite`` ValueError for NaN/inf or a
+    quaternion far from unit length."""
     p, o = msg.pose.position, msg.pose.orientation
-    return StampedPose(np.array([p.x, p.y, p.z]), np.array([o.x, o.y, o.z, o.w]),
-                       stamp_to_s(msg.header.stamp), msg.header.frame_id)
+    out = StampedPose(np.array([p.x, p.y, p.z]), np.array([o.x, o.y, o.z, o.w]),
+                      stamp_to_s(msg.header.stamp), msg.header.frame_id)
+    if require_finite and not (np.all(np.isfinite(out.xyz_m)) and np.all(np.isfinite(out.quat_xyzw))
+                               and abs(float(np.linalg.norm(out.quat_xyzw)) - 1.0) < 0.1):
+        raise ValueError(f"pose is not finite or its quaternion not unit: {out.xyz_m.tolist()} {out.quat_xyzw.tolist()}")
+    return out
 
 
 # ----------------------------------------------------------------------------- sensor_msgs
@@ -412,8 +441,12 @@ def float32_to_msg(value: float) -> Float32:
     return Float32(data=float(value))
 
 
-def float_from_msg(msg: Float32) -> float:
-    return float(msg.data)
+def float_from_msg(msg: Float32, require_finite: bool = False) -> float:
+    """Float32 -> float; with ``require_finite`` ValueError for NaN/inf."""
+    v = float(msg.data)
+    if require_finite and not math.isfinite(v):
+        raise ValueError(f"value {v} is not finite")
+    return v
 
 
 def bool_to_msg(value: bool) -> Bool:
@@ -471,17 +504,48 @@ def _robot_stats_to_msg(r: RobotStats) -> RobotStatsMsg:
     return msg
 
 
+def _check_count(where: str, name: str, value: int) -> int:
+    if not 0 <= value <= MAX_ID:
+        raise ValueError(f"{where}: {name}={value} is beyond {MAX_ID}")
+    return int(value)
+
+
+def _check_rate(where: str, name: str, value: float) -> float:
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{where}: {name}={value} is not a rate in [0, 1]")
+    return float(value)
+
+
 def _robot_stats_from_msg(msg: RobotStatsMsg) -> RobotStats:
+    where = f"LearnerStats robot '{msg.robot_id[:40]}'"
+    for name in _ROBOT_INTS:
+        _check_count(where, name, getattr(msg, name))
+    for name in ("success_rate", "intervention_rate"):
+        _check_rate(where, name, getattr(msg, name))
     age = float(msg.last_record_age_s)
+    if not (math.isnan(age) or (math.isfinite(age) and age >= 0.0)):
+        raise ValueError(f"{where}: last_record_age_s={age} is not a finite age (NaN: none yet)")
     return RobotStats(robot_id=msg.robot_id, **{n: int(getattr(msg, n)) for n in _ROBOT_INTS},
                       success_rate=float(msg.success_rate), intervention_rate=float(msg.intervention_rate),
                       last_record_age_s=None if math.isnan(age) else age, active=bool(msg.active))
 
 
 def learner_stats_from_msg(msg: LearnerStatsMsg) -> LearnerStats:
-    """LearnerStats message -> LearnerStats; ValueError when the metric arrays differ in length."""
+    """LearnerStats message -> LearnerStats; ValueError when the metric arrays differ in length,
+    a count is beyond a signed 64-bit integer, a rate is not in [0, 1], updates_per_s is not a
+    finite rate, or a robot id repeats (metric values may be NaN: a diverged loss is news)."""
+    where = "LearnerStats"
     if len(msg.metric_names) != len(msg.metric_values):
-        raise ValueError(f"LearnerStats: {len(msg.metric_names)} metric names but {len(msg.metric_values)} values")
+        raise ValueError(f"{where}: {len(msg.metric_names)} metric names but {len(msg.metric_values)} values")
+    for name in _STATS_INTS:
+        _check_count(where, name, getattr(msg, name))
+    for name in ("success_rate", "intervention_rate"):
+        _check_rate(where, name, getattr(msg, name))
+    if not (math.isfinite(msg.updates_per_s) and msg.updates_per_s >= 0.0):
+        raise ValueError(f"{where}: updates_per_s={msg.updates_per_s} is not a finite rate")
+    ids = [r.robot_id for r in msg.robots]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{where}: robot ids repeat: {ids[:8]}")
     return LearnerStats(
         **{n: int(getattr(msg, n)) for n in _STATS_INTS}, **{n: float(getattr(msg, n)) for n in _STATS_FLOATS},
         metrics={n: float(v) for n, v in zip(msg.metric_names, msg.metric_values)},

@@ -115,6 +115,7 @@ from robot_stack.devices.franka.safety import (
 )
 from robot_stack.nodes import convert, topics
 from robot_stack.nodes.control_loop import ControlLoop
+from robot_stack.nodes.inbox import Inbox
 from robot_stack.nodes.params import declare_config, run_node
 from robot_stack.types.geometry import R_to_quat_xyzw, T_from_xyz_quat
 from robot_stack.types.status import CommandSent, FrankaStatus, Health
@@ -255,10 +256,11 @@ class FrankaNode(Node):
         self._debug_pub = topics.publisher(self, topics.FRANKA_DEBUG_SENT) if cfg.debug_latency else None
         self._diagnostics_pub = topics.publisher(self, topics.DIAGNOSTICS)
         cmd_group = MutuallyExclusiveCallbackGroup()
-        topics.subscription(self, topics.CMD_TWIST, self._on_cmd_twist, callback_group=cmd_group)
+        self.inbox = Inbox(self.get_logger())  # no message can end the node: malformed ones are dropped and counted
+        self.inbox.subscribe(self, topics.CMD_TWIST, self._on_cmd_twist, callback_group=cmd_group)
         if cfg.operator_fallback:
-            topics.subscription(self, topics.OPERATOR, self._on_operator, callback_group=cmd_group)
-        topics.subscription(self, topics.GRIPPER_CMD, self._on_gripper_cmd, callback_group=cmd_group)
+            self.inbox.subscribe(self, topics.OPERATOR, self._on_operator, callback_group=cmd_group)
+        self.inbox.subscribe(self, topics.GRIPPER_CMD, self._on_gripper_cmd, callback_group=cmd_group)
         # The home services await the move (seconds): a group of their own, which never holds
         # up the command callbacks (a mutually exclusive group would stay busy while they wait).
         home_group = ReentrantCallbackGroup()

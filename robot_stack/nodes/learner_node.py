@@ -56,6 +56,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 
 from robot_stack.nodes import convert, topics
+from robot_stack.nodes.inbox import Inbox
 from robot_stack.nodes.params import declare_config, run_node
 from robot_stack.nodes.robot_topics import RobotTopics
 from robot_stack.rl.fleet import check_robot_id, robot_topic
@@ -114,14 +115,16 @@ class LearnerNode(Node):
             raise ConfigError(f"learner cannot start: {e}") from None
         self._steps_group = MutuallyExclusiveCallbackGroup()
         self._stats_group = MutuallyExclusiveCallbackGroup()
+        self.inbox = Inbox(self.get_logger())
+        """Malformed step records are dropped and counted here, per topic."""
         if self.config.fleet:
             self.robot_topics = RobotTopics(
                 self, topics.STEPS, self._on_robot_step,
                 robots=self.config.robots or (), discover=self.config.discover_robots,
                 discover_every_s=self.config.discover_every_s, callback_group=self._steps_group,
-                on_join=self._on_robot_join)
+                on_join=self._on_robot_join, inbox=self.inbox)
         else:
-            topics.subscription(self, topics.STEPS, self._on_step, callback_group=self._steps_group)
+            self.inbox.subscribe(self, topics.STEPS, self._on_step, callback_group=self._steps_group)
         self.create_timer(self.config.stats_every_s, self._on_stats, callback_group=self._stats_group)
         self.core.start()
         spec = self.core.spec
@@ -159,12 +162,10 @@ class LearnerNode(Node):
     def _on_step(self, msg, robot_id: str = "") -> None:
         try:
             step = convert.step_from_msg(msg, self.core.spec)
-        except ValueError as e:
+        except ValueError:
             self.rejected_steps += 1
             self.core.counters["rejected_steps"] += 1
-            self.get_logger().warning(f"dropping step record{f' of robot {robot_id}' if robot_id else ''}: {e}",
-                                      throttle_duration_sec=2.0)
-            return
+            raise  # the inbox logs it (throttled)
         try:
             self.core.add_step(step, robot_id)
         except OSError as e:  # e.g. disk full: the step is lost, the learner keeps serving

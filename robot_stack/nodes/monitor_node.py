@@ -7,7 +7,9 @@ Subscribes (names relative to the namespace, see robot_stack.nodes.topics)
   ``franka/status`` (robot_stack/FrankaStatus, ``qos.EPISODES``): failures the operator must
       act on (``recovery_gave_up``, ``error``, ``home_failed``) are printed.
 Writes ``<out_dir>/progress.png`` (success and intervention rate over episodes) every
-``plot_every_s`` and at exit.
+``plot_every_s`` and at exit. A message that fails validation (counts out of range, rates
+outside [0, 1], arrays of unequal length) is dropped and counted per topic
+(``robot_stack.nodes.inbox``).
 
 Fleet (``robots`` or ``discover_robots``): it reads ``/<robot_id>/episodes`` of every robot
 instead (discovered as they appear), prints each line with its robot id, keeps
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from rclpy.node import Node
 
 from robot_stack.nodes import convert, topics
+from robot_stack.nodes.inbox import Inbox
 from robot_stack.nodes.params import declare_config, run_node
 from robot_stack.nodes.robot_topics import RobotTopics
 from robot_stack.rl.progress import EpisodeRow, ProgressLog
@@ -67,13 +70,15 @@ class MonitorNode(Node):
         self._dirty = False
         self.robot_progress: dict[str, ProgressLog] = {}
         self.fleet_stats: dict[str, dict] = {}
+        self.inbox = Inbox(self.get_logger())
+        """Malformed messages are dropped and counted here, per topic."""
         if self.cfg.robots or self.cfg.discover_robots:
             self.robot_topics = RobotTopics(self, topics.EPISODES, self._on_robot_episode,
-                                            robots=self.cfg.robots or (), discover=self.cfg.discover_robots)
+                                            robots=self.cfg.robots or (), discover=self.cfg.discover_robots, inbox=self.inbox)
         else:
-            topics.subscription(self, topics.EPISODES, self._on_episode)
-        topics.subscription(self, topics.LEARNER_STATS, self._on_stats)
-        topics.subscription(self, topics.FRANKA_STATUS, self._on_franka_status)
+            self.inbox.subscribe(self, topics.EPISODES, self._on_episode)
+        self.inbox.subscribe(self, topics.LEARNER_STATS, self._on_stats)
+        self.inbox.subscribe(self, topics.FRANKA_STATUS, self._on_franka_status)
         self.create_timer(self.cfg.plot_every_s, self._plot)
 
     def _on_episode(self, m) -> None:
@@ -94,11 +99,7 @@ class MonitorNode(Node):
         self._dirty = True
 
     def _on_stats(self, m) -> None:
-        try:
-            stats = convert.learner_stats_from_msg(m)
-        except ValueError as e:
-            self.get_logger().warning(f"learner stats message ignored: {e}")
-            return
+        stats = convert.learner_stats_from_msg(m)  # ValueError: the inbox drops and counts it
         self.progress.on_learner_stats(stats.as_dict())
         self.fleet_stats = stats.robots_dict()
 
@@ -117,11 +118,7 @@ class MonitorNode(Node):
                 f"{self.progress.learner_updates} updates | " + " | ".join(parts))
 
     def _on_franka_status(self, m) -> None:
-        try:
-            status = convert.franka_status_from_msg(m)
-        except ValueError as e:
-            self.get_logger().warning(f"franka status message ignored: {e}")
-            return
+        status = convert.franka_status_from_msg(m)
         if status.event in FRANKA_ALERTS:
             print(f"franka: {status.event}: {status.detail}", flush=True)
 

@@ -27,15 +27,18 @@ class RobotTopics:
 
     def __init__(self, node: Node, topic: Topic, callback: Callable[[str, Any], None],
                  robots: Iterable[str] = (), discover: bool = False, discover_every_s: float = 2.0,
-                 callback_group=None, on_join: Callable[[str], None] | None = None):
+                 callback_group=None, on_join: Callable[[str], None] | None = None, inbox=None):
         """``topic``: the table entry each robot publishes in its namespace (its relative name
-        is the leaf: ``topics.STEPS`` -> ``/<robot_id>/steps``)."""
+        is the leaf: ``topics.STEPS`` -> ``/<robot_id>/steps``). ``inbox``: a
+        :class:`~robot_stack.nodes.inbox.Inbox` that guards each robot's callback (a message
+        the callback rejects is dropped and counted under that robot's topic)."""
         self.node = node
         self.topic = topic
         self.type_name, self.leaf = topic.type, topic.name
         self.callback = callback
         self.callback_group = callback_group
         self.on_join = on_join or (lambda rid: None)
+        self.inbox = inbox
         self.subscriptions: dict[str, Any] = {}
         for rid in robots:
             self.add(rid)
@@ -48,7 +51,8 @@ class RobotTopics:
         if rid in self.subscriptions:
             return False
         topic = robot_topic(rid, self.leaf)
-        self.subscriptions[rid] = subscription_at(self.node, self.topic, topic, lambda msg, rid=rid: self.callback(rid, msg),
+        callback = self.callback if self.inbox is None else self.inbox.wrap(topic, self.callback)
+        self.subscriptions[rid] = subscription_at(self.node, self.topic, topic, lambda msg, rid=rid: callback(rid, msg),
                                                   callback_group=self.callback_group)
         self.node.get_logger().info(f"robot '{rid}' joined: subscribed to {topic}")
         self.on_join(rid)

@@ -15,14 +15,15 @@ world dies, the operator lets go rather than freezing a deflection.
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 
 import numpy as np
 
+from robot_stack.nodes.inbox import Inbox
 from robot_stack.types.teleop import SpaceMouseReading
-
 
 
 class JoyTopicSource:
@@ -41,6 +42,8 @@ class JoyTopicSource:
         self._context = None
         self._executor = None
         self._thread: threading.Thread | None = None
+        self.inbox = Inbox(logging.getLogger(__name__))
+        """Malformed Joy messages are dropped and counted here."""
 
     def connect(self) -> None:
         import rclpy
@@ -53,7 +56,7 @@ class JoyTopicSource:
         rclpy.init(context=self._context, domain_id=domain)
         node = rclpy.create_node("sim_operator_source", namespace=self.namespace, context=self._context)
         entry = topics.SIM_OPERATOR_JOY
-        node.create_subscription(entry.msg_type, self.topic, self._on_joy, entry.profile)
+        node.create_subscription(entry.msg_type, self.topic, self.inbox.wrap(self.topic, self._on_joy), entry.profile)
         self._executor = SingleThreadedExecutor(context=self._context)
         self._executor.add_node(node)
         self._thread = threading.Thread(target=self._spin, name="sim-operator-source", daemon=True)
@@ -72,7 +75,8 @@ class JoyTopicSource:
 
         axes, buttons = convert.joy_from_msg(msg)
         if axes.shape != (6,) or not np.all(np.isfinite(axes)):
-            return  # malformed: ignored, the reading goes stale and counts as hands off
+            # dropped (the inbox counts it); the reading goes stale and counts as hands off
+            raise ValueError(f"operator Joy must hold 6 finite axes, got {axes.tolist()[:8]}")
         reading = SpaceMouseReading(t=time.monotonic(), axes=np.clip(axes, -1.0, 1.0), buttons=buttons)
         with self._lock:
             self._latest, self._received_at = reading, time.monotonic()

@@ -64,10 +64,12 @@ from rclpy.node import Node
 from rclpy.task import Future
 
 from robot_stack.nodes import convert, topics
+from robot_stack.nodes.inbox import Inbox
 from robot_stack.nodes.params import declare_config, run_node
 from robot_stack.types.config import ConfigError
 from robot_stack.types.geometry import R_to_quat_xyzw
 from robot_stack.types.intrinsics import CameraIntrinsics
+from robot_stack.types.records import MAX_ID
 from robot_stack.types.status import OperatorDecision
 
 PHYSICS = ("franky", "direct")
@@ -235,7 +237,8 @@ class SimWorldNode(Node):
         self._success_pub = topics.publisher(self, topics.SIM_SUCCESS)
         self._joy_pub = topics.publisher(self, topics.SIM_OPERATOR_JOY)
         self._debug_pub = topics.publisher(self, topics.SIM_OPERATOR_DEBUG)
-        topics.subscription(self, topics.CMD_TWIST, self._on_cmd)
+        self.inbox = Inbox(self.get_logger())  # malformed messages are dropped and counted, never fatal
+        self.inbox.subscribe(self, topics.CMD_TWIST, self._on_cmd)
         # The reset callback awaits the home move: a group of its own, so the default group
         # (render and control timers, commands) keeps running meanwhile.
         reset_group = ReentrantCallbackGroup()
@@ -273,7 +276,7 @@ class SimWorldNode(Node):
                                f"over the last {wall_t - last_wall:.0f} s ({self.cfg.physics})")
 
     def _on_cmd(self, msg) -> None:
-        self._last_cmd_lin = convert.twist_from_msg(msg).lin_m_s
+        self._last_cmd_lin = convert.twist_from_msg(msg, require_finite=True).lin_m_s
 
     def _on_control(self) -> None:
         self._success_pub.publish(convert.bool_to_msg(self.world.is_success()))
@@ -300,6 +303,10 @@ class SimWorldNode(Node):
     async def _on_reset(self, request, response):
         """episode/reset: re-sample the scene, bring the arm to its start pose, then answer."""
         episode = convert.reset_episode_id(request)
+        if episode > MAX_ID:
+            message = f"episode id {episode} is beyond {MAX_ID}"
+            self.get_logger().warning(f"reset refused: {message}")
+            return convert.fill_result(response, False, message)
         self._end_reset(False, f"superseded by the reset for episode {episode}")  # one reset at a time
         self._operator_active = False
         self._publish_reading(np.zeros(6), (0, 0), self.get_clock().now())

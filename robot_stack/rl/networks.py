@@ -50,14 +50,26 @@ class NetworkConfig:
             raise ValueError("encoder='pretrained' needs encoder_weights: path of the trunk's state_dict")
 
 
+_TRUNK_STRIDES = (2, 2, 2, 1)  # 3x3 kernels, no padding
+
+
 def conv_trunk(channels: int) -> nn.Sequential:
     """The conv stack of the image encoder (also the layout of a pretrained weights file)."""
-    return nn.Sequential(
-        nn.Conv2d(3, channels, 3, stride=2), nn.ReLU(),
-        nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU(),
-        nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU(),
-        nn.Conv2d(channels, channels, 3, stride=1), nn.ReLU(),
-    )
+    layers: list[nn.Module] = []
+    for i, stride in enumerate(_TRUNK_STRIDES):
+        layers += [nn.Conv2d(3 if i == 0 else channels, channels, 3, stride=stride), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def trunk_output_numel(channels: int, height: int, width: int) -> int:
+    """Size of the conv trunk's output for one image (computed, not run: also on torch's meta
+    device, where running a convolution the first time costs about a second)."""
+    h, w = height, width
+    for stride in _TRUNK_STRIDES:
+        h, w = (h - 3) // stride + 1, (w - 3) // stride + 1
+    if h < 1 or w < 1:
+        raise ValueError(f"a {height}x{width} image is too small for the encoder's convolutions")
+    return channels * h * w
 
 
 def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
@@ -125,8 +137,7 @@ class ImageEncoder(nn.Module):
                 self.trunk.load_state_dict(state)
             for p in self.trunk.parameters():
                 p.requires_grad_(False)
-        with torch.no_grad():
-            n_flat = self.trunk(torch.zeros(1, 3, height, width)).numel()
+        n_flat = trunk_output_numel(cfg.encoder_channels, height, width)
         self.proj = nn.Sequential(nn.Linear(n_flat, cfg.latent_dim), nn.LayerNorm(cfg.latent_dim), nn.Tanh())
         if cfg.channels_last:
             self.trunk.to(memory_format=torch.channels_last)

@@ -48,23 +48,55 @@ def export_policy_bytes(agent) -> tuple[str, bytes]:
 
 
 def _parse(spec_json: str) -> tuple[PolicySpec, NetworkConfig]:
-    meta = json.loads(spec_json)
+    """Spec and network config of an export's spec_json; ValueError names what is wrong."""
+    try:
+        meta = json.loads(spec_json)
+    except (json.JSONDecodeError, TypeError, RecursionError) as e:
+        raise ValueError(f"spec_json is not JSON: {e}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("network"), dict):
+        raise ValueError("spec_json must be an object with format, policy_spec and network (an object)")
     if meta.get("format") != FORMAT:
-        raise ValueError(f"unsupported policy format {meta.get('format')!r}; expected {FORMAT!r}")
-    return PolicySpec.from_dict(meta["policy_spec"]), cfgmod.from_dict(NetworkConfig, meta["network"])
+        raise ValueError(f"unsupported policy format {meta.get('format')!r:.40}; expected {FORMAT!r}")
+    net_cfg = cfgmod.from_dict(NetworkConfig, meta["network"], where="spec_json network")
+    net_cfg.validate()
+    return PolicySpec.from_dict(meta.get("policy_spec")), net_cfg
 
 
 def policy_state_from_bytes(data: bytes) -> dict:
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    """The state dict in exported policy bytes; ValueError when they are not one."""
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 -- untrusted bytes: unpickling fails in many ways, all mean "not weights"
+        raise ValueError(f"the policy data is not a torch state_dict ({type(e).__name__}: {str(e)[:120]})") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ValueError("the policy data is not a torch state_dict of named tensors")
+    return state
+
+
+def _policy_net(spec: PolicySpec, net_cfg: NetworkConfig) -> PolicyNet:
+    # Frozen pretrained trunks travel inside data, so the weights file is not needed here.
+    encoder = ObsEncoder(spec, net_cfg, load_weights=False)
+    return PolicyNet(encoder, ActorHead(encoder.out_dim, spec.action.dim, net_cfg.hidden_dims))
 
 
 def load_policy_from_bytes(spec_json: str, data: bytes, seed: int = 0) -> Policy:
-    """Build the actor network from ``spec_json`` and load ``data`` into it."""
+    """Build the actor network from ``spec_json`` and load ``data`` into it; ValueError when
+    either is unusable. The network is first laid out without memory (torch's meta device) and
+    its tensor shapes compared with ``data``'s, so a spec_json describing a huge network can
+    never allocate more than the data it came with."""
     spec, net_cfg = _parse(spec_json)
-    # Frozen pretrained trunks travel inside data, so the weights file is not needed here.
-    encoder = ObsEncoder(spec, net_cfg, load_weights=False)
-    net = PolicyNet(encoder, ActorHead(encoder.out_dim, spec.action.dim, net_cfg.hidden_dims))
-    net.load_state_dict(policy_state_from_bytes(data))
+    state = policy_state_from_bytes(data)
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in _policy_net(spec, net_cfg).state_dict().items()}
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f"spec_json describes no buildable network: {e}") from None
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if got != shapes:
+        diff = sorted(set(got.items()) ^ set(shapes.items()))[:3]
+        raise ValueError(f"the policy data does not fit the network spec_json describes (e.g. {diff})")
+    net = _policy_net(spec, net_cfg)
+    net.load_state_dict(state)
     return Policy(spec, net, seed)
 
 

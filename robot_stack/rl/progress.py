@@ -91,7 +91,13 @@ class ProgressLog:
         self.learner_updates = 0
 
     def on_learner_stats(self, stats: dict) -> None:
-        self.learner_updates = int(stats.get("updates", self.learner_updates))
+        """Learner statistics (an object); ValueError when ``updates`` is not a count."""
+        if not isinstance(stats, dict):
+            raise ValueError(f"learner stats must be an object, got {type(stats).__name__}")
+        updates = stats.get("updates", self.learner_updates)
+        if isinstance(updates, bool) or not isinstance(updates, int) or updates < 0:
+            raise ValueError(f"learner stats: 'updates' must be a count, got {updates!r:.40}")
+        self.learner_updates = updates
 
     def on_episode(self, row: EpisodeRow) -> str:
         """Record an episode; returns the console line for it."""

@@ -15,12 +15,20 @@ The status messages (FrankaStatus, LearnerStats, OperatorDecision, CommandSent) 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from robot_stack.types.spec import PolicySpec
+
 WEIGHTS_FORMAT = "torch_state_dict"
 """The only PolicyWeights.format this version reads (see msg/PolicyWeights.msg)."""
+
+MAX_ID = 2**63 - 1
+"""Largest episode id, step index or version a record may carry (they are stored as signed
+64-bit integers)."""
 
 Obs = dict
 """An observation: ``{camera_name: uint8 (H, W, 3) RGB, ..., "proprio": float32 (P,)}``,
@@ -86,6 +94,11 @@ class StepRecord:
     def has_action(self) -> bool:
         return self.action is not None and np.size(self.action) > 0
 
+    @property
+    def key(self) -> tuple[int, int]:
+        """(episode_id, step_index): unique per record, increasing in the order the actor records."""
+        return int(self.episode_id), int(self.step_index)
+
 
 @dataclass
 class EpisodeSummary:
@@ -115,6 +128,21 @@ class EpisodeSummary:
     evaluation: bool
     """Run with the deterministic policy, no learning from it (evaluation mode)."""
 
+    def validate(self) -> None:
+        """ValueError naming the first field that is out of range (counts >= 0, rates in [0, 1])."""
+        for name in ("episode_id", "steps", "intervention_steps", "interventions", "window", "policy_version"):
+            v = getattr(self, name)
+            if not 0 <= v <= MAX_ID:
+                raise ValueError(f"episode summary: {name}={v} is out of range")
+        if self.intervention_steps > self.steps:
+            raise ValueError(f"episode summary: intervention_steps={self.intervention_steps} > steps={self.steps}")
+        for name in ("intervention_rate", "success_rate", "intervention_rate_window"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+                raise ValueError(f"episode summary: {name}={v} is not a rate in [0, 1]")
+        if not math.isfinite(self.stamp_s):
+            raise ValueError(f"episode summary: stamp {self.stamp_s} is not finite")
+
 
 @dataclass
 class PolicyWeights:
@@ -137,6 +165,20 @@ class PolicyWeights:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
+
+    def parse_spec(self) -> tuple[PolicySpec, dict]:
+        """(PolicySpec, network config dict) of ``spec_json``; ValueError names what is wrong."""
+        try:
+            meta = json.loads(self.spec_json)
+        except (json.JSONDecodeError, TypeError, RecursionError) as e:
+            raise ValueError(f"spec_json is not JSON: {e}") from None
+        if not isinstance(meta, dict) or not {"format", "policy_spec", "network"} <= set(meta):
+            raise ValueError(f"spec_json must be an object with format, policy_spec and network, got {self.spec_json[:80]!r}")
+        if meta["format"] != self.format:
+            raise ValueError(f"spec_json format {meta['format']!r:.40} differs from the message's {self.format!r}")
+        if not isinstance(meta["network"], dict):
+            raise ValueError(f"spec_json network must be an object, got {type(meta['network']).__name__}")
+        return PolicySpec.from_dict(meta["policy_spec"]), meta["network"]
 
 
 __all__ = ["WEIGHTS_FORMAT", "EpisodeSummary", "Obs", "PolicyWeights", "StepRecord"]

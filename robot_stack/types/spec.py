@@ -17,9 +17,40 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+
+MAX_IMAGE_SIDE = 4096
+"""Largest image height or width a spec may name, in pixels."""
+ACTION_NAMES = frozenset({"vx", "vy", "vz", "wx", "wy", "wz", "gripper"})
+"""Action dimension names a spec may use (see the module docstring)."""
+
+
+def _list(v, where: str) -> list:
+    if not isinstance(v, (list, tuple)):
+        raise ValueError(f"invalid policy spec: {where} must be a list, got {type(v).__name__}")
+    return list(v)
+
+
+def _name(v, where: str) -> str:
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"invalid policy spec: {where} must be a non-empty string, got {v!r:.40}")
+    return v
+
+
+def _int(v, where: str, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ValueError(f"invalid policy spec: {where} must be an integer in [{lo}, {hi}], got {v!r:.40}")
+    return v
+
+
+def _float(v, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+        raise ValueError(f"invalid policy spec: {where} must be a finite number > 0, got {v!r:.40}")
+    return float(v)
 
 
 @dataclass(frozen=True)
@@ -115,21 +146,44 @@ class PolicySpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PolicySpec":
-        try:
-            cams = tuple(CameraSpec(**c) for c in d.get("cameras", ()))
-            act = ActionSpec(**{**d.get("action", {}), "names": tuple(d.get("action", {}).get("names", ActionSpec.names))})
-            return cls(
-                cameras=cams,
-                proprio_names=tuple(d.get("proprio_names", ())),
-                action=act,
-                control_rate_hz=float(d.get("control_rate_hz", 10.0)),
-            )
-        except TypeError as e:
-            raise ValueError(f"invalid policy spec: {e}") from e
+        """A spec from its dict form, every field checked (types, sizes within
+        :data:`MAX_IMAGE_SIDE`, known action names); ValueError names the problem."""
+        if not isinstance(d, dict):
+            raise ValueError(f"invalid policy spec: expected an object, got {type(d).__name__}")
+        unknown = set(d) - {"cameras", "proprio_names", "action", "control_rate_hz"}
+        if unknown:
+            raise ValueError(f"invalid policy spec: unknown key(s) {sorted(unknown)}")
+        cams = []
+        for i, c in enumerate(_list(d.get("cameras", ()), "cameras")):
+            if not isinstance(c, dict) or set(c) != {"name", "height", "width"}:
+                raise ValueError(f"invalid policy spec: cameras[{i}] must be {{name, height, width}}, got {c!r:.80}")
+            cams.append(CameraSpec(_name(c["name"], f"cameras[{i}].name"),
+                                   _int(c["height"], f"cameras[{i}].height", 1, MAX_IMAGE_SIDE),
+                                   _int(c["width"], f"cameras[{i}].width", 1, MAX_IMAGE_SIDE)))
+        if len({c.name for c in cams}) != len(cams):
+            raise ValueError(f"invalid policy spec: camera names repeat: {[c.name for c in cams]}")
+        proprio = tuple(_name(n, "proprio_names[]") for n in _list(d.get("proprio_names", ()), "proprio_names"))
+        a = d.get("action", {})
+        if not isinstance(a, dict) or set(a) - {"names", "max_lin_speed_m_s", "max_ang_speed_rad_s"}:
+            raise ValueError(f"invalid policy spec: action must be {{names, max_lin_speed_m_s, max_ang_speed_rad_s}}, got {a!r:.80}")
+        names = tuple(_name(n, "action.names[]") for n in _list(a.get("names", ActionSpec.names), "action.names"))
+        if (not set(names) <= ACTION_NAMES or len(set(names)) != len(names) or not {"vx", "vy", "vz"} <= set(names)
+                or len({"wx", "wy", "wz"} & set(names)) not in (0, 3)):
+            raise ValueError(f"invalid policy spec: action.names {list(names)} must hold vx, vy, vz, optionally "
+                             "wx, wy, wz (all three) and gripper, each once")
+        act = ActionSpec(names=names,
+                         max_lin_speed_m_s=_float(a.get("max_lin_speed_m_s", ActionSpec.max_lin_speed_m_s), "action.max_lin_speed_m_s"),
+                         max_ang_speed_rad_s=_float(a.get("max_ang_speed_rad_s", ActionSpec.max_ang_speed_rad_s), "action.max_ang_speed_rad_s"))
+        return cls(cameras=tuple(cams), proprio_names=proprio, action=act,
+                   control_rate_hz=_float(d.get("control_rate_hz", 10.0), "control_rate_hz"))
 
     @classmethod
     def from_json(cls, s: str) -> "PolicySpec":
-        return cls.from_dict(json.loads(s))
+        try:
+            d = json.loads(s)
+        except (json.JSONDecodeError, TypeError, RecursionError) as e:
+            raise ValueError(f"policy spec is not valid JSON: {e}") from None
+        return cls.from_dict(d)
 
     def check_observation(self, obs: dict) -> None:
         """Raise ValueError naming the first key whose shape or dtype does not match."""
@@ -155,10 +209,13 @@ def parse_spec_json(text: str) -> tuple[PolicySpec, dict | None]:
     Raises ValueError naming the problem."""
     try:
         meta = json.loads(text)
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, TypeError, RecursionError) as e:
         raise ValueError(f"policy spec is not valid JSON: {e}") from None
     if not isinstance(meta, dict):
         raise ValueError("policy spec JSON must be an object")
     if "policy_spec" in meta:
-        return PolicySpec.from_dict(meta["policy_spec"]), meta.get("network")
+        network = meta.get("network")
+        if network is not None and not isinstance(network, dict):
+            raise ValueError(f"the spec's 'network' must be an object, got {type(network).__name__}")
+        return PolicySpec.from_dict(meta["policy_spec"]), network
     return PolicySpec.from_dict(meta), None
