@@ -63,6 +63,13 @@ def test_resume_continues_from_the_learner_checkpoint_with_restored_buffers(tmp_
     assert (run / LearnerCore.ONLINE_LOG).stat().st_size > 0
     with pytest.raises(ValueError, match="another run"):
         train(cfg(tmp_path, method="hg_dagger", env_steps=180, resume=True))
+    # A fresh run in the same folder starts from nothing: no watermark, counters or policy
+    # version of the previous run carry over (its episode ids would look like duplicates).
+    assert (run / "learner_state.bin").exists() and (run / LearnerCore.VERSION_FILE).exists()
+    rows = train(cfg(tmp_path, method="rlif", env_steps=60))
+    fresh = torch.load(run / LearnerCore.CHECKPOINT, weights_only=False)["learner"]
+    assert [r["env_steps"] for r in rows] == [60] and fresh["env_steps"] == 60
+    assert fresh["transitions"] in (59, 60) and fresh["version"] < again["version"]
 
 
 def test_the_operator_acts_through_the_detector_and_records_match_execution():

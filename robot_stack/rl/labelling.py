@@ -148,6 +148,15 @@ class StreamingLabeller:
             self._pending = step
         return out
 
+    @property
+    def pending(self) -> StepRecord | None:
+        """The record waiting for its successor (which decides its reward), if any."""
+        return self._pending
+
+    def restore_pending(self, step: StepRecord) -> None:
+        """Continue from a pending record kept on disk (a restarted learner)."""
+        self._pending = None if step.is_last else step
+
     def reset(self) -> None:
         """Forget a pending step (e.g. the actor restarted)."""
         self._pending = None

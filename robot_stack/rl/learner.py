@@ -4,13 +4,19 @@
 :class:`LearnerCore` owns the learning objects of :mod:`robot_stack.rl` and wires them for a
 learner fed one step record at a time (the learner node calls it from its callbacks):
 
-* ``add_step(step, robot_id)``: the streaming RLIF labeller (:class:`~robot_stack.rl.labelling.StreamingLabeller`)
+* ``add_step(step, robot_id)``: each robot's records are taken in its actor's order, each once
+  (one :class:`~robot_stack.rl.intake.StepIntake` per robot stream: duplicates and early records
+  are dropped and counted; ``watermark(robot_id)`` is what the learner acknowledges to that
+  robot); the streaming RLIF labeller (:class:`~robot_stack.rl.labelling.StreamingLabeller`)
   turns records into labelled transitions, one labeller per robot (:class:`~robot_stack.rl.fleet.Fleet`:
   several robots feed one learner; their records are never paired, each transition keeps its
   robot id, ``robot_sampling`` says how batches draw from the robots); every transition goes to the *online* replay
   buffer, operator transitions also to the *intervention* buffer (RLPD samples the two
   50/50, ``sac.offline_fraction``). Both buffers are persistent append-only logs in
-  ``run_dir`` (crash-safe: a step is on disk when ``add_step`` returns).
+  ``run_dir``, and each robot's record still waiting for its successor (whose intervention flag
+  decides its reward) is kept in its state file (``run_dir/learner_state.bin``, or
+  ``run_dir/learner_state/<robot_id>.bin``) with its watermark and the counters: a step is on
+  disk when ``add_step`` returns (crash-safe).
 * A training thread (``start()``/``close()``) calls ``agent.update`` (``sac.utd_ratio``
   critic steps each) once per received transition after ``min_transitions`` -- the
   update-to-data ratio -- waiting on a condition variable when it is ahead of the data.
@@ -24,7 +30,8 @@ learner fed one step record at a time (the learner node calls it from its callba
   drives every step). Both use ``sac.network``; the rest is the same object.
 * Every ``publish_every_updates`` updates (and once at start) it exports the actor
   networks and hands a :class:`~robot_stack.types.records.PolicyWeights` to ``on_weights``
-  (the node publishes it). Versions increase monotonically, across restarts.
+  (the node publishes it). Versions increase strictly, across restarts too: each version is
+  written to ``run_dir/policy_version`` before it is handed out.
 * Every ``checkpoint_every_s`` (and at ``close()``) it writes ``run_dir/checkpoint.pt``
   (agent state + learner counters, atomically) and ``policies_dir/latest.pt`` (plus
   ``best.pt`` when the rolling success rate is a new best; ``policies_dir`` defaults to
@@ -43,6 +50,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import os
 import pathlib
 import threading
 import time
@@ -54,6 +62,7 @@ import numpy as np
 from robot_stack.rl.agent import SACConfig
 from robot_stack.rl.baselines import BCConfig
 from robot_stack.rl.fleet import Fleet
+from robot_stack.rl.intake import ACCEPT, StepIntake, state_path, stored_robots
 from robot_stack.rl.labelling import LabellingConfig
 from robot_stack.types.records import PolicyWeights, StepRecord
 from robot_stack.types.spec import PolicySpec, parse_spec_json
@@ -123,6 +132,9 @@ class LearnerConfig:
     share of each batch)."""
     robot_active_s: float = 10.0
     """A robot counts as active in the stats while its last record is at most this old, s."""
+    gap_timeout_s: float = 5.0
+    """A gap before an arriving step record (records missing in between) is waited out this
+    long for the actor to resend them, then accepted, s."""
 
     def validate(self) -> None:
         if self.spec_json and self.spec_file:
@@ -140,6 +152,8 @@ class LearnerConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if not self.checkpoint_every_s > 0:
             raise ValueError(f"checkpoint_every_s={self.checkpoint_every_s} must be > 0")
+        if not self.gap_timeout_s > 0:
+            raise ValueError(f"gap_timeout_s={self.gap_timeout_s} must be > 0")
         self.sac.validate()
         self.labelling.validate()
 
@@ -156,6 +170,7 @@ class LearnerCore:
     CHECKPOINT = "checkpoint.pt"
     ONLINE_LOG = "replay_online.log"
     INTERVENTION_LOG = "replay_intervention.log"
+    VERSION_FILE = "policy_version"
 
     def __init__(self, config: LearnerConfig, on_weights: Callable[[PolicyWeights], None] | None = None):
         config.validate()
@@ -187,6 +202,25 @@ class LearnerCore:
         self._last_ckpt = time.monotonic()
         self._rng: np.random.Generator | None = None
         self._threaded = False
+        self.intakes: dict[str, StepIntake] = {}
+        """One per robot stream (``""``: the single robot), made on its first record or at resume."""
+        self.intake_clock = time.monotonic
+        """Clock of the intakes' gap timeouts (tests replace it)."""
+
+    def intake(self, robot_id: str = "") -> StepIntake:
+        """The intake of ``robot_id``'s stream (made on first use)."""
+        intake = self.intakes.get(robot_id)
+        if intake is None:
+            self.fleet.robot(robot_id)  # checks the id
+            intake = self.intakes[robot_id] = StepIntake(state_path(self.run_dir, robot_id), self.config.buffer_sync,
+                                                         self.config.gap_timeout_s, clock=lambda: self.intake_clock())
+        return intake
+
+    def watermark(self, robot_id: str = "") -> tuple[int, int] | None:
+        """(episode_id, step_index) of ``robot_id``'s newest record stored: every record of its
+        stream up to it is on disk (None: none yet)."""
+        intake = self.intakes.get(robot_id)
+        return None if intake is None else intake.watermark
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> "LearnerCore":
@@ -203,29 +237,37 @@ class LearnerCore:
         text = load_spec_text(cfg.spec_json, cfg.spec_file)
         given = parse_spec_json(text) if text else None
         if ckpt_path.exists():
-            blob = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            state = blob["agent"]
-            spec = PolicySpec.from_json(state["spec_json"])
+            try:
+                blob = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+                state, meta = blob["agent"], blob["learner"]
+                spec = PolicySpec.from_json(state["spec_json"])
+            except Exception as e:  # noqa: BLE001 -- a damaged file fails in many ways; all mean "unreadable"
+                raise ValueError(f"checkpoint {ckpt_path} is unreadable ({type(e).__name__}: {str(e)[:200]}); "
+                                 f"restore a backup, or move it away to start a new agent (the replay logs in "
+                                 f"{self.run_dir} are kept and reloaded)") from None
             if given is not None and given[0] != spec:
                 raise ValueError(f"{ckpt_path} was trained for another policy spec than the one given; "
                                  "use another run_dir or drop spec_json/spec_file")
-            meta = blob["learner"]
             algorithm = meta.get("algorithm", "rlif")
             if algorithm != cfg.algorithm:
                 raise ValueError(f"{ckpt_path} holds a '{algorithm}' run, this learner is configured for "
                                  f"'{cfg.algorithm}'; use another run_dir or algorithm")
             # The checkpoint's hyperparameters, on this machine's device (a run may move from a
             # GPU machine to a CPU one and back).
-            self.agent = self._make_agent(spec, state["config"])
-            self.agent.load_state_dict(state)
-            self.version = int(meta["version"])
-            self.updates = int(meta["updates"])
-            self.transitions = int(meta["transitions"])
-            self.env_steps = int(meta["env_steps"])
-            self.intervention_steps = int(meta.get("intervention_steps", 0))
-            self.last_episode_id = int(meta.get("last_episode_id", -1))
-            self.best_success_rate = float(meta.get("best_success_rate", -1.0))
-            self.fleet.load_state_dict(meta.get("robots", {}))
+            try:
+                self.agent = self._make_agent(spec, state["config"])
+                self.agent.load_state_dict(state)
+                self.version = int(meta["version"])
+                self.updates = int(meta["updates"])
+                self.transitions = int(meta["transitions"])
+                self.env_steps = int(meta["env_steps"])
+                self.intervention_steps = int(meta.get("intervention_steps", 0))
+                self.last_episode_id = int(meta.get("last_episode_id", -1))
+                self.best_success_rate = float(meta.get("best_success_rate", -1.0))
+                self.fleet.load_state_dict(meta.get("robots", {}))
+            except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+                raise ValueError(f"checkpoint {ckpt_path} is damaged ({type(e).__name__}: {str(e)[:200]}); restore a "
+                                 "backup, or move it away to start a new agent") from None
             log.info("resumed %s: policy version %d, %d updates, %d transitions", ckpt_path, self.version,
                      self.updates, self.transitions)
         else:
@@ -252,6 +294,8 @@ class LearnerCore:
         # Transitions restored from the logs count as received data (the resumed update budget).
         self.transitions = max(self.transitions, self.online.num_added)
         self.last_episode_id = max(self.last_episode_id, self.online.max_episode_id)
+        self._resume_intake()
+        self.version = max(self.version, self._read_version())
         self._rate_mark = (time.monotonic(), self.updates)
         seed = cfg.sac.seed if cfg.algorithm == "rlif" else cfg.bc.seed
         self._rng = np.random.default_rng(seed + self.updates)
@@ -302,7 +346,14 @@ class LearnerCore:
         return n
 
     def close(self) -> None:
-        """Stop training, write the final checkpoint, close the logs."""
+        """Stop training, write the final checkpoint, close the logs. In synchronous mode the
+        owner's loop is the only producer of records, so its streams end here: an episode it
+        cut is over, and the next run's first episode follows at once."""
+        if not self._threaded and self.online is not None:
+            for rid, intake in self.intakes.items():
+                if intake.watermark is not None and not intake.ended:
+                    self.fleet.forget_pending(rid)
+                    intake.commit(intake.watermark, True, None, self._durable_counters(), self._robot_counters(rid))
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
@@ -318,10 +369,63 @@ class LearnerCore:
             self._tb.close()
             self._tb = None
 
+    def _resume_intake(self) -> None:
+        """Per robot stream: watermark, counters and the pending step of the previous run (its
+        state file, and the replay log for what was stored after the file was last written)."""
+        robots = set(stored_robots(self.run_dir)) | set(self.online.last_stored)
+        for rid in sorted(robots):
+            intake = self.intake(rid)
+            state = intake.load()
+            newest = self.online.last_stored.get(rid)  # the log may be ahead of the state file (a crash in between)
+            if newest is not None and (state.watermark is None or newest[:2] > state.watermark):
+                intake.watermark, intake.ended = newest[:2], newest[2]
+            wm = intake.watermark
+            c = state.counters
+            self.env_steps = max(self.env_steps, c.get("env_steps", 0))
+            self.intervention_steps = max(self.intervention_steps, c.get("intervention_steps", 0))
+            self.last_episode_id = max(self.last_episode_id, c.get("last_episode_id", -1))
+            self.counters["episodes"] = max(self.counters["episodes"], c.get("episodes", 0))
+            book = self.fleet.robot(rid)
+            for k, v in state.robot_counters.items():
+                if k in book.counters():
+                    setattr(book, k, max(getattr(book, k), int(v)))
+            p = state.pending
+            stored = self.online.stored_steps.get(rid, {})
+            who = f"robot '{rid}': " if rid else ""
+            if p is not None and stored.get(p.episode_id, -1) < p.step_index and p.key == wm:
+                book.labeller.restore_pending(p)
+                log.info("%sresumed at episode %d step %d, whose record waits for its successor", who, *p.key)
+            elif wm is not None:
+                log.info("%sresumed after episode %d step %d", who, *wm)
+
+    def _read_version(self) -> int:
+        path = self.run_dir / self.VERSION_FILE
+        try:
+            return int(path.read_text().strip())
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError) as e:
+            log.warning("%s is unreadable (%s); policy versions continue from the checkpoint's", path, e)
+            return 0
+
+    def _write_version(self, version: int) -> None:
+        path = self.run_dir / self.VERSION_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w") as f:
+            f.write(f"{version}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
     # ------------------------------------------------------------------ data
     def add_step(self, step: StepRecord, robot_id: str = "") -> int:
-        """Label one step record of robot ``robot_id``'s stream (``""``: the only robot) and
-        store the transitions it completes; returns how many were stored."""
+        """Take one step record of robot ``robot_id``'s stream (``""``: the only robot): in its
+        actor's order, once (see :class:`~robot_stack.rl.intake.StepIntake`); label it and store
+        the transitions it completes; returns how many were stored. When it returns, the record
+        is on disk (in a stored transition or as the robot's pending step)."""
+        intake = self.intake(robot_id)
+        if intake.admit(step) != ACCEPT:
+            return 0
         self.env_steps += 0 if step.is_last else 1
         self.intervention_steps += int(step.intervention and not step.is_last)
         self.last_episode_id = max(self.last_episode_id, int(step.episode_id))
@@ -333,11 +437,44 @@ class LearnerCore:
                 self.online.add(t)
                 if t.intervention:
                     self.intervention.add(t)
+        intake.commit(step.key, step.is_last, self.fleet.robot(robot_id).labeller.pending, self._durable_counters(),
+                      self._robot_counters(robot_id))
         if transitions:
             with self._cond:
                 self.transitions += len(transitions)
                 self._cond.notify_all()
         return len(transitions)
+
+    def skip_step(self, key: tuple[int, int], robot_id: str = "") -> None:
+        """A record of ``robot_id`` that failed validation (its key readable): when it is the
+        next step of the robot's current episode the stream moves past it, so the records after
+        it are not held back as early (no transition pairs across it). Nothing else moves: a
+        stray message must not."""
+        intake = self.intakes.get(robot_id)
+        if intake is None:
+            return
+        wm = intake.watermark
+        if wm is not None and key == (wm[0], wm[1] + 1) and not intake.ended:
+            book = self.fleet.robot(robot_id)
+            if book.labeller.pending is not None:
+                book.labeller.dropped_steps += 1
+            book.labeller.reset()
+            intake.commit(key, False, None, self._durable_counters(), self._robot_counters(robot_id))
+
+    def _durable_counters(self) -> dict[str, int]:
+        """The learner's counters kept with each watermark (they never go backwards across a restart)."""
+        return {"env_steps": self.env_steps, "episodes": self.counters["episodes"],
+                "intervention_steps": self.intervention_steps, "last_episode_id": self.last_episode_id}
+
+    def _robot_counters(self, robot_id: str) -> dict[str, int]:
+        return self.fleet.robot(robot_id).counters()
+
+    def intake_counters(self) -> collections.Counter:
+        """accepted/duplicate/early steps and gaps summed over the robot streams."""
+        total: collections.Counter = collections.Counter()
+        for intake in self.intakes.values():
+            total.update(intake.counters)
+        return total
 
     # ------------------------------------------------------------------ training
     def _budget(self) -> int:
@@ -387,6 +524,7 @@ class LearnerCore:
 
         spec_json, data = export_policy_bytes(self.agent)
         self.version += 1
+        self._write_version(self.version)  # before anyone sees it: a restart continues above it
         self.on_weights(PolicyWeights(self.version, int(self.agent.step), self.env_steps, spec_json, data))
 
     def checkpoint(self, success_rate: float | None = None) -> None:
@@ -435,6 +573,7 @@ class LearnerCore:
             "intervention_rate": self.episode_stats.intervention_rate,
             "intervention_steps": self.intervention_steps,
             "dropped_steps": self.fleet.dropped_steps,
+            **{k: self.intake_counters()[k] for k in ("accepted_steps", "duplicate_steps", "early_steps", "gaps")},
             **{k: v for k, v in self.counters.items() if k != "episodes"},
             **{k: float(v) for k, v in self.last_metrics.items()},
         }

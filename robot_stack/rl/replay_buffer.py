@@ -121,6 +121,9 @@ class VisionReplayBuffer:
         """Transitions added since creation (including restored ones)."""
         self.max_episode_id = -1
         """Largest episode id added so far (including restored ones); -1 when empty."""
+        self.last_stored: dict[str, tuple[int, int, bool]] = {}
+        """Per robot id, (episode id, step index of its next observation's record, episode
+        ended) of the robot's newest transition: the newest of its step records the log covers."""
         self.stored_steps: dict[str, dict[int, int]] = {}
         """Per robot id and episode id, the highest step index whose record is covered by a
         stored transition (its ``obs`` and action; the final record of an ended episode too)."""
@@ -216,6 +219,7 @@ class VisionReplayBuffer:
         self.num_added += 1
         self.max_episode_id = max(self.max_episode_id, int(episode))
         covered = int(step_index) + (1 if end else 0)
+        self.last_stored[robot] = (int(episode), covered, bool(end))
         steps = self.stored_steps.setdefault(robot, {})
         if covered > steps.get(int(episode), -1):
             steps[int(episode)] = covered

@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import pathlib
+import shutil
 import time
 import typing
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ import numpy as np
 from robot_stack.actor.core import ActorConfig, ActorCore
 from robot_stack.rl.agent import SACConfig
 from robot_stack.rl.baselines import BCConfig
+from robot_stack.rl.intake import STATE_DIR, STATE_FILE
 from robot_stack.rl.learner import ImitationConfig, LearnerConfig, LearnerCore
 from robot_stack.rl.networks import NetworkConfig
 from robot_stack.types import config as cfgmod
@@ -341,7 +343,9 @@ def _row(learner: LearnerCore, ev: dict, window: dict, eval_episodes: int) -> di
 
 
 LEARNER_FILES = (LearnerCore.CHECKPOINT, LearnerCore.ONLINE_LOG, LearnerCore.INTERVENTION_LOG, "metrics.csv",
-                 "train_config.json")
+                 "train_config.json", LearnerCore.VERSION_FILE, STATE_FILE)
+"""A fresh run removes these (and STATE_DIR): a previous run's watermark or counters must not
+carry over."""
 
 
 def _prepare_run_dir(cfg: TrainConfig, run_dir: pathlib.Path) -> None:
@@ -351,6 +355,7 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: pathlib.Path) -> None:
     if not cfg.resume:
         for name in LEARNER_FILES:
             (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / STATE_DIR, ignore_errors=True)
     elif saved.exists():
         old = json.loads(saved.read_text())
         diff = {k: (old.get(k), getattr(cfg, k)) for k in RUN_KEYS if old.get(k) != getattr(cfg, k)}
