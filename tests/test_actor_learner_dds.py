@@ -131,8 +131,10 @@ def test_actor_and_learner_learn_together_over_dds(ros_context, tmp_path):
                 break
             seen = now_seen
         with lock:
-            records = list(steps)
-        parsed = [convert.step_from_msg(m, SPEC) for m in records]
+            # A record may reach the probe twice (the actor resends what no learner acknowledged
+            # yet, e.g. records sent before the learner's first acknowledgement); once each here.
+            records = list({(m.episode_id, m.step_index): m for m in steps}.values())
+        parsed = sorted((convert.step_from_msg(m, SPEC) for m in records), key=lambda s: s.key)
         flagged = [s for s in parsed if not s.is_last and s.intervention]
         assert flagged and len(flagged) < len(parsed), "expected both operator and policy steps"
         # Intervention flags follow the operator: an operator step executed the operator's command.
@@ -214,3 +216,77 @@ def test_node_executables_start_with_shipped_params_and_stop_cleanly(tmp_path):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+@pytest.mark.timeout(150)
+def test_no_step_is_lost_without_a_learner_or_across_a_learner_restart(ros_context, tmp_path):
+    """The actor steps with no learner (its records wait in the spool), a learner starts (it gets
+    them all, in order), is killed without closing (no checkpoint, nothing flushed beyond what
+    add_step wrote) and another starts on the same run_dir: every completed episode ends up in the
+    replay log whole, nothing is acknowledged twice or skipped, policy versions keep increasing."""
+    learner_params = parameter_overrides({
+        "run_dir": str(tmp_path / "run"), "spec_json": SPEC.to_json(), "min_transitions": 10_000,
+        "tensorboard": False, "stats_every_s": 1.0,
+        "sac": {"num_critics": 2, "batch_size": 16,
+                "network": {"encoder_channels": 8, "latent_dim": 16, "hidden_dims": [32, 32], "augment_pad_px": 2}}})
+    actor = an.ActorNode(context=ros_context, parameter_overrides=[
+        Parameter("spec_json", value=SPEC.to_json()), Parameter("control_rate_hz", value=20.0),
+        Parameter("max_episode_steps", value=15), Parameter("reset_mode", value="none"),
+        Parameter("max_frame_age_s", value=0.5), Parameter("max_state_age_s", value=0.5),
+        Parameter("operator_timeout_s", value=0.3), Parameter("wait_for_learner_s", value=0.0),
+        Parameter("spool_dir", value=str(tmp_path / "spool")), Parameter("spool_resend_after_s", value=1.0)])
+    world = FakeWorld(ros_context)
+    probe = Node("probe", context=ros_context)
+    episodes: list = []
+    versions: list[int] = []
+    probe.create_subscription(EpisodeSummary, topics.EPISODES.resolve(), episodes.append, qos.EPISODES)
+    from robot_stack.msg import PolicyWeights
+    probe.create_subscription(PolicyWeights, topics.POLICY.resolve(), lambda m: versions.append(int(m.version)), qos.POLICY)
+    executor = SingleThreadedExecutor(context=ros_context)
+    for n in (actor, world.node, probe):
+        executor.add_node(n)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+
+    def wait(cond, timeout_s, what):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not cond():
+            time.sleep(0.05)
+        assert cond(), what
+
+    learners = []
+    try:
+        wait(lambda: actor.spool.counters["spooled"] >= 40, 30.0, "the actor did not step without a learner")
+        assert actor.spool.pending == actor.spool.counters["spooled"]  # nothing published into the void
+        a = ln.LearnerNode(context=ros_context, parameter_overrides=learner_params)
+        learners.append(a)
+        executor.add_node(a)
+        wait(lambda: a.core.intake_counters()["accepted_steps"] >= 80, 40.0, "learner A did not get the spooled records")
+        first = a.core.online.stored_steps[""]
+        assert min(first) == 1, "learner A did not start with the actor's first episode"
+        executor.remove_node(a)  # killed: no close(), no checkpoint
+        a.destroy_node()
+        time.sleep(2.0)  # the actor keeps stepping meanwhile
+        b = ln.LearnerNode(context=ros_context, parameter_overrides=learner_params)
+        learners.append(b)
+        executor.add_node(b)
+        wait(lambda: b.core.intake_counters()["accepted_steps"] >= 40, 40.0, "learner B did not take over")
+        actor._stop_control_loop()  # no more records: everything must be acknowledged now
+        wait(lambda: actor.spool.pending == 0, 30.0, f"records never acknowledged: {actor.spool.counters}")
+        assert a.core.intake_counters()["gaps"] == 0 and b.core.intake_counters()["gaps"] == 0
+        assert a.core.fleet.dropped_steps == 0 and b.core.fleet.dropped_steps == 0
+        buf = b.core.online
+        got = {int(e): int(n) for e, n in zip(*np.unique(buf._episode[buf._valid], return_counts=True))}
+        done = [e for e in episodes if e.episode_id in got]
+        assert len(done) >= 5
+        for e in done:
+            assert got[e.episode_id] == e.steps, f"episode {e.episode_id}: {got[e.episode_id]} of {e.steps} transitions stored"
+        assert b.core.version > max(v for v in versions[:-1]) and versions == sorted(versions)
+    finally:
+        executor.shutdown(timeout_sec=5.0)
+        spinner.join(timeout=10.0)
+        actor.close()
+        for n in learners[1:]:
+            n.close()
+        for n in (*learners[1:], actor, world.node, probe):
+            n.destroy_node()

@@ -5,8 +5,9 @@ found by discovery. Both robots use the same episode ids with different takeover
 their records interleave, so a learner that paired records across robots, or labelled them
 as one stream, would put the -1 rewards in the wrong places. Each robot's actor side
 subscribes to its own ``/<robot>/policy`` and applies the weights: both must end up with the
-same trained version and act identically on the same observation. Then arm2 leaves (idle in
-the stats) and comes back: its records flow again without a learner restart.
+same trained version and act identically on the same observation. Each robot gets its own
+acknowledgement on ``/<robot>/steps/ack``: the watermark of its own stream. Then arm2 leaves
+(idle in the stats) and comes back: its records flow again without a learner restart.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("torch")
 from rclpy.node import Node  # noqa: E402
 
-from robot_stack.msg import EpisodeSummary, PolicyWeights, StepRecord  # noqa: E402
+from robot_stack.msg import EpisodeSummary, PolicyWeights, StepAck, StepRecord  # noqa: E402
 from robot_stack.nodes import convert, qos, topics  # noqa: E402
 from robot_stack.nodes import learner_node as ln  # noqa: E402
 from robot_stack.nodes import monitor_node as mn  # noqa: E402
@@ -81,6 +82,20 @@ class Robot:
         self.episodes = self.node.create_publisher(EpisodeSummary, "episodes", qos.EPISODES)
         self.weights: list[PolicyWeights] = []
         self.node.create_subscription(PolicyWeights, "policy", self.weights.append, qos.POLICY)
+        self.acks: list[StepAck] = []
+        self.node.create_subscription(StepAck, "steps/ack", self.acks.append, qos.ACK)
+
+    def wait_for_ack(self, watermark: tuple[int, int], timeout_s: float = 15.0) -> records.StepAck:
+        """The first acknowledgement on this robot's steps/ack that covers ``watermark``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for m in list(self.acks):
+                a = convert.ack_from_msg(m)
+                if a.watermark is not None and a.watermark >= watermark:
+                    return a
+            time.sleep(0.05)
+        last = convert.ack_from_msg(self.acks[-1]) if self.acks else None
+        raise AssertionError(f"/{self.robot}/steps/ack never reached {watermark} (last: {last})")
 
     def wait_for_learner(self, timeout_s: float = 15.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -122,6 +137,18 @@ def test_two_robots_feed_one_learner_with_separate_labels_and_get_the_same_polic
             r = st["robots"][robot]
             assert r["transitions"] == EPISODES * STEPS and r["episodes"] == EPISODES and r["active"]
             assert r["intervention_rate"] == pytest.approx(1 / STEPS)
+        # Each robot is acknowledged on its own topic, up to its own last record; the same
+        # episode ids on the other robot are no duplicates.
+        ack1, ack2 = arm1.wait_for_ack((EPISODES - 1, STEPS)), arm2.wait_for_ack((EPISODES - 1, STEPS))
+        assert ack1.watermark == ack2.watermark == (EPISODES - 1, STEPS) and ack1.learner_id == ack2.learner_id
+        assert ack1.duplicates == ack2.duplicates == 0 and ack1.stored == ack2.stored == EPISODES * (STEPS + 1)
+        for m in step_msgs("arm1", EPISODES - 1)[-3:]:  # arm1 resends its last records: duplicates for arm1 only
+            arm1.pub.publish(m)
+        deadline = time.monotonic() + 10
+        while learner.core.intake("arm1").counters["duplicate_steps"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert learner.core.intake("arm1").counters["duplicate_steps"] == 3
+        assert learner.core.intake("arm2").counters["duplicate_steps"] == 0
 
         # Per-robot labels: in each robot's stored transitions the -1 sits on the step before
         # that robot's takeover, and obs/next_obs are that robot's consecutive steps.
@@ -187,6 +214,7 @@ def test_two_robots_feed_one_learner_with_separate_labels_and_get_the_same_polic
         st = stats_dict(stats.wait_for(1, timeout_s=30.0, where=lambda m: robot_stat(m, "arm2", "transitions", 0)
                                        >= (EPISODES + 1) * STEPS)[-1])
         assert st["robots"]["arm2"]["active"] and st["robots"]["arm2"]["episodes"] == EPISODES + 1
+        assert back.wait_for_ack((EPISODES, STEPS)).watermark == (EPISODES, STEPS)
         deadline = time.monotonic() + 10
         while not back.weights and time.monotonic() < deadline:
             time.sleep(0.05)

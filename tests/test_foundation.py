@@ -45,7 +45,7 @@ def test_every_message_imports_and_is_documented():
 def _sample_messages():
     from sensor_msgs.msg import Image
 
-    from robot_stack.msg import EpisodeSummary, OperatorCommand, PolicyWeights, StepRecord
+    from robot_stack.msg import EpisodeSummary, OperatorCommand, PolicyWeights, StepAck, StepRecord
 
     img = Image(height=4, width=5, encoding="rgb8", step=15)
     img.data = np.arange(60, dtype=np.uint8).tobytes()
@@ -74,7 +74,9 @@ def _sample_messages():
     decision = OperatorDecision(intervening=True, started=True, probability=0.95, q_policy=-1.5, q_expert=-0.5)
     sent = CommandSent(command_stamp=Time(sec=5, nanosec=10), received=Time(sec=5, nanosec=20),
                        sent=Time(sec=5, nanosec=30), trigger=CommandSent.TRIGGER_TICK)
-    return [step, weights, op, ep, status, stats, robot, decision, sent]
+    ack = StepAck(learner_id=2**62 + 5, has_watermark=True, episode_id=7, step_index=3, stored=12, duplicates=1,
+                  early=2)
+    return [step, weights, op, ep, status, stats, robot, decision, sent, ack]
 
 
 def test_messages_round_trip_through_cdr():

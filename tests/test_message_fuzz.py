@@ -37,6 +37,7 @@ from robot_stack.msg import (  # noqa: E402
     LearnerStats,
     OperatorCommand,
     PolicyWeights,
+    StepAck,
     StepRecord,
 )
 from robot_stack.nodes import convert  # noqa: E402
@@ -86,6 +87,7 @@ def seeds() -> dict[type, object]:
         Bool: convert.bool_to_msg(True),
         Joy: convert.joy_to_msg([0.3, 0, 0, 0, 0, 0], [0, 1], now),
         LearnerStats: convert.learner_stats_to_msg(stats),
+        StepAck: convert.ack_to_msg(records.StepAck(learner_id=2**62 + 1, watermark=(7, 3), stored=40, stamp_s=now)),
         FrankaStatus: convert.franka_status_to_msg(status.FrankaStatus("home_failed", "unreachable", "homing",
                                                                         {"rejected_nan": 2}, now)),
     }
@@ -130,7 +132,8 @@ def test_actor_survives_any_message_on_any_topic(ros_context):
     try:
         subs = node_subscriptions(node)
         assert {t for t, _, _ in subs} >= {"/robot_stack/policy", "/robot_stack/operator", "/robot_stack/ee_pose",
-                                          "/robot_stack/cameras/front/image_raw", "/robot_stack/sim/success"}
+                                          "/robot_stack/cameras/front/image_raw", "/robot_stack/sim/success",
+                                          "/robot_stack/steps/ack"}
         fuzz_callbacks(subs, node.inbox, seed=1)
         assert node.inbox.dropped["/robot_stack/policy"] > 0 and node.rejected_weights > 0
         assert node._control_loop.thread.is_alive()

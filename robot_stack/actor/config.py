@@ -42,6 +42,18 @@ class ActorNodeConfig(ActorConfig):
     """At start-up, take no step until a learner subscribes to the step records (DDS discovery
     can take seconds on a busy machine; steps published before it are lost to the learner), but
     at most this long, s; then run without one (logged). 0: do not wait. Not in evaluation."""
+    spool_dir: str = ""
+    """Folder of the step spool: every step record is written there before it is published and
+    deleted once the learner acknowledges it, so none is lost while no learner runs or after a
+    crash ('' = kept in memory only: survives a learner restart, not an actor crash)."""
+    spool_max_records: int = 18000
+    """Most step records the spool holds (30 min at 10 Hz; on disk about 12 KB per record and
+    64x64 camera); beyond it the oldest are dropped, counted and logged."""
+    spool_window: int = 200
+    """Step records sent ahead of the learner's acknowledgement (kept below the step topic's
+    queue depth of 1000, so DDS never overwrites an unacknowledged one)."""
+    spool_resend_after_s: float = 3.0
+    """Step records out without any acknowledgement for this long are sent again, s."""
     close_ack_timeout_s: float = 2.0
     """On a clean stop, wait this long at most for the learner to acknowledge every step record
     (no collected step lost in flight), s."""
@@ -79,5 +91,12 @@ class ActorNodeConfig(ActorConfig):
             raise ValueError("give spec_json or spec_file, not both")
         if not (math.isfinite(self.wait_for_learner_s) and self.wait_for_learner_s >= 0):
             raise ValueError(f"wait_for_learner_s must be a finite number >= 0, got {self.wait_for_learner_s}")
+        for name in ("spool_max_records", "spool_window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if not self.spool_window < 1000:
+            raise ValueError(f"spool_window={self.spool_window} must stay below the step topic's queue depth (1000)")
+        if not (math.isfinite(self.spool_resend_after_s) and self.spool_resend_after_s > 0):
+            raise ValueError(f"spool_resend_after_s must be a finite number > 0, got {self.spool_resend_after_s}")
         if not (math.isfinite(self.close_ack_timeout_s) and self.close_ack_timeout_s >= 0):
             raise ValueError(f"close_ack_timeout_s must be a finite number >= 0, got {self.close_ack_timeout_s}")

@@ -256,6 +256,7 @@ class ActorCore:
         self._gripper_cmd = 1.0 if spec.action.has_gripper else None  # start open
         self.phase = Phase.RESETTING
         self.episode_id = int(first_episode_id)
+        self._min_next_episode_id = 0
         self._reset_sent_s: float | None = None
         self._reset_done = False
         self._episode_start_s = -math.inf
@@ -349,6 +350,18 @@ class ActorCore:
                     self._pending.segments.append((float(now_s), self._hold_action(), False))
                 return hold
             return None
+
+    def episode_ids_after(self, episode_id: int) -> None:
+        """Give the coming episodes ids above ``episode_id`` (the learner already holds records
+        of it: records of a reused id would be dropped as duplicates). An episode whose reset was
+        not requested yet is renumbered at once."""
+        with self._lock:
+            self._min_next_episode_id = max(self._min_next_episode_id, int(episode_id) + 1)
+            if self.phase is Phase.RESETTING and self._reset_sent_s is None and self.episode_id <= episode_id:
+                self.episode_id = self._min_next_episode_id
+            elif self.episode_id <= episode_id:
+                log.warning("episode %d: the learner already holds records of this episode id; the next "
+                            "episode starts at %d", self.episode_id, self._min_next_episode_id)
 
     def set_policy(self, policy: PolicyLike, version: int) -> bool:
         """Swap in ``policy`` if ``version`` is newer than the running one; returns whether it applied."""
@@ -574,7 +587,7 @@ class ActorCore:
                  "window success rate %.2f", self.episode_id, reason, steps, success,
                  out.summary.intervention_rate, self.stats.success_rate)
         out.command = RobotCommand.hold(self._gripper_cmd)
-        self.episode_id += 1
+        self.episode_id = max(self.episode_id + 1, self._min_next_episode_id)
         self.phase = Phase.RESETTING
         self._reset_sent_s = None
         self._reset_done = False

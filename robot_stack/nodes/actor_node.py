@@ -29,6 +29,9 @@ Subscribes
       ``intervening`` the operator's twist is sent to the robot in the same callback
       (projected onto the policy's action space: clipped to its speed bounds, dimensions
       it lacks dropped); ``episode_mark`` 1/2 ends the episode as success/failure.
+  ``steps/ack`` (robot_stack/StepAck, ``qos.ACK``): the learner's watermark of this robot's
+      records; acknowledged records leave the spool, a new learner id rewinds the sending to
+      its watermark. The actor logs when a learner appears and when acknowledgements stop.
   ``policy`` (robot_stack/PolicyWeights, ``qos.POLICY``): new weights are
       SHA-256-checked, deserialized in their own callback group and swapped in atomically
       between ticks; only versions newer than the running one apply; weights whose spec
@@ -52,7 +55,11 @@ Publishes
       (only for specs with a ``gripper`` action).
   ``steps`` (robot_stack/StepRecord, ``qos.STEPS``): one record per control
       step, completed one tick later (see ActorCore), plus an ``is_last`` record per
-      episode. Not published in evaluation mode.
+      episode. Not published in evaluation mode. Each record first goes to the step spool
+      (``spool_dir``, :mod:`robot_stack.actor.spool`) and stays there until the learner
+      acknowledges it on ``steps/ack``: while no learner runs, records are spooled (bounded by
+      ``spool_max_records``); a learner that starts or restarts gets every record after its
+      watermark, in order (a sender thread, not the control loop, publishes).
   ``episodes`` (robot_stack/EpisodeSummary, ``qos.EPISODES``): one per episode.
 
 Calls (asynchronously from the control thread: the tick sends the request and later ticks
@@ -108,11 +115,13 @@ from robot_stack.actor.evaluation import EvaluationRun
 from robot_stack.actor.learner_wait import LearnerWait
 from robot_stack.actor.policy import initial_policy, policy_from_weights, same_layout
 from robot_stack.actor.resets import ResetCoordinator
+from robot_stack.actor.spool import StepSpool
 from robot_stack.devices.realtime import current_thread_scheduling
 from robot_stack.nodes import convert, topics
 from robot_stack.nodes.control_loop import ControlLoop
 from robot_stack.nodes.inbox import Inbox
 from robot_stack.nodes.params import declare_config, run_node
+from robot_stack.types.config import ConfigError
 from robot_stack.types.spec import PolicySpec
 
 
@@ -151,6 +160,19 @@ class ActorNode(Node):
         """PolicyWeights messages rejected (bad digest, format, layout or network)."""
         self.steps_published = 0
         """StepRecords published (benchmarks compare it with what the learner received)."""
+        self.spool = StepSpool(cfg.spool_dir or None, cfg.spool_max_records, cfg.spool_window,
+                               cfg.spool_resend_after_s, on_event=self.get_logger().info)
+        """Every step record waits here until the learner acknowledges it."""
+        self._spool_lock = threading.Lock()
+        self._send_wake = threading.Event()
+        self._learner_seen: bool | None = None
+        self._closing = False
+        self._sender: threading.Thread | None = None
+        if not cfg.evaluation:
+            try:
+                self.spool.open()
+            except OSError as e:
+                raise ConfigError(f"parameter 'spool_dir': cannot use {cfg.spool_dir}: {e}") from None
         self._learner_wait = LearnerWait(cfg.wait_for_learner_s, skip=cfg.evaluation)
 
         self._control_group = MutuallyExclusiveCallbackGroup()
@@ -179,6 +201,9 @@ class ActorNode(Node):
         self.inbox.subscribe(self, topics.OPERATOR, self._on_operator, callback_group=self._operator_group)
         if not cfg.evaluation:
             self.inbox.subscribe(self, topics.POLICY, self._on_weights, callback_group=self._weights_group)
+            self._ack_sub = self.inbox.subscribe(self, topics.STEP_ACK, self._on_ack, callback_group=self._sensor_group)
+            self._sender = threading.Thread(target=self._send_loop, name="actor-steps", daemon=True)
+            self._sender.start()
         self.timer = None
         self._control_loop: ControlLoop | None = None
         # The thread paces on the host's monotonic clock; a sim clock (use_sim_time) needs the
@@ -199,10 +224,11 @@ class ActorNode(Node):
     # ------------------------------------------------------------------ set-up
     def _first_episode_id(self) -> int:
         try:
-            return self._episode_ids.first_episode_id()
+            first = self._episode_ids.first_episode_id()
         except (OSError, ValueError) as e:
             self.get_logger().warning(f"episode_id_file {self._episode_ids.path} unreadable ({e}); starting at episode 1")
-            return 1
+            first = 1
+        return max(first, self.spool.max_episode_id + 1)  # never below a record still in the spool
 
     def _make_core(self, spec: PolicySpec, policy, version: int) -> None:
         core = ActorCore(self.config, spec, policy, policy_version=version,
@@ -317,10 +343,11 @@ class ActorNode(Node):
             self._warn_throttled("refused", f"observation refused, holding: {out.refused}")
         if out.policy_error:
             self._warn_throttled("policy", f"policy action rejected, holding: {out.policy_error}")
-        if not self.config.evaluation:
-            for step in out.steps:
-                self.steps_pub.publish(convert.step_to_msg(step, self.config.base_frame))
-                self.steps_published += 1
+        if not self.config.evaluation and out.steps:
+            with self._spool_lock:
+                for step in out.steps:
+                    self.spool.append(step)  # on disk before it is sent; the sender thread publishes it
+            self._send_wake.set()
         if out.summary is not None:
             self.episodes_pub.publish(convert.summary_to_msg(out.summary))
             self._save_episode_id(out.summary.episode_id)
@@ -331,7 +358,56 @@ class ActorNode(Node):
             self._request_reset(out.reset_request)
         if time.monotonic() - self._last_log_s >= self.config.log_every_s:
             self._last_log_s = time.monotonic()
-            self.get_logger().info(f"actor: {json.dumps({**core.snapshot(), 'steps_published': self.steps_published, 'dropped_messages': self.inbox.counts()})}")
+            self.get_logger().info(f"actor: {json.dumps({**core.snapshot(), 'steps_published': self.steps_published, 'spool': self._spool_counts(), 'dropped_messages': self.inbox.counts()})}")
+
+    # ------------------------------------------------------------------ step records
+    def _on_ack(self, msg) -> None:
+        ack = convert.ack_from_msg(msg)
+        with self._spool_lock:
+            self.spool.on_ack(ack, time.monotonic())
+        core = self.core
+        if ack.watermark is not None and core is not None and core.episode_id <= ack.watermark[0]:
+            core.episode_ids_after(ack.watermark[0])  # e.g. episode_id_file lost: never reuse an id
+        self._send_wake.set()
+
+    def _learner_present(self, listeners: int) -> bool:
+        """A learner is matched: it publishes acknowledgements and subscribes to the records."""
+        present = self._ack_sub.get_publisher_count() > 0 and listeners > 0
+        if present != self._learner_seen:
+            first, self._learner_seen = self._learner_seen is None, present
+            with self._spool_lock:
+                n = self.spool.pending
+            topic = self.steps_pub.topic_name
+            text = (f"a learner is matched on {topic}" if present else
+                    f"no learner matched on {topic}{' yet' if first else ''}: step records are spooled until "
+                    f"one acknowledges them ({n} waiting, at most spool_max_records={self.config.spool_max_records})")
+            if present or first:
+                self.get_logger().info(text)
+            else:
+                self.get_logger().warning(text)
+        return present
+
+    def _send_loop(self) -> None:
+        """Publish spooled records in order as the learner acknowledges them (never in the control loop)."""
+        while self.context.ok() and not self._closing:
+            self._send_wake.wait(0.2)
+            self._send_wake.clear()
+            try:
+                listeners = self.steps_pub.get_subscription_count()
+                present = self._learner_present(listeners)
+                with self._spool_lock:
+                    batch = self.spool.take(time.monotonic(), present, listeners)
+                for step in batch:
+                    self.steps_pub.publish(convert.step_to_msg(step, self.config.base_frame))
+                    self.steps_published += 1
+            except Exception as e:  # noqa: BLE001 -- the records stay spooled; say why and try again
+                if not self.context.ok() or self._closing:
+                    return
+                self._warn_throttled("sender", f"step sender: {e!r}; records stay spooled", 5.0)
+
+    def _spool_counts(self) -> dict:
+        with self._spool_lock:
+            return {"pending": self.spool.pending, **dict(self.spool.counters)}
 
     def _learner_ready(self) -> bool:
         """wait_for_learner_s: True once a learner subscribes to the step records (or the wait
@@ -383,6 +459,9 @@ class ActorNode(Node):
     def _request_reset(self, episode_id: int) -> None:
         """Control thread: start the reset service call for ``episode_id`` (replacing one
         still in flight: the core asks again after reset_timeout_s)."""
+        # Saved when the episode is about to start, so a restarted actor never reuses its id
+        # (the learner takes an id's records once).
+        self._save_episode_id(episode_id)
         req = self._resets.request()
         if req.service is not None:
             self._drop_reset_call()
@@ -440,6 +519,8 @@ class ActorNode(Node):
 
     def destroy_node(self) -> None:
         self._stop_control_loop()
+        self._closing = True  # the step sender stops too
+        self._send_wake.set()
         super().destroy_node()
 
     def _stop_control_loop(self) -> None:
@@ -449,15 +530,25 @@ class ActorNode(Node):
 
     def close(self) -> None:
         """Stop the control loop, leave the robot holding still and wait (up to
-        ``close_ack_timeout_s``) until every subscriber of the step records (the learner) has
-        acknowledged them, so a clean stop loses no collected step (when the ROS context is up)."""
+        ``close_ack_timeout_s``) until every subscriber of the step records has received those
+        sent; records no learner acknowledged stay in the spool (on disk with ``spool_dir``: the
+        next actor run sends them)."""
         self._stop_control_loop()
         acked = None
         if self.context.ok():
             self._send(RobotCommand.hold(), self._now_s())
             acked = self.steps_pub.wait_for_all_acked(Duration(seconds=self.config.close_ack_timeout_s))
+        self._closing = True
+        self._send_wake.set()
+        if self._sender is not None:
+            self._sender.join(timeout=2.0)
+        with self._spool_lock:
+            pending = self.spool.pending
+            self.spool.close()
+        kept = ("" if not pending else f"; {pending} unacknowledged step record(s) "
+                + (f"stay in {self.config.spool_dir} for the next run" if self.config.spool_dir else "are dropped (no spool_dir)"))
         self.get_logger().info(f"actor closing: steps_published={self.steps_published}"
-                               + ("" if acked is None else f" all_acknowledged={str(acked).lower()}"))
+                               + ("" if acked is None else f" all_acknowledged={str(acked).lower()}") + kept)
 
 
 def _executor_for(node: "ActorNode"):

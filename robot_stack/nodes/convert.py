@@ -17,6 +17,7 @@ message                     ROS-free type                         functions
 robot_stack/StepRecord      types.records.StepRecord              step_to_msg, step_from_msg
 robot_stack/PolicyWeights   types.records.PolicyWeights           weights_to_msg, weights_from_msg
 robot_stack/EpisodeSummary  types.records.EpisodeSummary          summary_to_msg, summary_from_msg
+robot_stack/StepAck         types.records.StepAck                 ack_to_msg, ack_from_msg
 robot_stack/OperatorCommand types.teleop.OperatorCommand          operator_to_msg, operator_from_msg
 sensor_msgs/Image           uint8 (H, W, 3) RGB / uint16 depth    image_to_msg, image_from_msg, depth_to_msg
 sensor_msgs/CameraInfo      types.intrinsics.CameraIntrinsics     camera_info_to_msg
@@ -60,10 +61,11 @@ from robot_stack.msg import OperatorDecision as OperatorDecisionMsg
 from robot_stack.msg import OperatorCommand as OperatorCommandMsg
 from robot_stack.msg import PolicyWeights as PolicyWeightsMsg
 from robot_stack.msg import RobotStats as RobotStatsMsg
+from robot_stack.msg import StepAck as StepAckMsg
 from robot_stack.msg import StepRecord as StepRecordMsg
 from robot_stack.srv import HomeTo, ResetEpisode
 from robot_stack.types.intrinsics import CameraIntrinsics
-from robot_stack.types.records import MAX_ID, WEIGHTS_FORMAT, EpisodeSummary, PolicyWeights, StepRecord
+from robot_stack.types.records import MAX_ID, WEIGHTS_FORMAT, EpisodeSummary, PolicyWeights, StepAck, StepRecord
 from robot_stack.types.spec import PolicySpec
 from robot_stack.types.status import CommandSent, FrankaStatus, Health, LearnerStats, OperatorDecision, RobotStats
 from robot_stack.types.teleop import OperatorCommand
@@ -293,6 +295,29 @@ def weights_from_msg(msg: PolicyWeightsMsg) -> PolicyWeights:
     except ValueError as e:
         raise ValueError(f"policy weights version {msg.version}: {e}") from None
     return w
+
+
+# ----------------------------------------------------------------------------- acknowledgements
+def ack_to_msg(a: StepAck) -> StepAckMsg:
+    msg = StepAckMsg()
+    msg.header = header(a.stamp_s)
+    msg.learner_id = int(a.learner_id)
+    msg.has_watermark = a.watermark is not None
+    if a.watermark is not None:
+        msg.episode_id, msg.step_index = int(a.watermark[0]), int(a.watermark[1])
+    msg.stored, msg.duplicates, msg.early = int(a.stored), int(a.duplicates), int(a.early)
+    return msg
+
+
+def ack_from_msg(msg: StepAckMsg) -> StepAck:
+    """StepAck message -> StepAck; ValueError for an episode id whose successor is beyond the
+    int64 range (the actor numbers its next episode above the watermark's)."""
+    if msg.episode_id >= MAX_ID:
+        raise ValueError(f"step ack: episode_id {msg.episode_id} leaves no episode id after it (max {MAX_ID})")
+    return StepAck(learner_id=int(msg.learner_id),
+                   watermark=(int(msg.episode_id), int(msg.step_index)) if msg.has_watermark else None,
+                   stored=int(msg.stored), duplicates=int(msg.duplicates), early=int(msg.early),
+                   stamp_s=stamp_to_s(msg.header.stamp))
 
 
 # ----------------------------------------------------------------------------- summaries

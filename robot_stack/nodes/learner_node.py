@@ -11,14 +11,22 @@ Subscribes
       record per actor control step. Each record is validated against the policy spec
       (cameras, image sizes, proprio layout, action size, finite action within [-1, 1]); a
       bad record is dropped and logged (counted as ``rejected_steps``), which the labeller
-      treats as a gap (the unpaired step is dropped, never joined across the gap).
+      treats as a gap (the unpaired step is dropped, never joined across the gap). Records are
+      taken in the actor's order and once (``robot_stack.rl.intake``, one stream per robot):
+      duplicates and early records are dropped and counted (``duplicate_steps``,
+      ``early_steps``).
 
 Publishes
   ``policy`` (robot_stack/PolicyWeights, ``qos.POLICY``: reliable + transient
       local, depth 1): the actor networks (format ``torch_state_dict``, ``spec_json`` with
       the policy spec and network config, SHA-256), once at start (a resumed run's weights,
       or the initial random ones) and every ``publish_every_updates`` updates. ``version``
-      increases monotonically, also across restarts; a late-joining actor gets the latest.
+      increases strictly, also across restarts (a killed learner's successor publishes above
+      every version handed out before); a late-joining actor gets the latest.
+  ``steps/ack`` (robot_stack/StepAck, ``qos.ACK``: reliable + transient local, depth 1): after
+      every step record and once a second, the watermark (every record up to it is on disk),
+      this process's random ``learner_id`` and its stored/duplicate/early counts. The actor
+      deletes acknowledged records from its spool and resends the rest.
   ``learner/stats`` (robot_stack/LearnerStats, ``qos.EPISODES``): every ``stats_every_s``:
       env_steps, transitions, buffer, intervention_buffer, updates, updates_per_s,
       update_backlog, policy_version, episodes, success_rate, intervention_rate (rolling over
@@ -35,11 +43,16 @@ its own ``steps`` (discovery: every such topic of type StepRecord that appears, 
 ``discover_every_s``; robots join and leave while it runs), labels each robot's stream
 separately and stores the robot id with each transition (:class:`robot_stack.rl.fleet.Fleet`),
 and publishes the same PolicyWeights message to ``/<robot_id>/policy`` of every robot (a robot
-that joins gets the latest at once) as well as on its own ``policy``. The stats carry a
+that joins gets the latest at once) as well as on its own ``policy``. Each robot's stream has its
+own order, duplicates and watermark (``run_dir/learner_state/<robot_id>.bin``), and each robot
+gets its own StepAck on ``/<robot_id>/steps/ack``. The stats carry a
 ``robots`` object (per robot: records, env_steps, transitions, episodes, rates, active).
 
 Files under ``run_dir``: ``checkpoint.pt`` (agent + counters), ``replay_online.log`` and
-``replay_intervention.log`` (crash-safe append-only replay logs), ``policies/latest.pt``
+``replay_intervention.log`` (crash-safe append-only replay logs; damaged bytes go to
+``*.quarantine``), ``learner_state.bin`` or ``learner_state/<robot_id>.bin`` per robot
+(watermark, counters and the step waiting for its successor, rewritten after every record),
+``policy_version`` (the last version handed out), ``policies/latest.pt``
 and ``policies/best.pt`` (exports an actor can load with ``policy_file``; elsewhere with
 ``policies_dir``), ``tb/``.
 Restarting the node on the same ``run_dir`` resumes training where it stopped.
@@ -49,6 +62,7 @@ Parameters: every field of :class:`LearnerNodeConfig` (nested ``sac.*``, ``sac.n
 """
 from __future__ import annotations
 
+import secrets
 import threading
 from dataclasses import dataclass
 
@@ -62,7 +76,9 @@ from robot_stack.nodes.robot_topics import RobotTopics
 from robot_stack.rl.fleet import check_robot_id, robot_topic
 from robot_stack.rl.learner import LearnerConfig, LearnerCore
 from robot_stack.types.config import ConfigError
+from robot_stack.types.records import MAX_ID
 from robot_stack.types.records import PolicyWeights as PolicyWeightsData
+from robot_stack.types.records import StepAck as StepAckData
 from robot_stack.types.status import Health, LearnerStats
 
 
@@ -102,11 +118,16 @@ class LearnerNode(Node):
         self.policy_pub = topics.publisher(self, topics.POLICY)
         self.stats_pub = topics.publisher(self, topics.LEARNER_STATS)
         self.diagnostics_pub = topics.publisher(self, topics.DIAGNOSTICS)
+        self.ack_pub = topics.publisher(self, topics.STEP_ACK)
+        self.learner_id = secrets.randbits(63)
+        """Random per process: the actor resends what it holds to a learner it has not seen."""
         self.rejected_steps = 0
         self._rejected_reported = 0
         self._warn_lock = threading.Lock()
         self._fleet_lock = threading.Lock()
         self._robot_policy_pubs: dict = {}
+        self._robot_ack_pubs: dict = {}
+        self._ack_robots: list[str] = []  # fleet: every robot that joined (non-fleet: the single robot "")
         self._last_weights = None
         self.core = LearnerCore(self.config, on_weights=self._publish_weights)
         try:
@@ -126,7 +147,9 @@ class LearnerNode(Node):
         else:
             self.inbox.subscribe(self, topics.STEPS, self._on_step, callback_group=self._steps_group)
         self.create_timer(self.config.stats_every_s, self._on_stats, callback_group=self._stats_group)
+        self.create_timer(1.0, self._publish_acks, callback_group=self._steps_group)
         self.core.start()
+        self._publish_acks()
         spec = self.core.spec
         self.get_logger().info(
             f"learner in {self.core.run_dir}: cameras {list(spec.camera_names)}, proprio {len(spec.proprio_names)}, "
@@ -147,6 +170,13 @@ class LearnerNode(Node):
             pub.publish(msg)
 
     def _on_robot_join(self, robot_id: str) -> None:
+        ack_topic = robot_topic(robot_id, topics.STEP_ACK.name)
+        ack_pub = None if ack_topic == self.ack_pub.topic_name else topics.publisher_at(self, topics.STEP_ACK, ack_topic)
+        with self._fleet_lock:
+            if ack_pub is not None:
+                self._robot_ack_pubs[robot_id] = ack_pub
+            self._ack_robots.append(robot_id)
+        self._publish_ack(robot_id)
         if robot_topic(robot_id, "policy") == self.policy_pub.topic_name:
             return  # that robot already reads the learner's own policy topic
         pub = topics.publisher_at(self, topics.POLICY, robot_topic(robot_id, topics.POLICY.name))
@@ -165,13 +195,41 @@ class LearnerNode(Node):
         except ValueError:
             self.rejected_steps += 1
             self.core.counters["rejected_steps"] += 1
+            if msg.episode_id <= MAX_ID:
+                self.core.skip_step((int(msg.episode_id), int(msg.step_index)), robot_id)
+                self._publish_ack(robot_id)
             raise  # the inbox logs it (throttled)
         try:
             self.core.add_step(step, robot_id)
-        except OSError as e:  # e.g. disk full: the step is lost, the learner keeps serving
+        except OSError as e:  # e.g. disk full: not acknowledged, so the actor keeps it and resends it
             self.core.counters["unstored_steps"] += 1
             self.get_logger().error(f"cannot store step record in {self.core.run_dir}: {e}",
                                     throttle_duration_sec=5.0)
+        self._publish_ack(robot_id)
+
+    def _publish_ack(self, robot_id: str = "") -> None:
+        """The watermark of ``robot_id``'s stream (every record up to it is on disk; its actor
+        deletes those from its spool) on the robot's ``/<robot_id>/steps/ack``, or on the
+        learner's own ``steps/ack`` for the single robot (or a fleet robot in the learner's
+        namespace)."""
+        if not self.context.ok():
+            return
+        with self._fleet_lock:
+            pub = self._robot_ack_pubs.get(robot_id, self.ack_pub)
+        intake = self.core.intakes.get(robot_id)  # read only: the steps callback makes intakes
+        wm, c = (None, {}) if intake is None else (intake.watermark, dict(intake.counters))
+        pub.publish(convert.ack_to_msg(StepAckData(
+            learner_id=self.learner_id, watermark=wm, stored=c.get("accepted_steps", 0),
+            duplicates=c.get("duplicate_steps", 0), early=c.get("early_steps", 0),
+            stamp_s=self.get_clock().now().nanoseconds * 1e-9)))
+
+    def _publish_acks(self) -> None:
+        """Once a second (and at start): every robot's acknowledgement, so an actor that missed
+        one, or starts, learns the watermark."""
+        with self._fleet_lock:
+            robots = list(self._ack_robots) if self.config.fleet else [""]
+        for rid in robots:
+            self._publish_ack(rid)
 
     def _on_stats(self) -> None:
         stats = self.core.stats()

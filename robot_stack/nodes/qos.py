@@ -15,6 +15,9 @@ STEPS        reliable     volatile         1000   actor -> learner transitions (
 POLICY       reliable     transient local  1      "latest policy" announcements (PolicyWeights): a
                                                   learner or actor that joins late gets the newest
                                                   weights at once, and only the newest.
+ACK          reliable     transient local  1      the learner's acknowledgement of step records
+                                                  (StepAck): a (re)started actor gets the newest
+                                                  watermark at once.
 COMMAND      reliable     volatile         10     commands (OperatorCommand, robot velocity
                                                   commands): small queue, so a stalled reader sees
                                                   fresh commands instead of a backlog.
@@ -47,6 +50,9 @@ STEPS = _profile(ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE, 1000)
 POLICY = _profile(ReliabilityPolicy.RELIABLE, DurabilityPolicy.TRANSIENT_LOCAL, 1)
 """Latest policy weights: reliable, transient local, depth 1 (late joiners get the newest)."""
 
+ACK = _profile(ReliabilityPolicy.RELIABLE, DurabilityPolicy.TRANSIENT_LOCAL, 1)
+"""Step acknowledgements learner -> actor: reliable, transient local, depth 1 (the newest counts)."""
+
 COMMAND = _profile(ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE, 10)
 """Operator and robot commands: reliable, keep last 10."""
 
@@ -63,6 +69,7 @@ PROFILES: dict[str, QoSProfile] = {
     "SENSOR": SENSOR,
     "STEPS": STEPS,
     "POLICY": POLICY,
+    "ACK": ACK,
     "COMMAND": COMMAND,
     "EPISODES": EPISODES,
     "STATE": STATE,

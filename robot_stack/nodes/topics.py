@@ -149,6 +149,11 @@ STEPS = Topic(
     "steps", "robot_stack/msg/StepRecord", "STEPS",
     "one record per actor control step (observation, action, intervention flag)",
     ("actor_node",), ("learner_node",))
+STEP_ACK = Topic(
+    "steps/ack", "robot_stack/msg/StepAck", "ACK",
+    "the learner's watermark of this robot's step records (all up to it on the learner's disk) and "
+    "its id; the actor's spool keeps every record until it is covered",
+    ("learner_node",), ("actor_node",))
 EPISODES = Topic(
     "episodes", "robot_stack/msg/EpisodeSummary", "EPISODES",
     "one summary per episode", ("actor_node",), ("monitor_node",))
@@ -174,7 +179,7 @@ TOPICS: tuple[Topic, ...] = (
     OPERATOR, SPACEMOUSE_JOY, SPACEMOUSE_TWIST,
     CMD_TWIST, GRIPPER_CMD, JOINT_STATES, EE_POSE, EE_TWIST, GRIPPER_WIDTH, FRANKA_STATUS, FRANKA_DEBUG_SENT,
     DIAGNOSTICS,
-    STEPS, EPISODES, POLICY, LEARNER_STATS,
+    STEPS, STEP_ACK, EPISODES, POLICY, LEARNER_STATS,
     SIM_SUCCESS, SIM_OPERATOR_JOY, SIM_OPERATOR_DEBUG,
 )
 """Every topic, in the order of the docs."""

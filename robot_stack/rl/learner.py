@@ -472,7 +472,7 @@ class LearnerCore:
     def intake_counters(self) -> collections.Counter:
         """accepted/duplicate/early steps and gaps summed over the robot streams."""
         total: collections.Counter = collections.Counter()
-        for intake in self.intakes.values():
+        for intake in list(self.intakes.values()):  # a copy: the steps callback may add a robot meanwhile
             total.update(intake.counters)
         return total
 

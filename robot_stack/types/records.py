@@ -6,6 +6,7 @@ message                type here                      made by / read by
 msg/StepRecord         :class:`StepRecord`            ActorCore, training script / labeller
 msg/EpisodeSummary     :class:`EpisodeSummary`        ActorCore / monitor (progress log)
 msg/PolicyWeights      :class:`PolicyWeights`         LearnerCore / actor (policy loading)
+msg/StepAck            :class:`StepAck`               learner node / actor's step spool
 msg/OperatorCommand    ``types.teleop.OperatorCommand``  intervention detector / actor, franka
 =====================  =============================  ===========================================
 
@@ -181,4 +182,22 @@ class PolicyWeights:
         return PolicySpec.from_dict(meta["policy_spec"]), meta["network"]
 
 
-__all__ = ["WEIGHTS_FORMAT", "EpisodeSummary", "Obs", "PolicyWeights", "StepRecord"]
+@dataclass
+class StepAck:
+    """The learner's acknowledgement of step records (``msg/StepAck``)."""
+
+    learner_id: int
+    """Random per learner process: a new id is a (re)started learner."""
+    watermark: tuple[int, int] | None
+    """(episode_id, step_index): every record up to it, in the actor's order, is on the
+    learner's disk; None while it holds none."""
+    stored: int = 0
+    """Records this learner process stored."""
+    duplicates: int = 0
+    """Records it dropped as already stored."""
+    early: int = 0
+    """Records it dropped because records before them were missing (resent later)."""
+    stamp_s: float = 0.0
+
+
+__all__ = ["MAX_ID", "WEIGHTS_FORMAT", "EpisodeSummary", "Obs", "PolicyWeights", "StepAck", "StepRecord"]
