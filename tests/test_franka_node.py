@@ -405,3 +405,93 @@ def test_operator_fallback_can_be_switched_off(ros_context, spin, collector):
             poses.wait_for(40, timeout_s=5.0, start=n)  # 0.8 s of state at 50 Hz
         assert abs(poses.messages[-1].pose.position.y - p0.y) < 1e-4
         assert "operator_fallback" not in events(status)
+
+
+# ----------------------------------------------------------------------------- fault reporting and fallback
+@pytest.mark.timing  # nodes over DDS on loopback and the node's control loop in real time, within the waits
+def test_each_rejected_command_is_reported_once_and_throttled(ros_context, spin, collector):
+    """50 NaN commands in 1 s: one rejected_nan report per status_throttle_s (not two per
+    command), the next one counting those left out; the safety counter still counts all."""
+    node = make_node(ros_context, status_throttle_s=1.0)
+    probe, status, _ = watch_franka(ros_context, spin, collector, node)
+    try:
+        status.wait_for(1, where=lambda m: m.event == "ready")
+        n0 = len(status.messages)
+        with TwistStreamer(probe, (float("nan"), 0.0, 0.0), rate_hz=50.0):
+            deadline = time.monotonic() + 10.0
+            while node.safety.counters["rejected_nan"] < 50 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        time.sleep(1.2)  # one more throttle period: a trailing report may come
+        rejected = [m for m in status.messages[n0:] if m.event == "rejected_nan"]
+        n_cmds = node.safety.counters["rejected_nan"]
+        assert n_cmds >= 50
+        assert 1 <= len(rejected) <= 2 + n_cmds // 50, f"{len(rejected)} reports for {n_cmds} rejected commands"
+        assert len(rejected) == 1 or "more in the last" in rejected[-1].detail
+    finally:
+        node.close()
+
+
+def stamp_s(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+class LinkDropSendRobot(LinkDropRobot):
+    """Sends fail too while the link is down (as franky's do)."""
+
+    def send_twist(self, lin_m_s, ang_rad_s):
+        if not self.link_up:
+            from robot_stack.devices.franka.base import RobotConnectionError
+            raise RobotConnectionError("send: Net Exception")
+        return super().send_twist(lin_m_s, ang_rad_s)
+
+
+@pytest.mark.timing  # nodes over DDS on loopback and the node's control loop in real time, within the waits
+def test_a_lost_link_is_reported_once_while_commands_keep_coming(ros_context, spin, collector):
+    robot = LinkDropSendRobot(FrankaConfig())
+    node = make_node(ros_context, robot=robot, reconnect_period_s=0.0)  # no reconnect: the link stays down
+    probe, status, _ = watch_franka(ros_context, spin, collector, node)
+    try:
+        status.wait_for(1, where=lambda m: m.event == "ready")
+        with TwistStreamer(probe, (0.01, 0.0, 0.0), rate_hz=20.0):
+            time.sleep(0.5)
+            robot.link_up = False
+            time.sleep(2.0)
+        lost = [m for m in status.messages if "connection lost" in m.detail]
+        assert len(lost) == 1, [m.detail for m in lost]
+    finally:
+        node.close()
+
+
+class SlowHomeRobot(FakeRobot):
+    """A home move takes home_s seconds."""
+
+    home_s = 1.5
+
+    def move_home(self, T_base_ee, timeout_s):
+        time.sleep(self.home_s)  # the duration of the motion being simulated
+        return super().move_home(T_base_ee, timeout_s)
+
+
+@pytest.mark.timing  # nodes over DDS on loopback and the node's control loop in real time, within the waits
+def test_no_operator_fallback_while_the_actor_is_only_resetting(ros_context, spin, collector):
+    """During a home move (the actor's reset) and fallback_after_home_s after it the operator does
+    not take the arm over; afterwards, with the actor still silent, the fallback starts."""
+    node = make_node(ros_context, robot=SlowHomeRobot(FrankaConfig()), fallback_after_home_s=1.0,
+                     **{"safety.watchdog_timeout_s": 0.2})
+    probe, status, _ = watch_franka(ros_context, spin, collector, node)
+    try:
+        status.wait_for(1, where=lambda m: m.event == "ready")
+        with TwistStreamer(probe, (0.0, 0.0, 0.0), rate_hz=20.0):  # the actor streams, then resets
+            time.sleep(0.5)
+        client = probe.create_client(topics.FRANKA_HOME.srv_type, topics.FRANKA_HOME.resolve())
+        assert client.wait_for_service(timeout_sec=5.0)
+        client.call_async(Trigger.Request())  # answered when the move has ended
+        status.wait_for(1, timeout_s=5.0, where=lambda m: m.event == "home_started")
+        with OperatorStreamer(probe, (0.0, 0.02, 0.0)):
+            done = status.wait_for(1, timeout_s=10.0, where=lambda m: m.event == "home_done")
+            t_done = stamp_s(done[0])
+            fb = status.wait_for(1, timeout_s=10.0, where=lambda m: m.event == "operator_fallback")
+        t_fb = stamp_s(fb[0])
+        assert t_fb - t_done >= 1.0 - 0.05, f"fallback {t_fb - t_done:.2f} s after the home move ended"
+    finally:
+        node.close()

@@ -30,7 +30,9 @@ Subscribes (all ``qos.COMMAND``: reliable, volatile, depth 10)
       ``safety.watchdog_timeout_s`` (the actor crashed, hung or was stopped), once the watchdog
       has stopped the arm, an intervening operator's twist drives it directly, through the same
       safety filter:
-      the operator can take over without an actor. Status events ``operator_fallback`` /
+      the operator can take over without an actor. Not during a home move nor within
+      ``fallback_after_home_s`` after one (the actor is resetting then), unless the actor's
+      command publisher has left the graph. Status events ``operator_fallback`` /
       ``operator_fallback_end``.
   ``franka/gripper_cmd`` (std_msgs/Float32): target finger width in m
       (0..0.08). A width <= ``gripper_grasp_below_m`` grasps with ``robot.gripper_force_n``.
@@ -125,6 +127,14 @@ ATTENTION_PERIOD_S = 1.0
 """After giving up, the status repeats needs_attention this often, s."""
 DIAGNOSTICS_PERIOD_S = 1.0
 """Period of the /diagnostics status, s (the ROS convention: 1 Hz)."""
+THROTTLED_EVENTS = frozenset({"rejected_nan", "rejected_shape", "rejected_out_of_range", "rejected_frame",
+                              "gripper_rejected", "home_busy"})
+THROTTLED_ERRORS = ("state read failed", "connection lost", "reconnect failed")
+"""Status events a stream of bad commands or a lasting fault repeats (and ``error`` events with
+these details): reported at most once per ``status_throttle_s`` each, the next report saying
+how many were left out. Each reflex error (and its recovery) is still reported."""
+SUBMIT_EVENTS = frozenset({"rejected_nan", "rejected_shape", "rejected_out_of_range"})
+"""Safety events raised when a command is submitted (reported then, not again at the next tick)."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +175,13 @@ class FrankaNodeConfig:
     operator_fallback: bool = True
     """Without velocity commands for safety.watchdog_timeout_s (no actor), let an intervening
     operator (the operator topic) drive the arm directly, through the safety filter."""
+    fallback_after_home_s: float = 2.0
+    """No operator fallback during a home move and for this long after it (the actor is
+    resetting then, not gone), s; an actor whose command publisher has left the graph counts
+    as gone at once."""
+    status_throttle_s: float = 1.0
+    """Repeated status events of one kind (rejected commands, errors) are reported at most this
+    often, s; each report counts the ones left out."""
     control_thread_priority: int = 0
     """SCHED_FIFO priority (1..98) for the control thread, 0 for normal scheduling. Needs root,
     CAP_SYS_NICE or an rtprio limit (as libfranka does); if refused the node logs the fix and
@@ -196,6 +213,9 @@ class FrankaNodeConfig:
             raise ValueError(f"home_randomize_xyz_m must be >= 0, got {self.home_randomize_xyz_m}")
         if self.home_timeout_s <= 0:
             raise ValueError(f"home_timeout_s must be > 0, got {self.home_timeout_s}")
+        for name in ("fallback_after_home_s", "status_throttle_s"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0 s, got {getattr(self, name)}")
 
 
 def _check_home_in_box(home_xyz_m, safety: SafetyConfig) -> None:
@@ -245,6 +265,9 @@ class FrankaNode(Node):
         self._attention_detail = ""
         self._attention_at = math.inf
         self._last_event = FrankaStatus("none")
+        self._home_ended_t = -math.inf  # monotonic end of the last home move (operator fallback)
+        self._throttle: dict[tuple[str, str], tuple[float, int]] = {}  # (event, kind) -> (last report, left out)
+        self._throttle_lock = threading.Lock()
 
         self._connect(cfg.connect_timeout_s)
 
@@ -257,7 +280,7 @@ class FrankaNode(Node):
         self._diagnostics_pub = topics.publisher(self, topics.DIAGNOSTICS)
         cmd_group = MutuallyExclusiveCallbackGroup()
         self.inbox = Inbox(self.get_logger())  # no message can end the node: malformed ones are dropped and counted
-        self.inbox.subscribe(self, topics.CMD_TWIST, self._on_cmd_twist, callback_group=cmd_group)
+        self._cmd_sub = self.inbox.subscribe(self, topics.CMD_TWIST, self._on_cmd_twist, callback_group=cmd_group)
         if cfg.operator_fallback:
             self.inbox.subscribe(self, topics.OPERATOR, self._on_operator, callback_group=cmd_group)
         self.inbox.subscribe(self, topics.GRIPPER_CMD, self._on_gripper_cmd, callback_group=cmd_group)
@@ -297,6 +320,16 @@ class FrankaNode(Node):
     # -- status -------------------------------------------------------------------------------
     def _status(self, event: str, detail: str = "") -> None:
         """Log an event and publish it on franka/status (event names: msg/FrankaStatus EVENT_*)."""
+        if event in THROTTLED_EVENTS or (event == "error" and detail.startswith(THROTTLED_ERRORS)):
+            key, now = (event, detail.split(":", 1)[0][:40]), time.monotonic()
+            with self._throttle_lock:
+                last, left_out = self._throttle.get(key, (-math.inf, 0))
+                if now - last < self.config.status_throttle_s:
+                    self._throttle[key] = (last, left_out + 1)
+                    return
+                self._throttle[key] = (now, 0)
+            if left_out:
+                detail += f" ({left_out} more in the last {now - last:.1f} s)"
         status = FrankaStatus(event=event, detail=detail, mode=self._mode, counters=dict(self.safety.counters),
                               stamp_s=self.get_clock().now().nanoseconds * 1e-9)
         self._last_event = status
@@ -342,8 +375,14 @@ class FrankaNode(Node):
         if self._mode == "gave_up":
             return  # nothing drives the arm until the node is restarted
         if not self._fallback:
-            if time.monotonic() - self._actor_cmd_t <= self.config.safety.watchdog_timeout_s:
+            now = time.monotonic()
+            if now - self._actor_cmd_t <= self.config.safety.watchdog_timeout_s:
                 return  # the actor streams: it arbitrates and forwards the operator itself
+            if self._mode != "streaming":
+                return  # a home move owns the arm (the actor is resetting, not gone)
+            actor_left = self._cmd_sub.get_publisher_count() == 0
+            if not actor_left and now - self._home_ended_t < self.config.fallback_after_home_s:
+                return  # just homed: the actor is finishing its reset
             with self._cmd_lock:
                 stopped = self.safety.watchdog_tripped
             if not stopped:
@@ -478,6 +517,7 @@ class FrankaNode(Node):
             with self._cmd_lock:
                 self.safety.reset()  # commands sent during homing are stale now
             self._sent_zero = True
+        self._home_ended_t = time.monotonic()
         if self._mode == "homing":
             self._mode = "streaming"
         xyz = np.round(T_base_ee[:3, 3], 4).tolist()
@@ -520,7 +560,8 @@ class FrankaNode(Node):
                 with self._cmd_lock:
                     out = self.safety.update(now, state.p_base_ee)
                 for event in out.events:
-                    self._status(event, f"ee at {np.round(state.p_base_ee, 4).tolist()}")
+                    if event not in SUBMIT_EVENTS:
+                        self._status(event, f"ee at {np.round(state.p_base_ee, 4).tolist()}")
                 self._handle_error(RobotError("robot reports a reflex/error state"), now)
             else:
                 self._stream(now, state, "tick")
@@ -582,7 +623,8 @@ class FrankaNode(Node):
             out = self.safety.update(now, state.p_base_ee, state.q_rad, state.T_base_ee[:3, :3])
             pending, self._pending_stamp_s = self._pending_stamp_s, None
         for event in out.events:
-            self._status(event, f"ee at {np.round(state.p_base_ee, 4).tolist()}")
+            if event not in SUBMIT_EVENTS:  # those were reported when the command came in
+                self._status(event, f"ee at {np.round(state.p_base_ee, 4).tolist()}")
         if out.is_zero and self._sent_zero:
             # Repeated zeros are skipped: the last one already brings the arm to rest.
             return
@@ -593,7 +635,7 @@ class FrankaNode(Node):
             self._handle_error(e, now)
             return
         except RobotConnectionError as e:
-            self._status("error", f"connection lost: {e}")
+            self._on_link_lost(e)  # reported once, reconnects every reconnect_period_s
             return
         self._report_sent(pending, trigger)
 
