@@ -6,7 +6,9 @@ reads the values given at start-up (``--params-file``, ``-p name:=value``,
 ``parameter_overrides``) and returns the config object. It fails at start-up with a
 :class:`~robot_stack.types.config.ConfigError` that names the parameter when a value has the
 wrong type, when a parameter is given that the config does not have (a typo), or when the
-config's own ``validate()`` rejects a value.
+config's own ``validate()`` rejects a value; and, for a node started by :func:`run_node`, when
+a ``--params-file`` holds no section for this node or a section whose name is a near miss of
+the node's (a typo in the top-level key, which ROS would ignore silently).
 
 Type mapping: ``bool``/``int``/``float``/``str`` -> the ROS scalar types; ``tuple[float, ...]``
 and fixed-length float tuples -> double array (likewise int/str/bool arrays); ``X | None``
@@ -120,6 +122,57 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_PARAMS_FILES: list[str] = []
+"""The --params-file arguments of the process (set by run_node; checked by declare_config)."""
+
+
+def params_files(args: list[str]) -> list[str]:
+    """The ``--params-file`` paths among ROS command-line arguments."""
+    out, ros = [], False
+    for i, a in enumerate(args):
+        if a == "--ros-args":
+            ros = True
+        elif a == "--":
+            ros = False
+        elif ros and a == "--params-file" and i + 1 < len(args):
+            out.append(args[i + 1])
+    return out
+
+
+def _section_matches(key: str, fq_name: str) -> bool:
+    """Whether a params-file section key (node name, namespaced name, or a wildcard such as
+    ``/**`` or ``/**/spacemouse``) applies to the node ``fq_name`` (``/ns/name``), as in rcl."""
+    import re
+
+    pattern = re.escape("/" + key.lstrip("/")).replace("/\\*\\*", "(?:/.*)?").replace("\\*", "[^/]*")
+    return re.fullmatch(pattern, fq_name) is not None
+
+
+def check_params_files(node: Node, files: list[str]) -> None:
+    """ConfigError when a params file has no section for ``node``, or a section whose name is a
+    near miss of the node's (ROS ignores such a section without a word)."""
+    import yaml
+
+    fq, name = node.get_fully_qualified_name(), node.get_name()
+    for path in files:
+        try:
+            with open(path) as f:
+                data = yaml.safe_load(f) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"params file {path}: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"params file {path} must map node names to 'ros__parameters'")
+        keys = [str(k) for k in data]
+        near = [k for k in keys if not _section_matches(k, fq)
+                and difflib.get_close_matches(k.strip("/").rsplit("/", 1)[-1], [name], n=1, cutoff=0.75)]
+        if near:
+            raise ConfigError(f"params file {path}: section '{near[0]}' does not name node '{fq}' (did you mean "
+                              f"'{name}'?); ROS would ignore it")
+        if not any(_section_matches(k, fq) for k in keys):
+            raise ConfigError(f"params file {path} has no section for node '{fq}' (its sections: "
+                              f"{', '.join(keys) or 'none'}); name the node, or '/**' for every node")
+
+
 def declare_config(node: Node, cls: type[T], *, prefix: str = "", extra_known: tuple[str, ...] = ()) -> T:
     """Declare ``cls``'s fields as parameters of ``node`` and return the config they give.
 
@@ -128,6 +181,8 @@ def declare_config(node: Node, cls: type[T], *, prefix: str = "", extra_known: t
     ``extra_known`` lists further parameter names the node declares itself.
     """
     where = f"node '{node.get_fully_qualified_name()}'"
+    if _PARAMS_FILES:
+        check_params_files(node, _PARAMS_FILES)
     values: dict[str, Any] = {}
     declared = []
     for name, tp, default, doc in _flat_fields(cls, prefix):
@@ -242,7 +297,13 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None, *,
     from rclpy.signals import SignalHandlerOptions
 
     codes = {ConfigError: 2, **(exit_codes or {})}
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    argv = list(sys.argv if args is None else args)
+    try:
+        rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    except RuntimeError as e:  # rcl's RCLError: a malformed -p rule or an unparsable --params-file
+        print(f"error: the ROS arguments cannot be used: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    _PARAMS_FILES[:] = params_files(argv)
     # While the node is built (a robot connection may be retried for seconds), a signal interrupts
     # at once; once it spins, the handler only sets a flag: an exception raised from a signal
     # handler can surface inside any code, e.g. an object's __del__, where Python ignores it

@@ -210,14 +210,17 @@ class SimWorldNode(Node):
         self.world = _make_world(cfg, self.task)
         self.operator = None
         if cfg.operator_enabled:
-            self.operator = SimulatedOperator(
-                self.task,
-                OperatorConfig(skill=cfg.operator_skill, strategy=cfg.operator_strategy, beta=cfg.operator_beta,
-                               hold_steps=cfg.operator_hold_steps, random_rate=cfg.operator_random_rate,
-                               action_distance_threshold=cfg.operator_action_distance,
-                               min_axis=cfg.operator_min_axis),
-                seed=cfg.seed,
-            )
+            try:
+                self.operator = SimulatedOperator(
+                    self.task,
+                    OperatorConfig(skill=cfg.operator_skill, strategy=cfg.operator_strategy, beta=cfg.operator_beta,
+                                   hold_steps=cfg.operator_hold_steps, random_rate=cfg.operator_random_rate,
+                                   action_distance_threshold=cfg.operator_action_distance,
+                                   min_axis=cfg.operator_min_axis),
+                    seed=cfg.seed,
+                )
+            except ValueError as e:  # an unknown skill preset or strategy: the parameters' fault
+                raise ConfigError(f"parameters 'operator_*': {e}") from None
         self.world.start()
         where = cfg.hostname if cfg.physics == "franky" else f"udp://{cfg.hostname}:{cfg.direct_port}"
         self.get_logger().info(
