@@ -2,7 +2,8 @@
 
 Subscribes (names relative to the namespace, see robot_stack.nodes.topics)
   ``episodes`` (robot_stack/EpisodeSummary, ``qos.EPISODES``): one line per
-      episode on stdout, a row in ``<out_dir>/progress.csv``.
+      episode on stdout, a row in ``<out_dir>/progress.csv`` (an existing file is continued;
+      an episode already in it is skipped, so a restarted monitor adds no duplicate rows).
   ``learner/stats`` (robot_stack/LearnerStats, ``qos.EPISODES``): learner updates.
   ``franka/status`` (robot_stack/FrankaStatus, ``qos.EPISODES``): failures the operator must
       act on (``recovery_gave_up``, ``error``, ``home_failed``) are printed.
@@ -82,8 +83,10 @@ class MonitorNode(Node):
         self.create_timer(self.cfg.plot_every_s, self._plot)
 
     def _on_episode(self, m) -> None:
-        row = EpisodeRow.from_summary(convert.summary_from_msg(m), round(time.monotonic() - self._t0, 2),
-                                      self.progress.learner_updates)
+        summary = convert.summary_from_msg(m)
+        if self.progress.seen(summary.episode_id, summary.evaluation):
+            return  # a restarted monitor gets the recent history again: logged already
+        row = EpisodeRow.from_summary(summary, round(time.monotonic() - self._t0, 2), self.progress.learner_updates)
         print(self.progress.on_episode(row), flush=True)
         self._dirty = True
 
@@ -93,8 +96,10 @@ class MonitorNode(Node):
             out = f"{self.cfg.out_dir}/{robot_id}" if self.cfg.out_dir else None
             log = self.robot_progress[robot_id] = ProgressLog(out, self.cfg.window)
         log.learner_updates = self.progress.learner_updates
-        row = EpisodeRow.from_summary(convert.summary_from_msg(m), round(time.monotonic() - self._t0, 2),
-                                      self.progress.learner_updates)
+        summary = convert.summary_from_msg(m)
+        if log.seen(summary.episode_id, summary.evaluation):
+            return  # a restarted monitor gets the recent history again: logged already
+        row = EpisodeRow.from_summary(summary, round(time.monotonic() - self._t0, 2), self.progress.learner_updates)
         print(f"[{robot_id}] {log.on_episode(row)}", flush=True)
         self._dirty = True
 

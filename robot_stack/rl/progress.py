@@ -2,7 +2,9 @@
 
 :class:`ProgressLog` takes episode summaries (the fields of ``msg/EpisodeSummary.msg``) and
 learner stats, prints one line per episode, appends to ``progress.csv`` and redraws
-``progress.png`` (success rate and intervention rate over episodes) on request.
+``progress.png`` (success rate and intervention rate over episodes) on request. It continues an
+existing ``progress.csv``: an episode already in it is not written again, so a restarted
+monitor (which gets the recent summaries again from the topic's history) adds no duplicate rows.
 """
 from __future__ import annotations
 
@@ -89,6 +91,30 @@ class ProgressLog:
             import matplotlib.pyplot  # noqa: F401
         self.rows: list[EpisodeRow] = []
         self.learner_updates = 0
+        self._logged: set[tuple[int, bool]] = set()  # (episode id, evaluation) already in progress.csv
+        if self.out_dir is not None and (self.out_dir / "progress.csv").exists():
+            self._load(self.out_dir / "progress.csv")
+
+    def _load(self, path: pathlib.Path) -> None:
+        """Rows of an existing progress.csv (unreadable rows are skipped, with a warning)."""
+        types = {f: t for f, t in EpisodeRow.__annotations__.items()}
+        bad = 0
+        with path.open(newline="") as f:
+            for rec in csv.DictReader(f):
+                try:
+                    row = EpisodeRow(**{k: (rec[k] == "True") if types[k] == "bool" else
+                                        (int(rec[k]) if types[k] == "int" else float(rec[k])) for k in CSV_FIELDS})
+                except (KeyError, TypeError, ValueError):
+                    bad += 1
+                    continue
+                self.rows.append(row)
+                self._logged.add((row.episode_id, row.evaluation))
+        if bad:
+            logger.warning("%s: %d unreadable row(s) skipped", path, bad)
+
+    def seen(self, episode_id: int, evaluation: bool = False) -> bool:
+        """Whether this episode is logged already."""
+        return (int(episode_id), bool(evaluation)) in self._logged
 
     def on_learner_stats(self, stats: dict) -> None:
         """Learner statistics (an object); ValueError when ``updates`` is not a count."""
@@ -99,8 +125,11 @@ class ProgressLog:
             raise ValueError(f"learner stats: 'updates' must be a count, got {updates!r:.40}")
         self.learner_updates = updates
 
-    def on_episode(self, row: EpisodeRow) -> str:
-        """Record an episode; returns the console line for it."""
+    def on_episode(self, row: EpisodeRow) -> str | None:
+        """Record an episode; returns the console line for it (None when it is logged already)."""
+        if self.seen(row.episode_id, row.evaluation):
+            return None
+        self._logged.add((row.episode_id, row.evaluation))
         self.rows.append(row)
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
