@@ -85,16 +85,21 @@ def _one_line_error(proc: subprocess.CompletedProcess, *words: str) -> str:
 
 def test_a_mistyped_node_section_in_a_second_params_file_is_refused(tmp_path):
     first = tmp_path / "first.yaml"
-    first.write_text("monitor:\n  ros__parameters:\n    window: 10\n")
+    first.write_text("/**/monitor:\n  ros__parameters:\n    window: 10\n")
     second = tmp_path / "second.yaml"
     second.write_text("monitr:\n  ros__parameters:\n    plot_every_s: 5.0\n")
     proc = _start("monitor_node", "--params-file", str(first), "--params-file", str(second), "-p", f"out_dir:={tmp_path}",
                   timeout_s=30.0)
-    _one_line_error(proc, str(second), "'monitr'", "did you mean 'monitor'")
+    _one_line_error(proc, str(second), "'monitr'", "did you mean '/robot_stack/monitor' or '/**/monitor'")
+    # A bare node name is a section for a node outside any namespace: ROS ignores it here.
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("monitor:\n  ros__parameters:\n    window: 10\n")
+    proc = _start("monitor_node", "--params-file", str(bare), "-p", f"out_dir:={tmp_path}")
+    _one_line_error(proc, str(bare), "section 'monitor' does not name node '/robot_stack/monitor'")
     other = tmp_path / "other.yaml"
     other.write_text("learner:\n  ros__parameters:\n    run_dir: x\n")
     proc = _start("monitor_node", "--params-file", str(other), "-p", f"out_dir:={tmp_path}")
-    _one_line_error(proc, str(other), "no section for node '/monitor'")
+    _one_line_error(proc, str(other), "no section for node '/robot_stack/monitor'")
 
 
 def test_unusable_arguments_and_files_give_one_line_errors(tmp_path):

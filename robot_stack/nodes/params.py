@@ -167,7 +167,7 @@ def check_params_files(node: Node, files: list[str]) -> None:
                 and difflib.get_close_matches(k.strip("/").rsplit("/", 1)[-1], [name], n=1, cutoff=0.75)]
         if near:
             raise ConfigError(f"params file {path}: section '{near[0]}' does not name node '{fq}' (did you mean "
-                              f"'{name}'?); ROS would ignore it")
+                              f"'{fq}' or '/**/{name}'?); ROS would ignore it")
         if not any(_section_matches(k, fq) for k in keys):
             raise ConfigError(f"params file {path} has no section for node '{fq}' (its sections: "
                               f"{', '.join(keys) or 'none'}); name the node, or '/**' for every node")
