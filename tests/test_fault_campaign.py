@@ -10,13 +10,15 @@ the robot behind the sim world's direct link), watched by a probe node over real
 2. **monitor** killed: respawned; progress.csv gets no duplicate row although the restarted
    monitor receives the recent episode summaries again.
 3. **actor** killed (a control node, not respawned): the franka node's watchdog stops the arm
-   within its timeout (plus a control period and the ramp), and the launch stops, naming the
-   actor.
+   within its timeout plus the ramp, and the launch stops, naming the actor. (The runner is
+   frozen with SIGSTOP for that second, so that what stops the arm is the watchdog, not the
+   launch's shutdown.)
 
 Afterwards no step record the actor acknowledged or spooled is lost: every record of every
 completed episode is in the learner's replay log (each transition once) or still in the actor's
-spool on disk. A second, shorter run kills the **franka** node: the launch stops and says so,
-and the simulated arm holds still (its camera image stops changing) within the segment hold.
+spool on disk. A second, shorter run kills the **franka** node: the simulated arm holds still
+(its camera image stops changing) within the direct link's segment hold, and the launch stops
+and says so.
 """
 from __future__ import annotations
 
@@ -143,6 +145,10 @@ class Graph:
         os.kill(pid, signal.SIGKILL)
         return time.monotonic()
 
+    def freeze(self, on: bool) -> None:
+        """SIGSTOP/SIGCONT the runner (not its nodes: they run in their own sessions)."""
+        os.kill(self.proc.pid, signal.SIGSTOP if on else signal.SIGCONT)
+
     def stop(self, run_dir: pathlib.Path) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
@@ -225,9 +231,9 @@ def test_kill_learner_monitor_then_actor(tmp_path):
         wait_for(lambda: len(graph.pids("learner")) == 2, 30.0, "the learner's respawn", graph)
         wait_for(lambda: any(a[1] not in old_ids for a in snapshot()[2]), 60.0, "the new learner's acknowledgement", graph)
         new_id = next(a[1] for a in snapshot()[2] if a[1] not in old_ids)
-        produced_while_down = [k for t, k, _ in snapshot()[0] if t > t_kill]
-        wait_for(lambda: any(a[1] == new_id and a[2] is not None and produced_while_down and a[2] >= produced_while_down[0]
-                             for a in snapshot()[2]), 60.0, "the records of the outage acknowledged", graph)
+        seen_at_kill = max(k for t, k, _ in snapshot()[0] if t <= t_kill)
+        wait_for(lambda: any(a[1] == new_id and a[2] is not None and a[2] > seen_at_kill for a in snapshot()[2]),
+                 60.0, "the new learner acknowledging past the outage", graph)
         wait_for(lambda: [v for t, v in snapshot()[3] if t > t_kill], 30.0, "the new learner's weights", graph)
         new_versions = [v for t, v in snapshot()[3] if t > t_kill]
         assert new_versions[0] > v_before, f"the restarted learner published version {new_versions[0]} after {v_before}"
@@ -248,18 +254,25 @@ def test_kill_learner_monitor_then_actor(tmp_path):
             steps = snapshot()[0]
             return bool(steps) and time.monotonic() - steps[-1][0] < 0.3 and steps[-1][1][1] >= 2
         wait_for(streaming, 60.0, "the actor streaming mid-episode", graph)
-        t_kill_actor = graph.kill("actor")
+        graph.freeze(True)
+        try:
+            t_kill_actor = graph.kill("actor")
+            time.sleep(1.5)  # the franka node alone decides now
+        finally:
+            graph.freeze(False)
         rc = graph.proc.wait(timeout=60)
         out = graph.out()
         assert rc == 1 and "'actor' exited with signal SIGKILL" in out and re.search(r"'actor' \(.*\) failed", out), out[-3000:]
         with probe.lock:
-            events = list(probe.events)
-            speeds = list(probe.ee_speed)
-        stop = [e for e in events if e["rx"] > t_kill_actor and e.get("event") in ("watchdog_stop", "shutdown")]
-        assert stop, f"no watchdog_stop after the actor died: {[e.get('event') for e in events[-10:]]}"
-        at_rest = [t for t, v in speeds if t > t_kill_actor and v < 1e-3]
-        assert at_rest and at_rest[0] - t_kill_actor < 0.25 + 0.3, (
-            f"the arm came to rest {at_rest[0] - t_kill_actor if at_rest else None} s after the actor died")
+            events = [e for e in probe.events if e["rx"] > t_kill_actor]
+            speeds = [(t, v) for t, v in probe.ee_speed if t > t_kill_actor]
+        stop = [e["rx"] - t_kill_actor for e in events if e.get("event") == "watchdog_stop"]
+        assert stop and stop[0] < 0.25 + 0.5, f"watchdog_stop {stop[:1]} s after the actor died: {[e.get('event') for e in events]}"
+        fallback = [e["rx"] for e in events if e.get("event") == "operator_fallback"]
+        at_rest = [t - t_kill_actor for t, v in speeds if v < 1e-3 and (not fallback or t < fallback[0])]
+        # watchdog 0.25 s, then a ramp from at most 0.1 m/s at 1 m/s^2 (0.1 s); the rest is a loaded machine
+        assert at_rest and at_rest[0] < 0.25 + 0.1 + 0.5, (
+            f"the arm came to rest {at_rest[0] if at_rest else None} s after the actor died")
     finally:
         graph.stop(tmp_path)
         probe.close()
@@ -290,8 +303,12 @@ def test_kill_franka_stops_the_arm_and_the_session(tmp_path):
                 steps = list(probe.steps)
             return len(steps) > 10 and time.monotonic() - steps[-1][0] < 0.3 and steps[-1][1][1] >= 2
         wait_for(streaming, 150.0, "the actor streaming mid-episode", graph)
-        t_kill = graph.kill("franka")
-        time.sleep(1.0)  # the sim world keeps rendering meanwhile (the runner stops it)
+        graph.freeze(True)  # the runner would stop the sim world at once: watch it for a while first
+        try:
+            t_kill = graph.kill("franka")
+            time.sleep(1.5)
+        finally:
+            graph.freeze(False)
         rc = graph.proc.wait(timeout=60)
         out = graph.out()
         assert rc == 1 and "'franka' exited with signal SIGKILL" in out and re.search(r"'franka' \(.*\) failed", out), out[-3000:]
@@ -299,7 +316,8 @@ def test_kill_franka_stops_the_arm_and_the_session(tmp_path):
             frames = [(t, f) for t, f in probe.frames if t > t_kill]
         # the direct link holds a velocity at most robot.segment_hold_s (0.1 s): then the arm, and
         # so the camera image, stands still
-        still = [t for (t, a), (_, b) in zip(frames, frames[1:]) if np.array_equal(a, b)]
+        still = [t for (t, a), (_, b) in zip(frames, frames[1:])
+                 if np.abs(a.astype(int) - b.astype(int)).mean() < 0.05]
         assert still and still[0] - t_kill < 0.1 + 0.4, (
             f"the image still changed {still[0] - t_kill if still else None} s after franka died")
     finally:
