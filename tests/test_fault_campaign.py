@@ -125,7 +125,7 @@ class Graph:
 
     def __init__(self, run_dir: pathlib.Path, *args: str):
         address = f"127.0.0.{140 + os.getpid() % 10}"
-        cmd = [sys.executable, str(ROOT / "scripts" / "robot-stack"), "launch", "--sigint-timeout", "20",
+        cmd = [sys.executable, str(ROOT / "scripts" / "robot-stack"), "launch",
                str(ROOT / "launch" / "sim.launch.yaml"), "physics:=direct", f"run_dir:={run_dir}",
                f"sim_address:={address}", "min_transitions:=16", "publish_every_updates:=2", "seed:=5", *args]
         self.proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
