@@ -23,7 +23,6 @@ and says so.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import pathlib
 import re
@@ -46,13 +45,9 @@ class Probe:
 
     def __init__(self):
         import rclpy
-        from geometry_msgs.msg import TwistStamped
         from rclpy.executors import SingleThreadedExecutor
-        from sensor_msgs.msg import Image
-        from std_msgs.msg import String
 
-        from robot_stack.msg import EpisodeSummary, PolicyWeights, StepAck, StepRecord
-        from robot_stack.nodes import qos
+        from robot_stack.nodes import topics
 
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx)
@@ -66,13 +61,12 @@ class Probe:
         self.ee_speed: list[tuple[float, float]] = []
         self.frames: list[tuple[float, np.ndarray]] = []
         n = self.node
-        n.create_subscription(StepRecord, "/robot_stack/steps", self._on_step, qos.STEPS)
-        n.create_subscription(EpisodeSummary, "/robot_stack/episodes", self._on_episode, qos.EPISODES)
-        n.create_subscription(StepAck, "/robot_stack/steps/ack", self._on_ack, qos.ACK)
-        n.create_subscription(PolicyWeights, "/robot_stack/policy", self._on_weights, qos.POLICY)
-        n.create_subscription(String, "/robot_stack/franka/status", self._on_status, qos.EPISODES)
-        n.create_subscription(TwistStamped, "/robot_stack/franka/ee_twist", self._on_twist, qos.STATE)
-        n.create_subscription(Image, "/robot_stack/cameras/front/image_raw", self._on_image, qos.SENSOR)
+        for topic, callback in ((topics.STEPS, self._on_step), (topics.EPISODES, self._on_episode),
+                                (topics.STEP_ACK, self._on_ack), (topics.POLICY, self._on_weights),
+                                (topics.FRANKA_STATUS, self._on_status), (topics.EE_TWIST, self._on_twist)):
+            n.create_subscription(topic.msg_type, topic.resolve(), callback, topic.profile)
+        n.create_subscription(topics.CAMERA_IMAGE.msg_type, topics.CAMERA_IMAGE.resolve(camera="front"), self._on_image,
+                              topics.CAMERA_IMAGE.profile)
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(n)
         self.thread = threading.Thread(target=self._spin, daemon=True)
@@ -104,7 +98,7 @@ class Probe:
         self._add(self.versions, (time.monotonic(), int(m.version)))
 
     def _on_status(self, m):
-        self._add(self.events, {**json.loads(m.data), "rx": time.monotonic()})
+        self._add(self.events, {"event": m.event, "detail": m.detail, "mode": m.mode, "rx": time.monotonic()})
 
     def _on_twist(self, m):
         v = m.twist.linear
@@ -194,7 +188,7 @@ def stored_keys(learner_dir: pathlib.Path) -> tuple[set, list]:
         covered.add((ep, si))
         if flags & rb._F_END:
             covered.add((ep, si + 1))
-    state = StepIntake(learner_dir).load()
+    state = StepIntake(learner_dir / "learner_state.bin").load()
     if state.pending is not None:
         covered.add(state.pending.key)
     return covered, order
@@ -296,7 +290,7 @@ def test_kill_learner_monitor_then_actor(tmp_path):
 @pytest.mark.timeout(200)
 def test_kill_franka_stops_the_arm_and_the_session(tmp_path):
     probe = Probe()
-    graph = Graph(tmp_path, "run_learner:=false")
+    graph = Graph(tmp_path)  # the actor steps once the learner has sent its first weights
     try:
         def streaming() -> bool:
             with probe.lock:
