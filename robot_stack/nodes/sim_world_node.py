@@ -1,3 +1,4 @@
+# Over 400 lines: the node runs one of two physics back ends (franky-sim or the direct link), the cameras, the reset service and the simulated operator; about 60 lines document its topics and parameters.
 """Sim world node: a simulated task standing in for the robot, cameras and operator.
 
 In the sim graph this node is the only difference from the real one. With ``physics: franky``

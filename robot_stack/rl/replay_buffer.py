@@ -1,3 +1,4 @@
+# Over 400 lines: one ring of shared frames with its crash-safe log (append, resync after damage, quarantine, reload) and sampling; about 40 lines of layout specification.
 """Vision replay buffer: uint8 frames stored once, aligned sampling, crash-safe persistence.
 
 Memory layout
