@@ -1,0 +1,137 @@
+"""Raw (serialised) subscriptions to a selection of topics, for the recorder and the live view.
+
+:class:`RawTopics` knows the session's topics (:data:`robot_stack.recording.topics.SESSION_TOPICS`:
+type and named QoS profile) and finds others matching its selection in the ROS graph
+(``discover()``: type from the graph, QoS adapted to the publishers' as ``ros2 bag record`` does:
+reliable only if every publisher is, transient local only if every publisher is). Its
+subscriptions are ``raw=True``: the callback receives the CDR bytes as they came off the wire,
+nothing is deserialised.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from robot_stack.nodes import qos
+from robot_stack.recording.bag import QosSettings
+from robot_stack.recording.topics import SESSION_TOPICS, TopicSelection, TopicSpec
+
+ROSOUT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.TRANSIENT_LOCAL)
+"""/rosout as rcl publishes it (reliable, transient local): a late subscriber gets recent logs."""
+
+
+def profile(name: str) -> QoSProfile:
+    """A QoS profile by its name in robot_stack.nodes.qos (or ROSOUT)."""
+    return ROSOUT if name.upper() == "ROSOUT" else qos.by_name(name)
+
+
+def settings(p: QoSProfile) -> QosSettings:
+    """rclpy profile -> the ROS-free QoS a bag records."""
+    return QosSettings(reliable=p.reliability == ReliabilityPolicy.RELIABLE,
+                       transient_local=p.durability == DurabilityPolicy.TRANSIENT_LOCAL, depth=int(p.depth))
+
+
+def message_class(msgtype: str):
+    """``pkg/msg/Name`` -> the generated Python class (ImportError/AttributeError if not installed)."""
+    pkg, kind, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+
+
+@dataclass
+class RawTopic:
+    """A topic available for raw subscription."""
+
+    name: str
+    msgtype: str
+    qos: QoSProfile
+    spec: TopicSpec | None = None
+    subscription: object | None = None
+
+
+class RawTopics:
+    """Raw subscriptions to the selected topics of ``node``; see the module docstring.
+
+    ``on_message(topic, data, t_ns)`` runs in the node's executor with the CDR bytes and the
+    receive time (node clock, ns).
+
+    With ``preload`` the table's selected topics are available at once (the recorder subscribes
+    to them before their publishers exist); without it a topic becomes available when discovery
+    finds a publisher (the live view offers only what exists), with the table's type and QoS
+    when the table knows it.
+    """
+
+    def __init__(self, node: Node, selection: TopicSelection, on_message: Callable[[RawTopic, bytes, int], None],
+                 table: tuple[TopicSpec, ...] = SESSION_TOPICS, *, preload: bool = True, callback_group=None):
+        self.node = node
+        self.selection = selection
+        self.on_message = on_message
+        self.callback_group = callback_group
+        self.topics: dict[str, RawTopic] = {}
+        self.skipped: dict[str, str] = {}
+        """Matching topics that cannot be taken, with the reason (unknown type, several types)."""
+        self._table = {spec.name: spec for spec in selection.known(table)}
+        if preload:
+            for spec in self._table.values():
+                self.topics[spec.name] = RawTopic(spec.name, spec.msgtype, profile(spec.qos), spec)
+
+    def discover(self) -> list[RawTopic]:
+        """Add topics of the ROS graph that match the selection and are not known yet."""
+        new = []
+        for name, types in self.node.get_topic_names_and_types():
+            if name in self.topics or name in self.skipped or not self.selection.matches(name):
+                continue
+            if len(types) != 1:
+                self.skipped[name] = f"published with {len(types)} types: {types}"
+                continue
+            infos = self.node.get_publishers_info_by_topic(name)
+            if not infos:
+                continue  # only subscribers so far: wait for a publisher to learn its QoS
+            spec = self._table.get(name)
+            if spec is not None:
+                topic = RawTopic(name, spec.msgtype, profile(spec.qos), spec)
+                self.topics[name] = topic
+                new.append(topic)
+                continue
+            reliable = all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+            latched = all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
+            depth = max([10] + [int(i.qos_profile.depth) for i in infos])
+            p = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                           reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+            topic = RawTopic(name, types[0], p)
+            self.topics[name] = topic
+            new.append(topic)
+        return new
+
+    def subscribe(self, topic: RawTopic) -> bool:
+        """Start the raw subscription of a topic; False (and the reason in ``skipped``) when its
+        message type is not installed here."""
+        if topic.subscription is not None:
+            return True
+        try:
+            cls = message_class(topic.msgtype)
+        except (ImportError, AttributeError, ValueError) as e:
+            self.skipped[topic.name] = f"message type {topic.msgtype} not importable: {e}"
+            return False
+        clock = self.node.get_clock()
+        on_message = self.on_message
+
+        def callback(data: bytes, _topic=topic) -> None:
+            on_message(_topic, data, clock.now().nanoseconds)
+
+        topic.subscription = self.node.create_subscription(cls, topic.name, callback, topic.qos, raw=True,
+                                                           callback_group=self.callback_group)
+        return True
+
+    def unsubscribe(self, topic: RawTopic) -> None:
+        if topic.subscription is not None:
+            self.node.destroy_subscription(topic.subscription)
+            topic.subscription = None
+
+
+__all__ = ["ROSOUT", "RawTopic", "RawTopics", "message_class", "profile", "settings"]

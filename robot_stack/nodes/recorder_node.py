@@ -1,0 +1,188 @@
+"""Recorder node: writes the session to a rosbag2 bag (MCAP storage) under the run dir.
+
+A thin shell over :class:`robot_stack.recording.bag.SessionBag`, in its own process so that
+recording never costs the control path: raw subscriptions (CDR bytes, no deserialisation) to
+the selected topics, each message written with its receive time. Known session topics are
+subscribed at start-up with their named QoS profiles (``robot_stack/nodes/qos.py``); other
+matching topics are found by discovery every ``discover_every_s``.
+
+Subscribes
+  the selected topics (``topics``: names or fnmatch patterns; default every ``/robot_stack/*``
+  topic and ``/rosout``, without ``/robot_stack/franka/debug/*`` and the SpaceMouse node's raw
+  ``/robot_stack/spacemouse/*`` streams, which repeat ``/robot_stack/operator``): cameras, robot state,
+  operator and policy commands, step records, episode summaries, policy versions, status and
+  logs.
+
+Writes ``<bag_dir>/<bag_prefix>_<YYYY_MM_DD-HH_MM_SS>/`` (``metadata.yaml`` + one ``.mcap``).
+With ``images: jpeg`` camera images are stored as ``<topic>/compressed``
+(``sensor_msgs/CompressedImage``). On a clean stop (Ctrl-C, SIGTERM) it keeps taking messages
+that are still in flight for up to ``drain_s``, then finishes the bag and logs what it holds and
+the CPU time the recorder process used.
+
+Parameters: every field of :class:`RecorderNodeConfig`; see config/recorder.yaml.
+"""
+from __future__ import annotations
+
+import pathlib
+import resource
+import time
+from dataclasses import dataclass
+
+from rclpy.node import Node
+
+from robot_stack.core.config import ConfigError
+from robot_stack.nodes.params import declare_config, run_node
+from robot_stack.nodes.raw_topics import RawTopic, RawTopics, settings
+from robot_stack.recording.bag import CHUNK_COMPRESSIONS, IMAGE_MODES, SessionBag, default_bag_name
+from robot_stack.recording.schemas import MessageTypes, UnknownMessageType
+from robot_stack.recording.topics import TopicSelection
+
+
+@dataclass(frozen=True)
+class RecorderNodeConfig:
+    """Recorder parameters."""
+
+    bag_dir: str = "runs/bags"
+    """Folder receiving one bag per run, named <bag_prefix>_<YYYY_MM_DD-HH_MM_SS>."""
+    bag_prefix: str = "session"
+    """First part of the bag folder's name."""
+    topics: str = ""
+    """Topics to record, names or fnmatch patterns separated by commas or spaces (relative ones
+    in the node's namespace); "" = every /robot_stack/* topic and /rosout."""
+    exclude: str = ""
+    """Patterns to leave out of the selection (with the default selection, added to its exclusions:
+    debug topics and the raw SpaceMouse streams that repeat /robot_stack/operator)."""
+    images: str = "raw"
+    """Camera images as sent (raw) or JPEG-compressed as <topic>/compressed (jpeg; 16-bit depth as PNG)."""
+    jpeg_quality: int = 90
+    """JPEG quality with images: jpeg, 1-100."""
+    chunk_compression: str = "zstd"
+    """Compression of the MCAP chunks: zstd or none."""
+    discover_every_s: float = 1.0
+    """Look for new matching topics in the graph this often, s (0: only the session's known topics)."""
+    drain_s: float = 2.0
+    """On a clean stop, keep taking messages still in flight for up to this long (until 0.2 s pass
+    without one), s."""
+    report_every_s: float = 60.0
+    """Log what the bag holds this often, s (0: only at the end)."""
+
+    def validate(self) -> None:
+        if not self.bag_dir:
+            raise ValueError("bag_dir must not be empty")
+        if self.images not in IMAGE_MODES:
+            raise ValueError(f"images must be one of {', '.join(IMAGE_MODES)}, got '{self.images}'")
+        if self.chunk_compression not in CHUNK_COMPRESSIONS:
+            raise ValueError(f"chunk_compression must be one of {', '.join(CHUNK_COMPRESSIONS)}, "
+                             f"got '{self.chunk_compression}'")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+        for name in ("discover_every_s", "drain_s", "report_every_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+
+class RecorderNode(Node):
+    """Thin node over SessionBag."""
+
+    def __init__(self, **node_kwargs):
+        super().__init__("recorder", **node_kwargs)
+        self.config: RecorderNodeConfig = declare_config(self, RecorderNodeConfig)
+        cfg = self.config
+        self.selection = TopicSelection.parse(cfg.topics, cfg.exclude, self.get_namespace())
+        path = pathlib.Path(cfg.bag_dir).expanduser() / default_bag_name(cfg.bag_prefix)
+        if path.exists():
+            raise ConfigError(f"bag folder {path} exists already")
+        self.bag = SessionBag(path, MessageTypes(), images=cfg.images, jpeg_quality=cfg.jpeg_quality,
+                              chunk_compression=cfg.chunk_compression)
+        self._last_message = time.monotonic()
+        self._t0 = time.monotonic()
+        self._cpu0 = self._cpu_s()
+        self.topics = RawTopics(self, self.selection, self._on_message)
+        try:
+            self.bag.open()
+        except OSError as e:
+            raise ConfigError(f"cannot create the bag {path}: {e}") from None
+        for topic in list(self.topics.topics.values()):
+            self._record(topic)
+        if cfg.discover_every_s > 0:
+            self.create_timer(cfg.discover_every_s, self._discover)
+        if cfg.report_every_s > 0:
+            self.create_timer(cfg.report_every_s, self._report)
+        self.get_logger().info(f"recording {len(self.topics.topics)} topics to {path} "
+                               f"(images {cfg.images}, chunks {cfg.chunk_compression}; selection "
+                               f"{' '.join(self.selection.include)}"
+                               + (f" minus {' '.join(self.selection.exclude)}" if self.selection.exclude else "")
+                               + ")")
+
+    def _record(self, topic: RawTopic) -> None:
+        try:
+            self.bag.add_topic(topic.name, topic.msgtype, settings(topic.qos))
+        except UnknownMessageType as e:
+            self.topics.skipped[topic.name] = str(e)
+        else:
+            if self.topics.subscribe(topic):
+                return
+        self.get_logger().warning(f"not recording {topic.name}: {self.topics.skipped[topic.name]}")
+
+    def _on_message(self, topic: RawTopic, data: bytes, t_ns: int) -> None:
+        self._last_message = time.monotonic()
+        self.bag.write(topic.name, data, t_ns)
+
+    def _discover(self) -> None:
+        for topic in self.topics.discover():
+            self.get_logger().info(f"recording {topic.name} ({topic.msgtype}), found in the graph")
+            self._record(topic)
+
+    @staticmethod
+    def _cpu_s() -> float:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return ru.ru_utime + ru.ru_stime
+
+    def cpu_share(self) -> float:
+        """CPU time of this process since start-up / wall time (1.0 = one core busy)."""
+        return (self._cpu_s() - self._cpu0) / max(time.monotonic() - self._t0, 1e-9)
+
+    def _report(self) -> None:
+        s = self.bag.summary
+        self.get_logger().info(f"bag: {s.messages} messages on {len(s.topics)} topics, "
+                               f"{sum(t.bytes for t in s.topics.values()) / 1e6:.1f} MB of messages, "
+                               f"recorder CPU {100 * self.cpu_share():.1f}% of a core")
+
+    def _drain(self) -> None:
+        """Take what is still arriving (the learner and actor stop at the same time as we do)."""
+        executor = self.executor
+        if executor is None or not self.context.ok() or self.config.drain_s <= 0:
+            return
+        end = time.monotonic() + self.config.drain_s
+        while time.monotonic() < end and time.monotonic() - self._last_message < 0.2:
+            executor.spin_once(timeout_sec=0.05)
+
+    def close(self) -> None:
+        """Drain, then finish the bag and log its contents and the recorder's CPU use."""
+        self._drain()
+        cpu = self.cpu_share()
+        wall = time.monotonic() - self._t0
+        s = self.bag.close()
+        size_mb = s.size_bytes / 1e6
+        self.get_logger().info(
+            f"bag {s.path}: {s.messages} messages on {len(s.topics)} topics, {size_mb:.1f} MB in {wall:.0f} s "
+            f"({size_mb / max(wall / 60, 1e-9):.1f} MB/min); recorder CPU {100 * cpu:.1f}% of a core"
+            + (f"; {s.compress_errors} images could not be compressed" if s.compress_errors else ""))
+        for name, stats in sorted(s.topics.items()):
+            self.get_logger().info(f"  {name}: {stats.messages} ({stats.msgtype})")
+
+
+def _events_executor(_node):
+    # rclpy's C++ events executor: a fraction of the single-threaded executor's overhead per
+    # callback, which is most of the recorder's cost (hundreds of small messages per second).
+    from rclpy.experimental import EventsExecutor
+
+    return EventsExecutor()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(RecorderNode, args, make_executor=_events_executor)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
