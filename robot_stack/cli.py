@@ -53,6 +53,103 @@ def _cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def _root():
+    import os
+    import pathlib
+
+    return pathlib.Path(os.environ.get("ROBOT_STACK_ROOT") or pathlib.Path(__file__).resolve().parents[1])
+
+
+def _cmd_bag_info(args: argparse.Namespace) -> int:
+    from robot_stack.recording.bag import bag_info
+
+    try:
+        print(bag_info(args.bag).describe())
+    except FileNotFoundError as e:
+        print(f"robot-stack bag info: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _learner_config(args: argparse.Namespace):
+    """config/learner.yaml (or --params-file), then -p overrides, then --run-dir / --spec-file."""
+    import yaml
+
+    from robot_stack.core.config import from_dict
+    from robot_stack.nodes.learner_node import LearnerNodeConfig
+
+    data = yaml.safe_load(open(args.params_file or _root() / "config" / "learner.yaml")) or {}
+    if len(data) == 1 and isinstance(next(iter(data.values())), dict) and "ros__parameters" in next(iter(data.values())):
+        data = next(iter(data.values()))["ros__parameters"]  # a ROS 2 params file
+    for item in args.param:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"-p {item!r}: expected name=value, e.g. labelling.intervention_penalty=-2.0")
+        *parents, leaf = key.split(".")
+        d = data
+        for part in parents:
+            d = d.setdefault(part, {})
+        d[leaf] = yaml.safe_load(text)
+    data["run_dir"] = args.run_dir
+    if args.spec_file:
+        data["spec_file"], data["spec_json"] = args.spec_file, ""
+    return from_dict(LearnerNodeConfig, data, where="learner parameters")
+
+
+def _cmd_bag_replay(args: argparse.Namespace) -> int:
+    """Feed a recorded session's step records into a fresh learner."""
+    import dataclasses
+    import logging
+
+    from robot_stack.core.actor import parse_spec_json
+    from robot_stack.nodes import convert
+    from robot_stack.recording.bag import find_bag, read_messages
+    from robot_stack.recording.replay import fresh_run_dir, replay_steps
+    from robot_stack.recording.topics import POLICY_TOPIC
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    err = lambda msg: print(f"robot-stack bag replay: error: {msg}", file=sys.stderr) or 2  # noqa: E731
+    try:
+        bag = find_bag(args.bag)
+        cfg = _learner_config(args)
+        fresh_run_dir(cfg.run_dir)
+    except (FileNotFoundError, ValueError) as e:
+        return err(e)
+    if not (cfg.spec_json or cfg.spec_file):
+        # The policy spec the session ran with: from its first recorded policy version (the
+        # network stays the learner parameters' choice, so it can differ from the session's).
+        first = next(read_messages(bag, [POLICY_TOPIC]), None)
+        if first is None:
+            return err(f"{bag} holds no {POLICY_TOPIC} message to take the policy spec from; pass --spec-file")
+        spec, _network = parse_spec_json(convert.weights_from_cdr(first.data).spec_json)
+        cfg = dataclasses.replace(cfg, spec_json=spec.to_json())
+    spec, _ = parse_spec_json(cfg.spec_json or open(cfg.spec_file).read())
+    rejected = []
+
+    def steps():
+        for m in read_messages(bag, [args.steps_topic]):
+            try:
+                yield convert.step_from_cdr(m.data, spec)
+            except ValueError as e:  # as the learner node: drop a bad record, the labeller sees a gap
+                rejected.append(str(e))
+
+    def progress(r, core):
+        print(f"replay: {r.steps} steps, {r.transitions} transitions, {r.updates} updates, "
+              f"{r.steps / max(r.seconds, 1e-9):.0f} steps/s", flush=True)
+
+    print(f"replay: {bag} ({args.steps_topic}) into a fresh learner in {cfg.run_dir}"
+          + ("" if args.train else " (no training: label and store only)"), flush=True)
+    result = replay_steps(steps(), cfg, train=args.train, progress=progress)
+    print(f"replay: done: {result.steps + len(rejected)} step records ({len(rejected)} rejected), {result.episodes} episodes, "
+          f"{result.transitions} transitions, {result.updates} updates in {result.seconds:.1f} s; "
+          f"learner state in {result.run_dir}", flush=True)
+    for msg in rejected[:5]:
+        print(f"replay: rejected: {msg}", file=sys.stderr)
+    if result.steps + len(rejected) == 0:
+        return err(f"no step records on {args.steps_topic} in {bag}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robot-stack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +166,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=64, help="square image size in pixels")
     p.add_argument("--write-all", metavar="DIR", help="write every spec the sim launch file offers into DIR")
     p.set_defaults(func=_cmd_spec)
+
+    from robot_stack.recording.topics import STEPS_TOPIC
+
+    p = sub.add_parser("bag", help="recorded sessions: summary, replay into a learner",
+                       description="Work with the rosbag2 bags (MCAP) a session records under <run_dir>/bags.")
+    bag_sub = p.add_subparsers(dest="bag_command", required=True)
+    q = bag_sub.add_parser("info", help="topics, message counts and duration of a bag",
+                           description="Summarise a bag (like ros2 bag info). BAG: a bag folder, its metadata.yaml "
+                                       "or .mcap, or a folder of bags (the newest is taken).")
+    q.add_argument("bag")
+    q.set_defaults(func=_cmd_bag_info)
+    q = bag_sub.add_parser(
+        "replay", help="feed a recorded session's step records into a fresh learner",
+        description="Feed the step records of a recorded session into a fresh learner in --run-dir: the same "
+                    "labelling, replay buffers and update-to-data schedule as the learner node, run as fast as the "
+                    "CPU allows. Retrain with another penalty or network with -p, e.g. "
+                    "-p labelling.intervention_penalty=-2.0 -p sac.network.encoder_channels=64.")
+    q.add_argument("bag", help="bag folder (or its metadata.yaml/.mcap, or a folder of bags: the newest)")
+    q.add_argument("--run-dir", required=True, help="new learner run dir (checkpoint, replay logs, policies, tb/)")
+    q.add_argument("--params-file", help="learner parameters (ROS 2 params file or plain YAML; default config/learner.yaml)")
+    q.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="override one learner parameter, e.g. sac.utd_ratio=4 (repeatable)")
+    q.add_argument("--spec-file", help="policy spec JSON (default: the spec of the bag's first policy version)")
+    q.add_argument("--no-train", dest="train", action="store_false",
+                   help="only label and store the transitions (no gradient updates)")
+    q.add_argument("--steps-topic", default=STEPS_TOPIC, help="topic of the step records in the bag")
+    q.set_defaults(func=_cmd_bag_replay)
     from robot_stack.launch.__main__ import add_arguments
 
     p = sub.add_parser("launch", help="run a ROS 2 YAML launch file (launch/*.launch.yaml) without ros2 launch",
