@@ -1,0 +1,229 @@
+"""Recorder node over real DDS on loopback: what publishers sent is what the bag holds, read back
+with a reader independent of the writer (mcap + mcap-ros2-support), types and counts; plus the
+launch files' recording arguments."""
+from __future__ import annotations
+
+import pathlib
+import threading
+import time
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _read_bag(bag_dir: pathlib.Path) -> dict[str, list]:
+    """{topic: [(schema name, decoded message)]} from the bag's .mcap via mcap_ros2."""
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
+
+    (mcap_file,) = bag_dir.glob("*.mcap")
+    out: dict[str, list] = {}
+    with open(mcap_file, "rb") as f:
+        for schema, channel, _m, msg in make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages():
+            out.setdefault(channel.topic, []).append((schema.name, msg))
+    return out
+
+
+class _Spinner:
+    """Spins nodes in a thread until stop(), then hands the executor back (as run_node does
+    before a node's close(): the recorder drains with it)."""
+
+    def __init__(self, ctx, *nodes):
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.executor = SingleThreadedExecutor(context=ctx)
+        for n in nodes:
+            self.executor.add_node(n)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _wait(cond, timeout_s: float, what: str):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.02)  # polling state another thread updates, bounded by timeout_s
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def _recorder(ctx, tmp_path, namespace="/", **params):
+    from robot_stack.nodes.params import parameter_overrides
+    from robot_stack.nodes.recorder_node import RecorderNode
+
+    return RecorderNode(context=ctx, namespace=namespace, parameter_overrides=parameter_overrides(
+        {"bag_dir": str(tmp_path / "bags"), "discover_every_s": 0.2, "report_every_s": 0.0, **params}))
+
+
+@pytest.mark.ros
+def test_recorded_bag_holds_what_was_published(ros_context, tmp_path):
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Int32, String
+
+    from robot_stack.msg import EpisodeSummary, OperatorCommand, StepRecord
+    from robot_stack.nodes import qos
+
+    pub = Node("publisher", context=ros_context)
+    # Episode summaries are latched (transient local): those sent before the recorder starts
+    # reach it too.
+    episodes = pub.create_publisher(EpisodeSummary, "/robot_stack/episodes", qos.EPISODES)
+    for i in range(3):
+        episodes.publish(EpisodeSummary(episode_id=i, steps=10 + i))
+    recorder = _recorder(ros_context, tmp_path)
+    spinner = _Spinner(ros_context, pub, recorder)
+    try:
+        steps = pub.create_publisher(StepRecord, "/robot_stack/steps", qos.STEPS)
+        ops = pub.create_publisher(OperatorCommand, "/robot_stack/operator", qos.COMMAND)
+        images = pub.create_publisher(Image, "/robot_stack/cameras/front/image_raw", qos.SENSOR)
+        status = pub.create_publisher(String, "/robot_stack/franka/status", qos.EPISODES)
+        extra = pub.create_publisher(Int32, "/robot_stack/extra/reading", qos.COMMAND)  # not in the table: discovered
+        debug = pub.create_publisher(String, "/robot_stack/franka/debug/sent", qos.STEPS)  # excluded by default
+        other = pub.create_publisher(Int32, "/elsewhere", qos.COMMAND)  # not selected
+        for p in (steps, ops, images, status, extra):
+            _wait(lambda p=p: p.get_subscription_count() >= 1, 15.0, f"the recorder to subscribe {p.topic_name}")
+        img = Image(height=8, width=8, encoding="rgb8", step=24)
+        img.data = np.arange(192, dtype=np.uint8).tobytes()
+        for i in range(40):
+            ops.publish(OperatorCommand(intervening=i % 4 == 0, episode_mark=i % 3))
+            if i < 15:
+                m = StepRecord(episode_id=9, step_index=i, camera_names=["front"], images=[img])
+                m.action = np.array([0.1 * (i % 10), 0.0, -0.5], np.float32)
+                steps.publish(m)
+            if i < 10:
+                images.publish(img)
+            if i < 5:
+                extra.publish(Int32(data=i))
+                debug.publish(String(data="x"))
+                other.publish(Int32(data=i))
+            if i == 7:
+                status.publish(String(data='{"event": "ready"}'))
+            time.sleep(0.01)  # a steady stream, as a node publishes (best-effort images keep up)
+        want = {"/robot_stack/steps": 15, "/robot_stack/operator": 40, "/robot_stack/cameras/front/image_raw": 10,
+                "/robot_stack/episodes": 3, "/robot_stack/franka/status": 1, "/robot_stack/extra/reading": 5}
+
+        def counts():
+            return {t: s.messages for t, s in recorder.bag.summary.topics.items()}
+
+        _wait(lambda: all(counts().get(t, 0) >= n for t, n in want.items()), 15.0, "every message in the bag")
+    finally:
+        spinner.stop()
+    recorder.close()
+    bag_dir = recorder.bag.path
+    assert bag_dir.parent == tmp_path / "bags" and bag_dir.name.startswith("session_")
+    got = _read_bag(bag_dir)
+    got.pop("/rosout", None)  # the recorder's own log lines
+    assert {t: len(v) for t, v in got.items()} == want
+    types = {t: {s for s, _ in v} for t, v in got.items()}
+    assert types == {"/robot_stack/steps": {"robot_stack/msg/StepRecord"},
+                     "/robot_stack/operator": {"robot_stack/msg/OperatorCommand"},
+                     "/robot_stack/cameras/front/image_raw": {"sensor_msgs/msg/Image"},
+                     "/robot_stack/episodes": {"robot_stack/msg/EpisodeSummary"},
+                     "/robot_stack/franka/status": {"std_msgs/msg/String"},
+                     "/robot_stack/extra/reading": {"std_msgs/msg/Int32"}}
+    assert [m.step_index for _, m in got["/robot_stack/steps"]] == list(range(15))
+    assert [m.episode_mark for _, m in got["/robot_stack/operator"]] == [i % 3 for i in range(40)]
+    assert [m.steps for _, m in got["/robot_stack/episodes"]] == [10, 11, 12]
+    assert [m.data for _, m in got["/robot_stack/extra/reading"]] == list(range(5))
+    assert bytes(got["/robot_stack/cameras/front/image_raw"][0][1].data) == bytes(range(192))
+    pub.destroy_node()
+    recorder.destroy_node()
+
+
+@pytest.mark.ros
+def test_selected_topics_and_jpeg_images(ros_context, tmp_path):
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+
+    from robot_stack.msg import OperatorCommand
+    from robot_stack.nodes import qos
+
+    # A relative pattern is taken in the node's namespace: this recorder runs in /robot_stack.
+    recorder = _recorder(ros_context, tmp_path, topics="cameras/*/image_raw", images="jpeg", bag_prefix="cams",
+                         namespace="/robot_stack")
+    pub = Node("publisher", context=ros_context)
+    spinner = _Spinner(ros_context, pub, recorder)
+    try:
+        images = pub.create_publisher(Image, "/robot_stack/cameras/wrist/image_raw", qos.SENSOR)
+        ops = pub.create_publisher(OperatorCommand, "/robot_stack/operator", qos.COMMAND)
+        _wait(lambda: images.get_subscription_count() >= 1, 15.0, "the recorder to subscribe the images")
+        img = Image(height=16, width=16, encoding="rgb8", step=48)
+        img.data = np.full(768, 200, np.uint8).tobytes()
+        for _ in range(6):
+            images.publish(img)
+            ops.publish(OperatorCommand())
+            time.sleep(0.02)
+        _wait(lambda: sum(s.messages for s in recorder.bag.summary.topics.values()) >= 6, 15.0, "6 images")
+    finally:
+        spinner.stop()
+    recorder.close()
+    assert recorder.bag.path.name.startswith("cams_")
+    got = _read_bag(recorder.bag.path)
+    assert list(got) == ["/robot_stack/cameras/wrist/image_raw/compressed"]  # nothing else was selected
+    schema, first = got["/robot_stack/cameras/wrist/image_raw/compressed"][0]
+    assert schema == "sensor_msgs/msg/CompressedImage" and first.format.endswith("jpeg compressed bgr8")
+    pub.destroy_node()
+    recorder.destroy_node()
+
+
+@pytest.mark.ros
+def test_bad_parameters_stop_the_recorder_at_start_up(ros_context, tmp_path):
+    from robot_stack.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="images"):
+        _recorder(ros_context, tmp_path, images="png")
+    with pytest.raises(ConfigError, match="chunk_compression"):
+        _recorder(ros_context, tmp_path, chunk_compression="lz5")
+
+
+@pytest.mark.parametrize("launch_file", ["sim.launch.yaml", "session.launch.yaml"])
+def test_launch_files_record_by_default_and_record_false_turns_it_off(launch_file, tmp_path, monkeypatch):
+    import yaml
+
+    from robot_stack.launch import load_launch
+
+    monkeypatch.setenv("ROBOT_STACK_ROOT", str(ROOT))
+
+    def params(plan, name):
+        proc = next((p for p in plan.processes if p.name == name), None)
+        if proc is None:
+            return None
+        out = {}
+        for i, a in enumerate(proc.cmd):
+            if a == "--params-file":
+                for section in (yaml.safe_load(open(proc.cmd[i + 1])) or {}).values():
+                    out.update(section["ros__parameters"])
+        return out
+
+    plan = load_launch(ROOT / "launch" / launch_file, {"run_dir": str(tmp_path / "run")})
+    try:
+        p = params(plan, "recorder")
+        assert p is not None, "no recorder in the default launch"
+        assert p["bag_dir"] == str(tmp_path / "run" / "bags") and p["topics"] == ""
+        assert p["images"] == ("raw" if launch_file == "sim.launch.yaml" else "jpeg")
+        assert params(plan, "live_view") is None  # the live view is opt-in
+        assert plan.processes[0].name == "recorder"  # started first, before anything publishes
+    finally:
+        plan.cleanup()
+    plan = load_launch(ROOT / "launch" / launch_file, {"record": "false", "live_view": "true", "live_view_port": "9001"})
+    try:
+        assert params(plan, "recorder") is None
+        assert params(plan, "live_view")["port"] == 9001
+    finally:
+        plan.cleanup()
+    plan = load_launch(ROOT / "launch" / launch_file, {"record_topics": "steps,episodes", "record_images": "jpeg"})
+    try:
+        assert params(plan, "recorder")["topics"] == "steps,episodes" and params(plan, "recorder")["images"] == "jpeg"
+    finally:
+        plan.cleanup()
