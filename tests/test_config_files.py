@@ -37,11 +37,14 @@ def _configs():
     from robot_stack.nodes.camera_node import CameraNodeConfig
     from robot_stack.nodes.franka_node import FrankaNodeConfig
     from robot_stack.nodes.learner_node import LearnerNodeConfig
+    from robot_stack.nodes.live_view_node import LiveViewNodeConfig
+    from robot_stack.nodes.recorder_node import RecorderNodeConfig
     from robot_stack.nodes.sim_world_node import SimWorldNodeConfig
     from robot_stack.nodes.spacemouse_node import SpaceMouseNodeConfig
 
     return [("actor", ActorNodeConfig), ("camera", CameraNodeConfig), ("franka", FrankaNodeConfig),
-            ("learner", LearnerNodeConfig), ("sim_world", SimWorldNodeConfig), ("spacemouse", SpaceMouseNodeConfig)]
+            ("learner", LearnerNodeConfig), ("live_view", LiveViewNodeConfig), ("recorder", RecorderNodeConfig),
+            ("sim_world", SimWorldNodeConfig), ("spacemouse", SpaceMouseNodeConfig)]
 
 
 @pytest.mark.parametrize("name, cls", _configs())
