@@ -18,7 +18,9 @@ learner), watched by a probe node over real DDS. Asserts:
 
 A second, shorter run (about 30 s) uses ``physics:=direct``: the sim world's direct link and
 the franka node's direct backend instead of franky-sim; episodes complete (reset, home move,
-steps), the arm follows its commands, and the graph shuts down cleanly.
+steps), the arm follows its commands, and the graph shuts down cleanly. Its bag (recorded by
+default) holds every step record the probe received, and replayed into a fresh learner
+(``robot-stack bag replay``) gives byte for byte the replay logs of the live learner.
 
 A third runs two ``physics:=direct`` graphs side by side in one ROS domain, in the namespaces
 ``arm1`` and ``arm2`` with distinct sim addresses: each actor's steps reach its own learner and
@@ -39,7 +41,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 from robot_stack.testing.launched import Launched  # noqa: E402
-NODES = ("sim_world", "franka", "spacemouse", "actor", "learner", "monitor")
+NODES = ("recorder", "sim_world", "franka", "spacemouse", "actor", "learner", "monitor")
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timing]  # timing: the whole graph over DDS in real time on a loaded machine
 
@@ -373,7 +375,7 @@ def test_sim_graph_learns_intervenes_stops_and_shuts_down(graph):
 
 @pytest.mark.parametrize("graph", [("physics:=direct",)], indirect=True)
 def test_direct_physics_graph_runs_episodes_and_shuts_down(graph):
-    proc, probe, lines, _ = graph
+    proc, probe, lines, run_dir = graph
     deadline = time.monotonic() + 120.0
 
     def ready() -> bool:
@@ -384,6 +386,25 @@ def test_direct_physics_graph_runs_episodes_and_shuts_down(graph):
         assert proc.poll() is None, "the launch ended early:\n" + "".join(lines[-60:])
         time.sleep(0.5)
     assert ready(), "no complete episode in time; last output:\n" + "".join(lines[-80:])
+
+    # Stop the actor first and let the learner take every record it sent, so that the live
+    # learner's replay logs are complete (a learner stopped together with the actor leaves the
+    # records still in flight untaken) and can be compared with a replay of the bag.
+    os.kill(_pid_of(lines, "actor"), signal.SIGINT)
+    end = time.monotonic() + 30.0
+    while time.monotonic() < end and "'actor' exited with status 0" not in "".join(lines):
+        time.sleep(0.1)  # the launch reports the actor's exit
+    assert "'actor' exited with status 0" in "".join(lines), "".join(lines[-40:])
+
+    def learner_has_all() -> bool:
+        steps, _, _, _, stats, _ = probe.snapshot()
+        sent = sum(1 for r in steps if not r.is_last)
+        return any(s.get("env_steps") == sent for s in stats[-2:])
+
+    end = time.monotonic() + 30.0
+    while time.monotonic() < end and not learner_has_all():
+        time.sleep(0.2)  # the learner reports its step count every 5 s
+    assert learner_has_all(), "the learner did not report every step record the actor sent"
 
     proc.send_signal(signal.SIGINT)
     rc = proc.wait(timeout=60)
@@ -424,6 +445,35 @@ def test_direct_physics_graph_runs_episodes_and_shuts_down(graph):
 
     cos, n = max(mean_cosine(lag) for lag in (0.0, 0.05, 0.1, 0.15))
     assert n >= 10 and cos > 0.3, f"the arm did not follow its commands ({n} commands, mean cosine {cos:.2f})"
+
+    # -- the recording -------------------------------------------------------------------------
+    from robot_stack.cli import main as cli_main
+    from robot_stack.recording.bag import bag_info, find_bag, read_messages
+
+    bag = find_bag(run_dir / "bags")
+    info = bag_info(bag)
+    steps, _, episodes, _, _, _ = probe.snapshot()
+    for topic in ("/robot_stack/cameras/front/image_raw", "/robot_stack/ee_pose", "/robot_stack/operator",
+                  "/robot_stack/franka/cmd_twist", "/robot_stack/episodes", "/robot_stack/policy",
+                  "/robot_stack/franka/status", "/robot_stack/learner/stats", "/rosout"):
+        assert info.topics.get(topic) and info.topics[topic].messages > 0, f"{topic} not recorded"
+    from rclpy.serialization import deserialize_message
+
+    from robot_stack.msg import StepRecord
+
+    recorded = [deserialize_message(m.data, StepRecord) for m in read_messages(bag, ["/robot_stack/steps"])]
+    assert [(r.episode_id, r.step_index) for r in recorded] == [(r.episode_id, r.step_index) for r in steps], (
+        "the bag's step records differ from those the probe received")
+    assert info.topics["/robot_stack/episodes"].messages >= len(episodes)
+
+    # The bag replayed into a fresh learner: exactly the live learner's transitions.
+    rc = cli_main(["bag", "replay", str(bag), "--run-dir", str(run_dir / "replayed"), "--no-train",
+                   "-p", "tensorboard=false"])
+    assert rc == 0
+    for log in ("replay_online.log", "replay_intervention.log"):
+        live = (run_dir / "learner" / log).read_bytes()
+        replayed = (run_dir / "replayed" / log).read_bytes()
+        assert len(live) > 1000 and replayed == live, f"{log}: replay {len(replayed)} bytes, live {len(live)} bytes"
 
 
 def test_two_namespaced_graphs_side_by_side_do_not_cross(tmp_path):
