@@ -63,7 +63,7 @@ def _recorder(ctx, tmp_path, namespace="/", **params):
     from robot_stack.nodes.recorder_node import RecorderNode
 
     return RecorderNode(context=ctx, namespace=namespace, parameter_overrides=parameter_overrides(
-        {"bag_dir": str(tmp_path / "bags"), "discover_every_s": 0.2, "report_every_s": 0.0, **params}))
+        {"bag_dir": str(tmp_path / "bags"), "discover_every_s": 0.2, "report_every_s": 0.0, "drain_s": 0.5, **params}))
 
 
 @pytest.mark.ros

@@ -63,14 +63,21 @@ class RawTopics:
     to them before their publishers exist); without it a topic becomes available when discovery
     finds a publisher (the live view offers only what exists), with the table's type and QoS
     when the table knows it.
+
+    ``history_depth`` deepens the subscriptions' queues (reliable topics at least that deep, best
+    effort ones a tenth of it): a KEEP_LAST reader whose queue is full drops its oldest message
+    even on a reliable topic, and the recorder, on a busy machine, sometimes falls behind for a
+    moment. The topic's own QoS (``RawTopic.qos``, what its publishers offer) stays as it is.
     """
 
     def __init__(self, node: Node, selection: TopicSelection, on_message: Callable[[RawTopic, bytes, int], None],
-                 table: tuple[TopicSpec, ...] = SESSION_TOPICS, *, preload: bool = True, callback_group=None):
+                 table: tuple[TopicSpec, ...] = SESSION_TOPICS, *, preload: bool = True, callback_group=None,
+                 history_depth: int = 0):
         self.node = node
         self.selection = selection
         self.on_message = on_message
         self.callback_group = callback_group
+        self.history_depth = int(history_depth)
         self.topics: dict[str, RawTopic] = {}
         self.skipped: dict[str, str] = {}
         """Matching topics that cannot be taken, with the reason (unknown type, several types)."""
@@ -124,7 +131,12 @@ class RawTopics:
         def callback(data: bytes, _topic=topic) -> None:
             on_message(_topic, data, clock.now().nanoseconds)
 
-        topic.subscription = self.node.create_subscription(cls, topic.name, callback, topic.qos, raw=True,
+        q = topic.qos
+        reliable = q.reliability == ReliabilityPolicy.RELIABLE
+        depth = max(int(q.depth), self.history_depth if reliable else self.history_depth // 10)
+        sub_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=q.reliability,
+                             durability=q.durability)
+        topic.subscription = self.node.create_subscription(cls, topic.name, callback, sub_qos, raw=True,
                                                            callback_group=self.callback_group)
         return True
 

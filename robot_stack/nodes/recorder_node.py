@@ -16,8 +16,8 @@ Subscribes
 Writes ``<bag_dir>/<bag_prefix>_<YYYY_MM_DD-HH_MM_SS>/`` (``metadata.yaml`` + one ``.mcap``).
 With ``images: jpeg`` camera images are stored as ``<topic>/compressed``
 (``sensor_msgs/CompressedImage``). On a clean stop (Ctrl-C, SIGTERM) it keeps taking messages
-that are still in flight for up to ``drain_s``, then finishes the bag and logs what it holds and
-the CPU time the recorder process used.
+the other nodes still publish while they close (until they have left the graph, ``drain_s`` at
+most), then finishes the bag and logs what it holds and the CPU time the recorder process used.
 
 Parameters: every field of :class:`RecorderNodeConfig`; see config/recorder.yaml.
 """
@@ -60,9 +60,13 @@ class RecorderNodeConfig:
     """Compression of the MCAP chunks: zstd or none."""
     discover_every_s: float = 1.0
     """Look for new matching topics in the graph this often, s (0: only the session's known topics)."""
-    drain_s: float = 2.0
-    """On a clean stop, keep taking messages still in flight for up to this long (until 0.2 s pass
-    without one), s."""
+    drain_s: float = 4.0
+    """On a clean stop, keep recording until the other nodes have left the graph and 0.3 s passed
+    without a message, for at most this long, s (their last messages and log lines; keep it under
+    ros2 launch's 5 s before SIGTERM)."""
+    history_depth: int = 1000
+    """Queue of each subscription, messages (best-effort topics a tenth): how far the recorder may
+    fall behind on a busy machine without losing a message."""
     report_every_s: float = 60.0
     """Log what the bag holds this often, s (0: only at the end)."""
 
@@ -76,6 +80,8 @@ class RecorderNodeConfig:
                              f"got '{self.chunk_compression}'")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+        if self.history_depth < 1:
+            raise ValueError(f"history_depth must be >= 1, got {self.history_depth}")
         for name in ("discover_every_s", "drain_s", "report_every_s"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -92,18 +98,25 @@ class RecorderNode(Node):
         path = pathlib.Path(cfg.bag_dir).expanduser() / default_bag_name(cfg.bag_prefix)
         if path.exists():
             raise ConfigError(f"bag folder {path} exists already")
-        self.bag = SessionBag(path, MessageTypes(), images=cfg.images, jpeg_quality=cfg.jpeg_quality,
-                              chunk_compression=cfg.chunk_compression)
         self._last_message = time.monotonic()
         self._t0 = time.monotonic()
         self._cpu0 = self._cpu_s()
-        self.topics = RawTopics(self, self.selection, self._on_message)
+        # Subscribe first, before the message definitions are loaded and the bag is opened, so
+        # that what the other nodes publish at start-up is already queued for us (callbacks run
+        # only once the node spins, after __init__).
+        self.topics = RawTopics(self, self.selection, self._on_message, history_depth=cfg.history_depth)
+        for topic in self.topics.topics.values():
+            if not self.topics.subscribe(topic):
+                self.get_logger().warning(f"not recording {topic.name}: {self.topics.skipped[topic.name]}")
+        self.bag = SessionBag(path, MessageTypes(), images=cfg.images, jpeg_quality=cfg.jpeg_quality,
+                              chunk_compression=cfg.chunk_compression)
         try:
             self.bag.open()
         except OSError as e:
             raise ConfigError(f"cannot create the bag {path}: {e}") from None
         for topic in list(self.topics.topics.values()):
-            self._record(topic)
+            if topic.subscription is not None:
+                self._add_to_bag(topic)
         if cfg.discover_every_s > 0:
             self.create_timer(cfg.discover_every_s, self._discover)
         if cfg.report_every_s > 0:
@@ -114,15 +127,20 @@ class RecorderNode(Node):
                                + (f" minus {' '.join(self.selection.exclude)}" if self.selection.exclude else "")
                                + ")")
 
-    def _record(self, topic: RawTopic) -> None:
+    def _add_to_bag(self, topic: RawTopic) -> bool:
         try:
             self.bag.add_topic(topic.name, topic.msgtype, settings(topic.qos))
+            return True
         except UnknownMessageType as e:
+            self.topics.unsubscribe(topic)
             self.topics.skipped[topic.name] = str(e)
-        else:
-            if self.topics.subscribe(topic):
-                return
-        self.get_logger().warning(f"not recording {topic.name}: {self.topics.skipped[topic.name]}")
+            self.get_logger().warning(f"not recording {topic.name}: {e}")
+            return False
+
+    def _record(self, topic: RawTopic) -> None:
+        """A topic found by discovery: into the bag, then subscribed."""
+        if self._add_to_bag(topic) and not self.topics.subscribe(topic):
+            self.get_logger().warning(f"not recording {topic.name}: {self.topics.skipped[topic.name]}")
 
     def _on_message(self, topic: RawTopic, data: bytes, t_ns: int) -> None:
         self._last_message = time.monotonic()
@@ -148,13 +166,23 @@ class RecorderNode(Node):
                                f"{sum(t.bytes for t in s.topics.values()) / 1e6:.1f} MB of messages, "
                                f"recorder CPU {100 * self.cpu_share():.1f}% of a core")
 
+    def _others_publishing(self) -> bool:
+        """Does any other node still publish one of the recorded topics? (/rosout aside: every
+        node, this one too, publishes its log there.)"""
+        return any(self.count_publishers(name) > 0 for name, t in self.topics.topics.items()
+                   if t.subscription is not None and name != "/rosout")
+
     def _drain(self) -> None:
-        """Take what is still arriving (the learner and actor stop at the same time as we do)."""
+        """Take what is still arriving: the other nodes stop when we do (one Ctrl-C for the whole
+        launch) and publish their last messages and log lines while they close. Spin until they
+        are gone from the graph and nothing came for 0.3 s, for ``drain_s`` at most."""
         executor = self.executor
         if executor is None or not self.context.ok() or self.config.drain_s <= 0:
             return
         end = time.monotonic() + self.config.drain_s
-        while time.monotonic() < end and time.monotonic() - self._last_message < 0.2:
+        while time.monotonic() < end:
+            if time.monotonic() - self._last_message >= 0.3 and not self._others_publishing():
+                break
             executor.spin_once(timeout_sec=0.05)
 
     def close(self) -> None:
