@@ -71,81 +71,45 @@ def _cmd_bag_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _learner_config(args: argparse.Namespace):
-    """config/learner.yaml (or --params-file), then -p overrides, then --run-dir / --spec-file."""
-    import yaml
-
-    from robot_stack.core.config import from_dict
-    from robot_stack.nodes.learner_node import LearnerNodeConfig
-
-    data = yaml.safe_load(open(args.params_file or _root() / "config" / "learner.yaml")) or {}
-    if len(data) == 1 and isinstance(next(iter(data.values())), dict) and "ros__parameters" in next(iter(data.values())):
-        data = next(iter(data.values()))["ros__parameters"]  # a ROS 2 params file
-    for item in args.param:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"-p {item!r}: expected name=value, e.g. labelling.intervention_penalty=-2.0")
-        *parents, leaf = key.split(".")
-        d = data
-        for part in parents:
-            d = d.setdefault(part, {})
-        d[leaf] = yaml.safe_load(text)
-    data["run_dir"] = args.run_dir
-    if args.spec_file:
-        data["spec_file"], data["spec_json"] = args.spec_file, ""
-    return from_dict(LearnerNodeConfig, data, where="learner parameters")
-
-
 def _cmd_bag_replay(args: argparse.Namespace) -> int:
     """Feed a recorded session's step records into a fresh learner."""
-    import dataclasses
     import logging
 
-    from robot_stack.core.actor import parse_spec_json
-    from robot_stack.nodes import convert
-    from robot_stack.recording.bag import find_bag, read_messages
-    from robot_stack.recording.replay import fresh_run_dir, replay_steps
-    from robot_stack.recording.topics import POLICY_TOPIC
+    from robot_stack.recording.bag import find_bag
+    from robot_stack.recording.replay import fresh_run_dir, learner_config, replay_bag
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    err = lambda msg: print(f"robot-stack bag replay: error: {msg}", file=sys.stderr) or 2  # noqa: E731
+
+    def err(msg) -> int:
+        print(f"robot-stack bag replay: error: {msg}", file=sys.stderr)
+        return 2
+
     try:
         bag = find_bag(args.bag)
-        cfg = _learner_config(args)
+        cfg, left_out = learner_config(args.params_file or _root() / "config" / "learner.yaml", args.param,
+                                       run_dir=args.run_dir, spec_file=args.spec_file or "")
         fresh_run_dir(cfg.run_dir)
     except (FileNotFoundError, ValueError) as e:
         return err(e)
-    if not (cfg.spec_json or cfg.spec_file):
-        # The policy spec the session ran with: from its first recorded policy version (the
-        # network stays the learner parameters' choice, so it can differ from the session's).
-        first = next(read_messages(bag, [POLICY_TOPIC]), None)
-        if first is None:
-            return err(f"{bag} holds no {POLICY_TOPIC} message to take the policy spec from; pass --spec-file")
-        spec, _network = parse_spec_json(convert.weights_from_cdr(first.data).spec_json)
-        cfg = dataclasses.replace(cfg, spec_json=spec.to_json())
-    spec, _ = parse_spec_json(cfg.spec_json or open(cfg.spec_file).read())
-    rejected = []
+    if left_out:
+        print(f"replay: learner node settings not used here: {', '.join(left_out)}", flush=True)
+    print(f"replay: {bag} ({args.steps_topic}) into a fresh learner in {cfg.run_dir}"
+          + ("" if args.train else " (no training: label and store only)"), flush=True)
 
-    def steps():
-        for m in read_messages(bag, [args.steps_topic]):
-            try:
-                yield convert.step_from_cdr(m.data, spec)
-            except ValueError as e:  # as the learner node: drop a bad record, the labeller sees a gap
-                rejected.append(str(e))
-
-    def progress(r, core):
+    def progress(r) -> None:
         print(f"replay: {r.steps} steps, {r.transitions} transitions, {r.updates} updates, "
               f"{r.steps / max(r.seconds, 1e-9):.0f} steps/s", flush=True)
 
-    print(f"replay: {bag} ({args.steps_topic}) into a fresh learner in {cfg.run_dir}"
-          + ("" if args.train else " (no training: label and store only)"), flush=True)
-    result = replay_steps(steps(), cfg, train=args.train, progress=progress)
-    print(f"replay: done: {result.steps + len(rejected)} step records ({len(rejected)} rejected), {result.episodes} episodes, "
-          f"{result.transitions} transitions, {result.updates} updates in {result.seconds:.1f} s; "
-          f"learner state in {result.run_dir}", flush=True)
-    for msg in rejected[:5]:
+    try:
+        result = replay_bag(bag, cfg, train=args.train, topic=args.steps_topic, progress=progress)
+    except LookupError as e:
+        return err(f"{e}; pass --spec-file")
+    print(f"replay: done: {result.steps + len(result.rejected)} step records ({len(result.rejected)} rejected), "
+          f"{result.episodes} episodes, {result.transitions} transitions, {result.updates} updates in "
+          f"{result.seconds:.1f} s; learner state in {result.run_dir}", flush=True)
+    for msg in result.rejected[:5]:
         print(f"replay: rejected: {msg}", file=sys.stderr)
-    if result.steps + len(rejected) == 0:
+    if result.steps + len(result.rejected) == 0:
         return err(f"no step records on {args.steps_topic} in {bag}")
     return 0
 

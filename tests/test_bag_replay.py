@@ -1,9 +1,9 @@
 """``robot-stack bag replay``: a recorded session's step records into a fresh learner.
 
 Step records are serialised by rclpy (as the actor publishes them), written to a bag, replayed
-by the command, and compared with a learner fed the same records the way the learner node feeds
-its subscription's messages (``step_from_msg`` then ``LearnerCore.add_step``): the replay logs
-must be byte for byte the same. (The whole-graph version, against a live learner over DDS, is in
+by the command (decoded without ROS, by rosbags), and compared with a learner fed the same
+records the way the learner node feeds its subscription's rclpy messages (``step_from_msg``
+then ``LearnerCore.add_step``): the replay logs must be byte for byte the same. (The whole-graph version, against a live learner over DDS, is in
 tests/test_sim_graph.py.)
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ SPEC_FILE = ROOT / "policies" / "specs" / "reach_front_64.json"
 
 
 def _spec():
-    from robot_stack.core.spec import PolicySpec
+    from robot_stack.types.spec import PolicySpec
 
     return PolicySpec.from_json(SPEC_FILE.read_text())
 
@@ -49,10 +49,11 @@ def _records(episodes: int = 3, steps: int = 12, seed: int = 0):
 
 
 def _policy_message():
-    from robot_stack.nodes.convert import PolicyWeightsData, weights_to_msg
+    from robot_stack.nodes.convert import weights_to_msg
+    from robot_stack.types.records import PolicyWeights
 
     spec_json = '{"format": 1, "policy_spec": ' + SPEC_FILE.read_text().strip() + ', "network": {"encoder_channels": 8}}'
-    return weights_to_msg(PolicyWeightsData(version=1, learner_step=0, env_steps=0, spec_json=spec_json, data=b"w"))
+    return weights_to_msg(PolicyWeights(version=1, learner_step=0, env_steps=0, spec_json=spec_json, data=b"w"))
 
 
 def _bag(path: pathlib.Path, records, with_policy: bool = True) -> pathlib.Path:
@@ -74,8 +75,8 @@ def _bag(path: pathlib.Path, records, with_policy: bool = True) -> pathlib.Path:
 
 def _live_learner(run_dir: pathlib.Path, records, **overrides):
     """What the learner node does with its subscription's messages."""
-    from robot_stack.core.config import from_dict
-    from robot_stack.core.learner import LearnerCore
+    from robot_stack.types.config import from_dict
+    from robot_stack.rl.learner import LearnerCore
     from robot_stack.nodes.convert import step_from_msg
     from robot_stack.nodes.learner_node import LearnerNodeConfig
 

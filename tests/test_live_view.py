@@ -86,6 +86,7 @@ def _decode(channel: dict, payload: bytes):
 
 
 @pytest.mark.ros
+@pytest.mark.timing  # DDS discovery and a WebSocket client against wall-clock timeouts
 def test_foxglove_client_receives_the_session(ros_context, spin, tmp_path):
     from rclpy.node import Node
     from websockets.sync.client import connect

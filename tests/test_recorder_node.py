@@ -67,6 +67,7 @@ def _recorder(ctx, tmp_path, namespace="/", **params):
 
 
 @pytest.mark.ros
+@pytest.mark.timing  # nodes over DDS on loopback; best-effort images on a loaded machine
 def test_recorded_bag_holds_what_was_published(ros_context, tmp_path):
     from rclpy.node import Node
     from sensor_msgs.msg import Image
@@ -142,6 +143,7 @@ def test_recorded_bag_holds_what_was_published(ros_context, tmp_path):
 
 
 @pytest.mark.ros
+@pytest.mark.timing  # nodes over DDS on loopback; best-effort images on a loaded machine
 def test_selected_topics_and_jpeg_images(ros_context, tmp_path):
     from rclpy.node import Node
     from sensor_msgs.msg import Image
@@ -179,7 +181,7 @@ def test_selected_topics_and_jpeg_images(ros_context, tmp_path):
 
 @pytest.mark.ros
 def test_bad_parameters_stop_the_recorder_at_start_up(ros_context, tmp_path):
-    from robot_stack.core.config import ConfigError
+    from robot_stack.types.config import ConfigError
 
     with pytest.raises(ConfigError, match="images"):
         _recorder(ros_context, tmp_path, images="png")

@@ -10,6 +10,8 @@ Images go through the fast paths only: ``msg.data = arr.tobytes()`` to publish a
 Every ``*_from_msg`` function for robot_stack's own messages validates what it reads and
 raises :class:`ValueError` naming the field and the problem, so a node can log and drop a bad
 message instead of crashing. Stamps (``stamp``) are seconds or a ``builtin_interfaces/Time``.
+Step records and images are read by field access in :mod:`robot_stack.types.fields`, which a
+replay of a recorded bag applies to the same messages decoded without ROS.
 
 ==========================  ====================================  ====================================
 message                     ROS-free type                         functions
@@ -64,6 +66,7 @@ from robot_stack.msg import RobotStats as RobotStatsMsg
 from robot_stack.msg import StepAck as StepAckMsg
 from robot_stack.msg import StepRecord as StepRecordMsg
 from robot_stack.srv import HomeTo, ResetEpisode
+from robot_stack.types.fields import image_from_fields, step_from_fields
 from robot_stack.types.intrinsics import CameraIntrinsics
 from robot_stack.types.records import MAX_ID, WEIGHTS_FORMAT, EpisodeSummary, PolicyWeights, StepAck, StepRecord
 from robot_stack.types.spec import PolicySpec
@@ -96,9 +99,6 @@ def stamp_and_frame(msg: Any) -> tuple[float, str]:
 
 
 # ----------------------------------------------------------------------------- images
-_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
-
-
 def image_to_msg(img: np.ndarray, stamp: float | Time, frame_id: str = "", encoding: str = "rgb8") -> Image:
     """uint8 (H, W, 3) array -> sensor_msgs/Image (``tobytes`` fast path)."""
     if img.dtype != np.uint8 or img.ndim != 3:
@@ -121,32 +121,9 @@ def depth_to_msg(depth: np.ndarray, depth_scale_m: float, stamp: float | Time, f
 
 
 def image_from_msg(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8) -> uint8 (H, W, 3) RGB array.
-
-    rgb8 with no row padding is a zero-copy read-only view of the message buffer.
-    """
-    enc = msg.encoding.lower()
-    c = _CHANNELS.get(enc)
-    if c is None:
-        raise ValueError(f"image encoding '{msg.encoding}' is not supported; publish one of {sorted(_CHANNELS)}")
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    if h == 0 or w == 0:
-        raise ValueError(f"image is empty ({h}x{w})")
-    if step < w * c:
-        raise ValueError(f"image step {step} is less than width*channels = {w * c}")
-    buf = np.frombuffer(msg.data, np.uint8)
-    if buf.size != h * step:
-        raise ValueError(f"image data has {buf.size} bytes, expected height*step = {h * step}")
-    arr = buf.reshape(h, step)[:, : w * c].reshape(h, w, c)
-    if enc == "rgb8":
-        return arr
-    if enc == "bgr8":
-        return arr[:, :, ::-1]
-    if enc == "rgba8":
-        return arr[:, :, :3]
-    if enc == "bgra8":
-        return arr[:, :, 2::-1]
-    return np.repeat(arr, 3, axis=2)  # mono8
+    """sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8) -> uint8 (H, W, 3) RGB array
+    (:func:`robot_stack.types.fields.image_from_fields`; zero-copy for unpadded rgb8)."""
+    return image_from_fields(msg)
 
 
 def camera_info_to_msg(intr: CameraIntrinsics, stamp: float | Time, frame_id: str = "") -> CameraInfo:
@@ -188,74 +165,12 @@ def step_to_msg(step: StepRecord, frame_id: str = "") -> StepRecordMsg:
 
 
 def step_from_msg(msg: StepRecordMsg, spec: PolicySpec | None = None) -> StepRecord:
-    """StepRecord message -> :class:`StepRecord` (validated).
-
-    With ``spec`` (a PolicySpec) the cameras, image sizes, proprio layout and action size
-    must match it. Raises ValueError naming the problem.
-    """
-    where = f"StepRecord episode {msg.episode_id} step {msg.step_index}"
-    for name in ("episode_id", "step_index", "policy_version"):
-        if getattr(msg, name) > MAX_ID:
-            raise ValueError(f"{where}: {name} {getattr(msg, name)} is beyond {MAX_ID} (a signed 64-bit integer)")
-    if len(set(msg.camera_names)) != len(msg.camera_names):
-        raise ValueError(f"{where}: camera names repeat: {list(msg.camera_names)[:8]}")
-    if len(msg.camera_names) != len(msg.images):
-        raise ValueError(f"{where}: {len(msg.camera_names)} camera_names but {len(msg.images)} images")
-    if len(msg.proprio_names) != len(msg.proprio):
-        raise ValueError(f"{where}: {len(msg.proprio_names)} proprio_names but {len(msg.proprio)} values")
-    obs = {}
-    for name, img in zip(msg.camera_names, msg.images):
-        try:
-            obs[name] = image_from_msg(img)
-        except ValueError as e:
-            raise ValueError(f"{where}: camera '{name}': {e}") from None
-    proprio = np.asarray(msg.proprio, np.float32)
-    if not np.all(np.isfinite(proprio)):
-        raise ValueError(f"{where}: proprio has non-finite values")
-    obs["proprio"] = proprio
-    action = policy_action = np.zeros(0, np.float32)
-    if msg.is_last:
-        if len(msg.action):
-            raise ValueError(f"{where}: the is_last record must not carry an action")
-    else:
-        action = np.asarray(msg.action, np.float32)
-        policy_action = np.asarray(msg.policy_action, np.float32)
-        if action.size == 0:
-            raise ValueError(f"{where}: no action (only the is_last record may omit it)")
-        if not np.all(np.isfinite(action)) or np.any(np.abs(action) > 1.0 + 1e-5):
-            raise ValueError(f"{where}: action {action.tolist()} is not finite within [-1, 1]")
-        if policy_action.shape != action.shape:
-            raise ValueError(f"{where}: policy_action has {policy_action.size} values, action {action.size}")
-        if not np.all(np.isfinite(policy_action)):
-            raise ValueError(f"{where}: policy_action is not finite")
-    if spec is not None:
-        if tuple(msg.camera_names) != spec.camera_names:
-            raise ValueError(f"{where}: cameras {list(msg.camera_names)} differ from the spec's {list(spec.camera_names)}")
-        if tuple(msg.proprio_names) != spec.proprio_names:
-            raise ValueError(f"{where}: proprio_names {list(msg.proprio_names)} differ from the spec's {list(spec.proprio_names)}")
-        try:
-            spec.check_observation(obs)
-        except ValueError as e:
-            raise ValueError(f"{where}: {e}") from None
-        if action.size and action.shape != (spec.action.dim,):
-            raise ValueError(f"{where}: action has {action.size} values, the spec has {spec.action.dim}")
-    return StepRecord(
-        episode_id=int(msg.episode_id),
-        step_index=int(msg.step_index),
-        obs=obs,
-        action=action,
-        policy_action=policy_action,
-        intervention=bool(msg.intervention),
-        is_first=bool(msg.is_first),
-        is_last=bool(msg.is_last),
-        is_terminal=bool(msg.is_terminal),
-        success=bool(msg.success),
-        policy_version=int(msg.policy_version),
-        stamp_s=stamp_to_s(msg.header.stamp),
-        image_stamps_s=[stamp_to_s(img.header.stamp) for img in msg.images],
-        image_frame_ids=[img.header.frame_id for img in msg.images],
-        proprio_names=tuple(msg.proprio_names),
-    )
+    """StepRecord message -> :class:`StepRecord` (validated; with ``spec`` the cameras, image
+    sizes, proprio layout and action size must match it). The reading itself is
+    :func:`robot_stack.types.fields.step_from_fields`, which a replay of a recorded bag uses
+    on the same message decoded without ROS, so both get the same record. Raises ValueError
+    naming the problem."""
+    return step_from_fields(msg, spec)
 
 
 # ----------------------------------------------------------------------------- weights

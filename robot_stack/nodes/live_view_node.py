@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from rclpy.node import Node
 
-from robot_stack.core.config import ConfigError
+from robot_stack.types.config import ConfigError
 from robot_stack.nodes.params import declare_config, run_node
 from robot_stack.nodes.raw_topics import RawTopic, RawTopics
 from robot_stack.recording.live import LIVE_IMAGE_MODES, LiveServer

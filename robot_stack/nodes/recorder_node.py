@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from rclpy.node import Node
 
-from robot_stack.core.config import ConfigError
+from robot_stack.types.config import ConfigError
 from robot_stack.nodes.params import declare_config, run_node
 from robot_stack.nodes.raw_topics import RawTopic, RawTopics, settings
 from robot_stack.recording.bag import CHUNK_COMPRESSIONS, IMAGE_MODES, SessionBag, default_bag_name
