@@ -129,7 +129,10 @@ def test_foxglove_client_receives_the_session(ros_context, spin, tmp_path):
                 sub_id, _t_ns = struct.unpack_from("<IQ", frame, 1)
                 channel = subs[sub_id]
                 got.setdefault(channel["topic"], []).append(_decode(channel, frame[13:]))
-        assert all(len(got.get(t, [])) >= 3 for t in wanted), {t: len(v) for t, v in got.items()}
+        assert all(len(got.get(t, [])) >= 3 for t in wanted), (
+            f"received {({t: len(v) for t, v in got.items()})}; the node wants {sorted(view.server.wanted_topics())}, "
+            f"subscribed {sorted(n for n, t in view.topics.topics.items() if t.subscription is not None)}, "
+            f"skipped {view.topics.skipped}, conversion errors {view.server.errors}")
 
         pose = got["/robot_stack/ee_pose"][-1]
         assert pose.header.frame_id == "base" and pose.pose.position.x == pytest.approx(0.5)

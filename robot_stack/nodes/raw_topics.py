@@ -10,6 +10,7 @@ nothing is deserialised.
 from __future__ import annotations
 
 import importlib
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -57,7 +58,7 @@ class RawTopics:
     """Raw subscriptions to the selected topics of ``node``; see the module docstring.
 
     ``on_message(topic, data, t_ns)`` runs in the node's executor with the CDR bytes and the
-    receive time (node clock, ns).
+    receive time (ROS time, ns: the node clock with ``use_sim_time``, else the system clock).
 
     With ``preload`` the table's selected topics are available at once (the recorder subscribes
     to them before their publishers exist); without it a topic becomes available when discovery
@@ -125,11 +126,17 @@ class RawTopics:
         except (ImportError, AttributeError, ValueError) as e:
             self.skipped[topic.name] = f"message type {topic.msgtype} not importable: {e}"
             return False
-        clock = self.node.get_clock()
         on_message = self.on_message
+        if self.node.get_parameter("use_sim_time").value:
+            clock = self.node.get_clock()
 
-        def callback(data: bytes, _topic=topic) -> None:
-            on_message(_topic, data, clock.now().nanoseconds)
+            def callback(data: bytes, _topic=topic) -> None:
+                on_message(_topic, data, clock.now().nanoseconds)
+        else:
+            # ROS time is the system clock without use_sim_time; time.time_ns() reads it in
+            # 0.4 us, Clock.now() takes about 10 us, a sixth of the recorder's cost per message.
+            def callback(data: bytes, _topic=topic) -> None:
+                on_message(_topic, data, time.time_ns())
 
         q = topic.qos
         reliable = q.reliability == ReliabilityPolicy.RELIABLE
