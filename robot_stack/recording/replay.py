@@ -128,11 +128,13 @@ def replay_steps(steps: Iterable, config: LearnerConfig, *, train: bool = True,
     t0 = time.monotonic()
     core = LearnerCore(config).open()
     try:
+        if train:
+            core.start(thread=False)  # synchronous: the updates run here, after each record
         for step in steps:
             result.transitions += core.add_step(step)
             result.steps += 1
             if train:
-                core.train_pending()
+                core.train_available()
             if progress is not None and result.steps % progress_every == 0:
                 result.updates, result.seconds = core.updates, time.monotonic() - t0
                 progress(result)

@@ -186,7 +186,6 @@ class LearnerCore:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._sync_rng: np.random.Generator | None = None
         self.counters: collections.Counter = collections.Counter()
         self.version = 0
         self.updates = 0
@@ -503,21 +502,6 @@ class LearnerCore:
         except Exception:  # noqa: BLE001 -- log the cause; the node keeps serving the last policy
             log.exception("training thread stopped by an error")
             self.counters["train_errors"] += 1
-
-    def train_pending(self) -> int:
-        """Run, in the calling thread, the updates the data received so far allows (the same
-        update-to-data rule as the training thread, which must not be running); returns how
-        many ran. Offline use (a recorded session replayed into a learner) calls it after each
-        step, so its updates follow the data exactly as a learner that keeps up would."""
-        if self._thread is not None:
-            raise RuntimeError("train_pending() while the training thread runs")
-        if self._sync_rng is None:
-            self._sync_rng = np.random.default_rng(self.config.sac.seed + self.updates)
-        done = 0
-        while self.updates < self._budget():
-            self._train_once(self._sync_rng)
-            done += 1
-        return done
 
     def _train_once(self, rng: np.random.Generator) -> None:
         from robot_stack.rl.replay_buffer import sample_mixed
