@@ -212,7 +212,7 @@ def test_launch_files_record_by_default_and_record_false_turns_it_off(launch_fil
     try:
         p = params(plan, "recorder")
         assert p is not None, "no recorder in the default launch"
-        assert p["bag_dir"] == str(tmp_path / "run" / "bags") and p["topics"] == ""
+        assert p["bag_dir"] == str(tmp_path / "run" / "bags") and p["topics"] == "" and p["exclude"] == ""
         assert p["images"] == ("raw" if launch_file == "sim.launch.yaml" else "jpeg")
         assert params(plan, "live_view") is None  # the live view is opt-in
         assert plan.processes[0].name == "recorder"  # started first, before anything publishes
@@ -224,8 +224,10 @@ def test_launch_files_record_by_default_and_record_false_turns_it_off(launch_fil
         assert params(plan, "live_view")["port"] == 9001
     finally:
         plan.cleanup()
-    plan = load_launch(ROOT / "launch" / launch_file, {"record_topics": "steps,episodes", "record_images": "jpeg"})
+    plan = load_launch(ROOT / "launch" / launch_file, {"record_topics": "steps,episodes", "record_images": "jpeg",
+                                                       "record_exclude": "/robot_stack/policy"})
     try:
-        assert params(plan, "recorder")["topics"] == "steps,episodes" and params(plan, "recorder")["images"] == "jpeg"
+        p = params(plan, "recorder")
+        assert (p["topics"], p["images"], p["exclude"]) == ("steps,episodes", "jpeg", "/robot_stack/policy")
     finally:
         plan.cleanup()
