@@ -9,7 +9,8 @@ any live subscriber of those topics sees) and keeps a SHA-1 of every message. Af
   CDR bytes); ``missing`` counts those that are not, split by where they were in the probe's
   sequence: before the bag's first message of the topic (start-up), after its last (shutdown),
   or in between. The probe runs from before the launch to after it, so it sees more than any
-  node of the session could. The consumers' own counts too: the step
+  node of the session could. The recorder's own closing log lines (its summary of the finished
+  bag, on /rosout) are counted apart: they cannot be in the bag; The consumers' own counts too: the step
   records in the live learner's replay log against the bag's, the monitor's progress.csv rows
   against the bag's episode summaries;
 * **replay**: the bag's step records replayed into a fresh learner (``robot-stack bag replay
@@ -74,6 +75,7 @@ class Probe:
         rclpy.init(context=self.ctx, domain_id=int(DOMAIN))
         self.node = rclpy.create_node("recording_probe", context=self.ctx)
         self.digests: dict[str, list[bytes]] = collections.defaultdict(list)
+        self.logs: dict[bytes, bytes] = {}  # /rosout digest -> message (to name a missing line's node)
         self.topics = RawTopics(self.node, TopicSelection(), self._on_message, history_depth=1000)
         for t in self.topics.topics.values():
             self.topics.subscribe(t)
@@ -84,7 +86,10 @@ class Probe:
         self.thread.start()
 
     def _on_message(self, topic, data: bytes, _t_ns: int) -> None:
-        self.digests[topic.name].append(hashlib.sha1(data).digest())
+        digest = hashlib.sha1(data).digest()
+        self.digests[topic.name].append(digest)
+        if topic.name == "/rosout":
+            self.logs[digest] = data
 
     def _spin(self):
         while not self._stop.is_set():
@@ -97,6 +102,15 @@ class Probe:
         self.thread.join(timeout=10)
         rclpy.try_shutdown(context=self.ctx)
         return dict(self.digests)
+
+    def own_lines(self, digests) -> int:
+        """How many of these /rosout messages the recorder itself logged (its closing summary,
+        written after the bag is finished: never in the bag, by construction)."""
+        from robot_stack.recording.schemas import MessageTypes
+
+        types = MessageTypes()
+        return sum(1 for d in digests if d in self.logs
+                   and types.deserialize(self.logs[d], "rcl_interfaces/msg/Log").name == "recorder")
 
 
 def _jpeg_bytes(bag, topics, quality: int = 90) -> dict[str, int]:
@@ -127,6 +141,7 @@ def main() -> int:
     else:
         tmp = tempfile.TemporaryDirectory(prefix="recording_bench_")
         run_dir = pathlib.Path(tmp.name)
+    load_before = os.getloadavg()
     probe = Probe()
     cmd = [sys.executable, str(ROOT / "scripts" / "robot-stack"), "sim", "--duration-s", str(args.seconds),
            f"run_dir:={run_dir}", f"physics:={args.physics}", f"sim_address:={ADDRESS}"]
@@ -152,6 +167,7 @@ def main() -> int:
         if any("shutting down" in ln for ln in list(lines)):
             break
         time.sleep(1.0)  # sampling /proc once a second
+    load_end = os.getloadavg()
     rc = proc.wait(timeout=180)
     reader.join(timeout=10)
     wall_s = time.monotonic() - t_start
@@ -181,9 +197,12 @@ def main() -> int:
         n = len(digests.get(topic, []))
         at_start = found[0] if found else n
         at_end = (n - 1 - found[-1]) if found else 0
-        per_topic[topic] = {"probe": sum(seen.values()), "bag": sum(in_bag[topic].values()), "missing": missing,
-                            "missing_at_start": at_start, "missing_at_end": at_end,
+        own = probe.own_lines((seen - in_bag[topic]).elements()) if topic == "/rosout" else 0
+        per_topic[topic] = {"probe": sum(seen.values()), "bag": sum(in_bag[topic].values()), "missing": missing - own,
+                            "missing_at_start": at_start, "missing_at_end": at_end - own,
                             "missing_between": missing - at_start - at_end, "bytes": 0}
+        if own:
+            per_topic[topic]["recorder_closing_lines"] = own
     sizes = collections.Counter()
     for m in read_messages(bag):
         sizes[m.topic] += len(m.data)
@@ -219,6 +238,7 @@ def main() -> int:
     result = {
         "command": "bash tools/in_env.sh python benchmarks/recording.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.node()} {os.cpu_count()} CPUs",
+        "load_average_before_and_at_stop": [round(x, 2) for x in (*load_before, *load_end)],
         "physics": args.physics, "session_s": args.seconds, "launch_rc": rc, "wall_s": round(wall_s, 1),
         "bag": {"duration_s": round(info.duration_s, 1), "messages": info.messages,
                 "size_mb": round(info.size_bytes / 1e6, 2), "mb_per_min": round(info.size_bytes / 1e6 / minutes, 2),

@@ -113,14 +113,18 @@ def draw(got: dict[str, list], out: str, url: str) -> None:
 
     ax = axes[1, 0]
     if steps:
-        t = [s[0] - t0 for s in steps]
-        for k, c in zip(range(3), ("C0", "C1", "C2")):
-            ax.plot(t, [float(s[1].policy_action[k]) for s in steps], "--", color=c, lw=1, label=f"policy a{k}")
-            ax.plot(t, [float(s[1].action[k]) for s in steps], "-", color=c, lw=1, label=f"executed a{k}")
+        t = np.array([s[0] - t0 for s in steps])
+        held = np.array([s[1].intervention for s in steps])
+        for k, c in ((0, "C0"), (1, "C1")):
+            ax.step(t, [float(s[1].policy_action[k]) for s in steps], "--", where="post", color=c, lw=1,
+                    label=f"policy a{k}")
+            ax.step(t, [float(s[1].action[k]) for s in steps], "-", where="post", color=c, lw=1.2,
+                    label=f"executed a{k}")
+        ax.fill_between(t, -1.05, 1.05, where=held, step="post", color="0.85", zorder=0, label="operator in control")
     ax.set_ylim(-1.05, 1.05)
     ax.set_title("policy (dashed) vs executed action, normalised (steps)", fontsize=9)
     ax.set_xlabel("s")
-    ax.legend(fontsize=6, ncol=3)
+    ax.legend(fontsize=6, ncol=3, loc="lower left")
 
     ax = axes[1, 1]
     twists = got["/robot_stack/franka/ee_twist"]
