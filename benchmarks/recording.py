@@ -46,6 +46,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOMAIN = "96"
 ADDRESS = "127.0.0.96"
+NAMESPACE = "/robot_stack"  # the sim launch file's default namespace
 
 
 def _cpu_s(pid: int) -> float | None:
@@ -68,15 +69,15 @@ class Probe:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
-        from robot_stack.nodes.raw_topics import RawTopics
-        from robot_stack.recording.topics import TopicSelection
+        from robot_stack.nodes.raw_topics import RawTopics, default_selection, table_specs
 
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, domain_id=int(DOMAIN))
         self.node = rclpy.create_node("recording_probe", context=self.ctx)
         self.digests: dict[str, list[bytes]] = collections.defaultdict(list)
         self.logs: dict[bytes, bytes] = {}  # /rosout digest -> message (to name a missing line's node)
-        self.topics = RawTopics(self.node, TopicSelection(), self._on_message, history_depth=1000)
+        self.topics = RawTopics(self.node, default_selection("", "", NAMESPACE), self._on_message,
+                                table_specs(NAMESPACE), history_depth=1000)
         for t in self.topics.topics.values():
             self.topics.subscribe(t)
         self.executor = SingleThreadedExecutor(context=self.ctx)
@@ -209,7 +210,7 @@ def main() -> int:
     for topic, n in sizes.items():
         per_topic.setdefault(topic, {})["bytes"] = n
     minutes = info.duration_s / 60.0
-    cameras = [t for t in info.topics if t.startswith("/robot_stack/cameras/") and t.endswith("/image_raw")]
+    cameras = [t for t in info.topics if t.startswith(f"{NAMESPACE}/cameras/") and t.endswith("/image_raw")]
     jpeg = _jpeg_bytes(bag, cameras)
     raw_camera = sum(sizes[t] for t in cameras)
 
@@ -217,8 +218,9 @@ def main() -> int:
     from rclpy.serialization import deserialize_message
 
     from robot_stack.msg import StepRecord
+    from robot_stack.nodes import topics
 
-    bag_steps = [deserialize_message(m.data, StepRecord) for m in read_messages(bag, ["/robot_stack/steps"])]
+    bag_steps = [deserialize_message(m.data, StepRecord) for m in read_messages(bag, [topics.STEPS.resolve(NAMESPACE)])]
     progress_rows = max(0, len((run_dir / "progress.csv").read_text().splitlines()) - 1) \
         if (run_dir / "progress.csv").exists() else 0
     replay_dir = run_dir / "replayed"
@@ -253,7 +255,7 @@ def main() -> int:
         "consumers": {"bag_step_records": len(bag_steps),
                       "bag_steps_with_action": sum(1 for s in bag_steps if not s.is_last),
                       "learner_last_logged_env_steps": int(learner_log[-1]) if learner_log else None,
-                      "bag_episode_summaries": per_topic.get("/robot_stack/episodes", {}).get("bag"),
+                      "bag_episode_summaries": per_topic.get(topics.EPISODES.resolve(NAMESPACE), {}).get("bag"),
                       "monitor_progress_rows": progress_rows},
         "replay": {"rc": replay.returncode, "summary": replay.stdout.strip().splitlines()[-1:] or replay.stderr[-500:],
                    "logs": replay_logs},

@@ -76,7 +76,7 @@ def _cmd_bag_replay(args: argparse.Namespace) -> int:
     import logging
 
     from robot_stack.recording.bag import find_bag
-    from robot_stack.recording.replay import fresh_run_dir, learner_config, replay_bag
+    from robot_stack.recording.replay import STEP_RECORD, fresh_run_dir, learner_config, replay_bag, topic_of_type
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -89,11 +89,12 @@ def _cmd_bag_replay(args: argparse.Namespace) -> int:
         cfg, left_out = learner_config(args.params_file or _root() / "config" / "learner.yaml", args.param,
                                        run_dir=args.run_dir, spec_file=args.spec_file or "")
         fresh_run_dir(cfg.run_dir)
-    except (FileNotFoundError, ValueError) as e:
+        topic = args.steps_topic or topic_of_type(bag, STEP_RECORD)
+    except (FileNotFoundError, ValueError, LookupError) as e:
         return err(e)
     if left_out:
         print(f"replay: learner node settings not used here: {', '.join(left_out)}", flush=True)
-    print(f"replay: {bag} ({args.steps_topic}) into a fresh learner in {cfg.run_dir}"
+    print(f"replay: {bag} ({topic}) into a fresh learner in {cfg.run_dir}"
           + ("" if args.train else " (no training: label and store only)"), flush=True)
 
     def progress(r) -> None:
@@ -101,7 +102,7 @@ def _cmd_bag_replay(args: argparse.Namespace) -> int:
               f"{r.steps / max(r.seconds, 1e-9):.0f} steps/s", flush=True)
 
     try:
-        result = replay_bag(bag, cfg, train=args.train, topic=args.steps_topic, progress=progress)
+        result = replay_bag(bag, cfg, train=args.train, topic=topic, progress=progress)
     except LookupError as e:
         return err(f"{e}; pass --spec-file")
     print(f"replay: done: {result.steps + len(result.rejected)} step records ({len(result.rejected)} rejected), "
@@ -110,7 +111,7 @@ def _cmd_bag_replay(args: argparse.Namespace) -> int:
     for msg in result.rejected[:5]:
         print(f"replay: rejected: {msg}", file=sys.stderr)
     if result.steps + len(result.rejected) == 0:
-        return err(f"no step records on {args.steps_topic} in {bag}")
+        return err(f"no step records on {topic} in {bag}")
     return 0
 
 
@@ -130,8 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=64, help="square image size in pixels")
     p.add_argument("--write-all", metavar="DIR", help="write every spec the sim launch file offers into DIR")
     p.set_defaults(func=_cmd_spec)
-
-    from robot_stack.recording.topics import STEPS_TOPIC
 
     p = sub.add_parser("bag", help="recorded sessions: summary, replay into a learner",
                        description="Work with the rosbag2 bags (MCAP) a session records under <run_dir>/bags.")
@@ -155,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--spec-file", help="policy spec JSON (default: the spec of the bag's first policy version)")
     q.add_argument("--no-train", dest="train", action="store_false",
                    help="only label and store the transitions (no gradient updates)")
-    q.add_argument("--steps-topic", default=STEPS_TOPIC, help="topic of the step records in the bag")
+    q.add_argument("--steps-topic", default="",
+                   help="topic of the step records in the bag (default: its one robot_stack/StepRecord topic, "
+                        "<namespace>/steps)")
     q.set_defaults(func=_cmd_bag_replay)
     from robot_stack.launch.__main__ import add_arguments
 

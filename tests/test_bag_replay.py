@@ -56,20 +56,24 @@ def _policy_message():
     return weights_to_msg(PolicyWeights(version=1, learner_step=0, env_steps=0, spec_json=spec_json, data=b"w"))
 
 
-def _bag(path: pathlib.Path, records, with_policy: bool = True) -> pathlib.Path:
+def _bag(path: pathlib.Path, records, with_policy: bool = True, namespaces=("/robot_stack",)) -> pathlib.Path:
+    """A bag of ``records`` on ``<ns>/steps`` (and a policy version on ``<ns>/policy``) for each
+    namespace."""
     from rclpy.serialization import serialize_message
 
     from robot_stack.recording.bag import SessionBag
 
-    with SessionBag(path) as bag:
-        bag.add_topic("/robot_stack/steps", "robot_stack/msg/StepRecord")
-        bag.add_topic("/robot_stack/policy", "robot_stack/msg/PolicyWeights")
+    with SessionBag(path, custom_data={"namespace": namespaces[0]}) as bag:
+        for ns in namespaces:
+            bag.add_topic(f"{ns}/steps", "robot_stack/msg/StepRecord")
+            bag.add_topic(f"{ns}/policy", "robot_stack/msg/PolicyWeights")
         t = 1_000
         if with_policy:
-            bag.write("/robot_stack/policy", serialize_message(_policy_message()), t)
+            bag.write(f"{namespaces[0]}/policy", serialize_message(_policy_message()), t)
         for m in records:
-            t += 100_000_000
-            bag.write("/robot_stack/steps", serialize_message(m), t)
+            for ns in namespaces:
+                t += 100_000_000
+                bag.write(f"{ns}/steps", serialize_message(m), t)
     return path
 
 
@@ -108,13 +112,13 @@ def test_replayed_bag_gives_exactly_the_transitions_of_a_learner_fed_live(tmp_pa
     from robot_stack.cli import main
 
     records = _records()
-    bag = _bag(tmp_path / "bags" / "session_x", records)
+    bag = _bag(tmp_path / "bags" / "session_x", records, namespaces=("/arm1",))  # any namespace: /arm1/steps
     _live_learner(tmp_path / "live", records)
     rc = main(["bag", "replay", str(tmp_path / "bags"), "--run-dir", str(tmp_path / "replayed"), "--no-train",
                "-p", "tensorboard=false"])
     out = capsys.readouterr()
     assert rc == 0, out.err
-    assert "39 step records (1 rejected), 3 episodes" in out.out
+    assert "(/arm1/steps)" in out.out and "39 step records (1 rejected), 3 episodes" in out.out
     for log in ("replay_online.log", "replay_intervention.log"):
         live = (tmp_path / "live" / log).read_bytes()
         assert len(live) > 10_000 and (tmp_path / "replayed" / log).read_bytes() == live, log
@@ -155,3 +159,11 @@ def test_replay_refuses_a_used_run_dir_and_a_bag_without_spec(tmp_path, capsys):
                  "--spec-file", str(SPEC_FILE), "-p", "tensorboard=false"]) == 0
     with pytest.raises(SystemExit):
         main(["bag", "replay", str(no_spec)])  # --run-dir is required
+    capsys.readouterr()
+    # Two robots' step records in one bag: name the topic.
+    two = _bag(tmp_path / "bag3", records, namespaces=("/arm1", "/arm2"))
+    assert main(["bag", "replay", str(two), "--run-dir", str(tmp_path / "r2"), "--no-train"]) == 2
+    assert "/arm1/steps, /arm2/steps" in capsys.readouterr().err
+    assert main(["bag", "replay", str(two), "--run-dir", str(tmp_path / "r2"), "--no-train", "--steps-topic",
+                 "/arm2/steps", "--spec-file", str(SPEC_FILE), "-p", "tensorboard=false"]) == 0
+    assert "(/arm2/steps)" in capsys.readouterr().out

@@ -1,8 +1,8 @@
 """Live view node: a WebSocket client speaking Foxglove's protocol connects, sees the session's
-topics advertised, subscribes, and receives the messages (decoded here with the advertised
-schemas: ros2msg through mcap-ros2-support, Foxglove's protobuf schema through protobuf, JSON).
-The node holds a ROS subscription only while a client subscribes. Also: the layout file in
-foxglove/ is the one the code builds."""
+topics advertised (those of the node's namespace), subscribes, and receives the messages (decoded
+here with the advertised schemas: ros2msg through mcap-ros2-support, Foxglove's protobuf schema
+through protobuf, JSON). The node holds a ROS subscription only while a client subscribes. Also:
+the layout file in foxglove/ is the one the code builds, on the topic table's names."""
 from __future__ import annotations
 
 import base64
@@ -18,28 +18,35 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+NS = "/arm1"
+
+
 class _Publisher:
-    """Publishes a small session (EE pose, step records, learner stats JSON, a camera) at 20 Hz."""
+    """Publishes a small session in /arm1 (EE pose, step records, typed learner stats, a camera)
+    at 20 Hz, and step records of another graph (/arm2)."""
 
     def __init__(self, node):
         from geometry_msgs.msg import PoseStamped
         from sensor_msgs.msg import Image
-        from std_msgs.msg import String
 
-        from robot_stack.msg import StepRecord
+        from robot_stack.msg import LearnerStats, StepRecord
         from robot_stack.nodes import qos
 
-        self.pose_pub = node.create_publisher(PoseStamped, "/robot_stack/ee_pose", qos.STATE)
-        self.step_pub = node.create_publisher(StepRecord, "/robot_stack/steps", qos.STEPS)
-        self.stats_pub = node.create_publisher(String, "/robot_stack/learner/stats", qos.EPISODES)
-        self.image_pub = node.create_publisher(Image, "/robot_stack/cameras/front/image_raw", qos.SENSOR)
+        self.pose_pub = node.create_publisher(PoseStamped, f"{NS}/ee_pose", qos.STATE)
+        self.step_pub = node.create_publisher(StepRecord, f"{NS}/steps", qos.STEPS)
+        self.stats_pub = node.create_publisher(LearnerStats, f"{NS}/learner/stats", qos.EPISODES)
+        self.image_pub = node.create_publisher(Image, f"{NS}/cameras/front/image_raw", qos.SENSOR)
+        self.other_pub = node.create_publisher(StepRecord, "/arm2/steps", qos.STEPS)
         self.i = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self._classes = (PoseStamped, String, StepRecord, Image)
+        self._classes = (PoseStamped, StepRecord, Image)
 
     def _run(self):
-        PoseStamped, String, StepRecord, Image = self._classes
+        from robot_stack.nodes import convert
+        from robot_stack.types.status import LearnerStats
+
+        PoseStamped, StepRecord, Image = self._classes
         img = Image(height=32, width=32, encoding="rgb8", step=96)
         img.data = np.tile(np.array([255, 0, 0], np.uint8), 32 * 32).tobytes()  # red
         while not self._stop.is_set():
@@ -52,7 +59,9 @@ class _Publisher:
             step.action = np.array([0.25, -0.5, 1.0], np.float32)
             step.policy_action = np.array([0.0, 0.5, -1.0], np.float32)
             self.step_pub.publish(step)
-            self.stats_pub.publish(String(data=json.dumps({"updates": self.i, "critic_loss": 0.5})))
+            self.other_pub.publish(step)
+            self.stats_pub.publish(convert.learner_stats_to_msg(LearnerStats(
+                updates=self.i, updates_per_s=2.5, metrics={"critic_loss": 0.5, "alpha": float("nan")})))
             self.image_pub.publish(img)
             self._stop.wait(0.05)  # publishing rate
 
@@ -95,12 +104,12 @@ def test_foxglove_client_receives_the_session(ros_context, spin, tmp_path):
     from robot_stack.nodes.params import parameter_overrides
 
     pub_node = Node("session", context=ros_context)
-    view = LiveViewNode(context=ros_context, parameter_overrides=parameter_overrides(
+    view = LiveViewNode(context=ros_context, namespace=NS, parameter_overrides=parameter_overrides(
         {"port": 0, "discover_every_s": 0.2, "subscribe_every_s": 0.1}))
     spin(pub_node, view)
     port = view.server.port
-    wanted = {"/robot_stack/ee_pose", "/robot_stack/live/transforms", "/robot_stack/steps",
-              "/robot_stack/learner/stats", "/robot_stack/cameras/front/image_raw/compressed"}
+    wanted = {f"{NS}/{t}" for t in ("ee_pose", "live/transforms", "steps", "learner/stats", "live/learner_metrics",
+                                    "cameras/front/image_raw/compressed")}
     with _Publisher(pub_node), connect(f"ws://127.0.0.1:{port}", subprotocols=["foxglove.sdk.v1"],
                                        open_timeout=10) as ws:
         info = json.loads(ws.recv(timeout=10))
@@ -112,9 +121,13 @@ def test_foxglove_client_receives_the_session(ros_context, spin, tmp_path):
             if msg["op"] == "advertise":
                 channels.update({c["topic"]: c for c in msg["channels"]})
         assert wanted <= set(channels), f"advertised: {sorted(channels)}"
-        assert channels["/robot_stack/steps"]["schemaName"] == "robot_stack/msg/StepRecord"
-        assert channels["/robot_stack/steps"]["schemaEncoding"] == "ros2msg"
-        assert channels["/robot_stack/live/transforms"]["schemaName"] == "foxglove.FrameTransforms"
+        assert channels[f"{NS}/steps"]["schemaName"] == "robot_stack/msg/StepRecord"
+        assert channels[f"{NS}/steps"]["schemaEncoding"] == "ros2msg"
+        assert channels[f"{NS}/learner/stats"]["schemaName"] == "robot_stack/msg/LearnerStats"
+        assert "RobotStats[] robots" in channels[f"{NS}/learner/stats"]["schema"]  # with the types it uses
+        assert channels[f"{NS}/live/transforms"]["schemaName"] == "foxglove.FrameTransforms"
+        # Only this graph's namespace (and the ROS-wide /rosout, /diagnostics).
+        assert not [t for t in channels if not t.startswith(NS + "/") and t not in ("/rosout", "/diagnostics")]
         # Nothing watched yet: no ROS subscription.
         assert all(t.subscription is None for t in view.topics.topics.values())
 
@@ -134,17 +147,18 @@ def test_foxglove_client_receives_the_session(ros_context, spin, tmp_path):
             f"subscribed {sorted(n for n, t in view.topics.topics.items() if t.subscription is not None)}, "
             f"skipped {view.topics.skipped}, conversion errors {view.server.errors}")
 
-        pose = got["/robot_stack/ee_pose"][-1]
+        pose = got[f"{NS}/ee_pose"][-1]
         assert pose.header.frame_id == "base" and pose.pose.position.x == pytest.approx(0.5)
-        step = got["/robot_stack/steps"][-1]
+        step = got[f"{NS}/steps"][-1]
         assert list(step.action) == pytest.approx([0.25, -0.5, 1.0]) and step.episode_id == 4
         assert list(step.policy_action) == pytest.approx([0.0, 0.5, -1.0])
-        stats = got["/robot_stack/learner/stats"][-1]
-        assert stats["critic_loss"] == 0.5 and stats["updates"] > 0
-        (tf,) = got["/robot_stack/live/transforms"][-1].transforms
+        stats = got[f"{NS}/learner/stats"][-1]
+        assert stats.updates > 0 and stats.updates_per_s == 2.5 and list(stats.metric_names) == ["critic_loss", "alpha"]
+        assert got[f"{NS}/live/learner_metrics"][-1] == {"critic_loss": 0.5, "alpha": None}  # NaN is no JSON
+        (tf,) = got[f"{NS}/live/transforms"][-1].transforms
         assert (tf.parent_frame_id, tf.child_frame_id) == ("base", "ee")
         assert (tf.translation.x, tf.translation.z, tf.rotation.w) == pytest.approx((0.5, 0.25, 1.0))
-        image = got["/robot_stack/cameras/front/image_raw/compressed"][-1]
+        image = got[f"{NS}/cameras/front/image_raw/compressed"][-1]
         import cv2
 
         bgr = cv2.imdecode(np.frombuffer(bytes(image.data), np.uint8), cv2.IMREAD_COLOR)
@@ -160,7 +174,8 @@ def test_foxglove_client_receives_the_session(ros_context, spin, tmp_path):
 
 
 def test_layout_file_is_the_built_layout():
-    from robot_stack.recording.layout import layout_json
+    from robot_stack.nodes import topics
+    from robot_stack.recording.layout import SHOWN, layout_json
 
     shipped = (ROOT / "foxglove" / "robot_stack_layout.json").read_text()
     assert shipped == layout_json(), "regenerate: python -m robot_stack.recording.layout foxglove/robot_stack_layout.json"
@@ -169,5 +184,10 @@ def test_layout_file_is_the_built_layout():
     for path in ("/robot_stack/cameras/front/image_raw/compressed", "/robot_stack/ee_pose",
                  "/robot_stack/operator.intervening", "/robot_stack/steps.policy_action[0]",
                  "/robot_stack/steps.action[0]", "/robot_stack/episodes.success_rate",
-                 "/robot_stack/learner/stats.updates_per_s", "/rosout"):
+                 "/robot_stack/learner/stats.updates_per_s", "/robot_stack/live/learner_metrics.critic_loss",
+                 "/robot_stack/live/transforms", "/diagnostics", "/rosout"):
         assert path in text, path
+    # The topics it shows are the table's (renamed there, the layout follows or this fails).
+    assert set(SHOWN) <= {t.name for t in topics.TOPICS}
+    other = layout_json("arm1")
+    assert "/arm1/steps.action[0]" in other and "/robot_stack/" not in other

@@ -58,23 +58,32 @@ def _wait(cond, timeout_s: float, what: str):
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def _recorder(ctx, tmp_path, namespace="/", **params):
+def _recorder(ctx, tmp_path, namespace=None, **params):
+    """A recorder in ``namespace`` (None: the nodes' default, robot_stack)."""
     from robot_stack.nodes.params import parameter_overrides
     from robot_stack.nodes.recorder_node import RecorderNode
 
-    return RecorderNode(context=ctx, namespace=namespace, parameter_overrides=parameter_overrides(
+    kwargs = {} if namespace is None else {"namespace": namespace}
+    return RecorderNode(context=ctx, **kwargs, parameter_overrides=parameter_overrides(
         {"bag_dir": str(tmp_path / "bags"), "discover_every_s": 0.2, "report_every_s": 0.0, "drain_s": 0.5, **params}))
 
 
 @pytest.mark.ros
 @pytest.mark.timing  # nodes over DDS on loopback; best-effort images on a loaded machine
 def test_recorded_bag_holds_what_was_published(ros_context, tmp_path):
+    """A recorder in the default namespace: the table's topics there (typed status and
+    /diagnostics too) and a topic found by discovery; not the debug probe, not another
+    namespace's topics."""
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.node import Node
     from sensor_msgs.msg import Image
-    from std_msgs.msg import Int32, String
+    from std_msgs.msg import Int32
 
-    from robot_stack.msg import EpisodeSummary, OperatorCommand, StepRecord
-    from robot_stack.nodes import qos
+    from robot_stack.msg import CommandSent, EpisodeSummary, OperatorCommand, StepRecord
+    from robot_stack.msg import FrankaStatus as FrankaStatusMsg
+    from robot_stack.nodes import convert, qos
+    from robot_stack.recording.bag import bag_info
+    from robot_stack.types.status import FrankaStatus, Health
 
     pub = Node("publisher", context=ros_context)
     # Episode summaries are latched (transient local): those sent before the recorder starts
@@ -88,11 +97,13 @@ def test_recorded_bag_holds_what_was_published(ros_context, tmp_path):
         steps = pub.create_publisher(StepRecord, "/robot_stack/steps", qos.STEPS)
         ops = pub.create_publisher(OperatorCommand, "/robot_stack/operator", qos.COMMAND)
         images = pub.create_publisher(Image, "/robot_stack/cameras/front/image_raw", qos.SENSOR)
-        status = pub.create_publisher(String, "/robot_stack/franka/status", qos.EPISODES)
+        status = pub.create_publisher(FrankaStatusMsg, "/robot_stack/franka/status", qos.EPISODES)
+        health = pub.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
         extra = pub.create_publisher(Int32, "/robot_stack/extra/reading", qos.COMMAND)  # not in the table: discovered
-        debug = pub.create_publisher(String, "/robot_stack/franka/debug/sent", qos.STEPS)  # excluded by default
+        debug = pub.create_publisher(CommandSent, "/robot_stack/franka/debug/sent", qos.STEPS)  # excluded by default
         other = pub.create_publisher(Int32, "/elsewhere", qos.COMMAND)  # not selected
-        for p in (steps, ops, images, status, extra):
+        arm2 = pub.create_publisher(StepRecord, "/arm2/steps", qos.STEPS)  # another graph's namespace
+        for p in (steps, ops, images, status, health, extra):
             _wait(lambda p=p: p.get_subscription_count() >= 1, 15.0, f"the recorder to subscribe {p.topic_name}")
         img = Image(height=8, width=8, encoding="rgb8", step=24)
         img.data = np.arange(192, dtype=np.uint8).tobytes()
@@ -106,13 +117,16 @@ def test_recorded_bag_holds_what_was_published(ros_context, tmp_path):
                 images.publish(img)
             if i < 5:
                 extra.publish(Int32(data=i))
-                debug.publish(String(data="x"))
+                debug.publish(CommandSent(trigger="x"))
                 other.publish(Int32(data=i))
+                arm2.publish(StepRecord(episode_id=1, step_index=i))
             if i == 7:
-                status.publish(String(data='{"event": "ready"}'))
+                status.publish(convert.franka_status_to_msg(FrankaStatus(event="ready", counters={"clipped": 3})))
+                health.publish(convert.diagnostics_to_msg([Health(name="/robot_stack/franka", level=0, message="ok")], 1.0))
             time.sleep(0.01)  # a steady stream, as a node publishes (best-effort images keep up)
         want = {"/robot_stack/steps": 15, "/robot_stack/operator": 40, "/robot_stack/cameras/front/image_raw": 10,
-                "/robot_stack/episodes": 3, "/robot_stack/franka/status": 1, "/robot_stack/extra/reading": 5}
+                "/robot_stack/episodes": 3, "/robot_stack/franka/status": 1, "/diagnostics": 1,
+                "/robot_stack/extra/reading": 5}
 
         def counts():
             return {t: s.messages for t, s in recorder.bag.summary.topics.items()}
@@ -131,13 +145,18 @@ def test_recorded_bag_holds_what_was_published(ros_context, tmp_path):
                      "/robot_stack/operator": {"robot_stack/msg/OperatorCommand"},
                      "/robot_stack/cameras/front/image_raw": {"sensor_msgs/msg/Image"},
                      "/robot_stack/episodes": {"robot_stack/msg/EpisodeSummary"},
-                     "/robot_stack/franka/status": {"std_msgs/msg/String"},
+                     "/robot_stack/franka/status": {"robot_stack/msg/FrankaStatus"},
+                     "/diagnostics": {"diagnostic_msgs/msg/DiagnosticArray"},
                      "/robot_stack/extra/reading": {"std_msgs/msg/Int32"}}
     assert [m.step_index for _, m in got["/robot_stack/steps"]] == list(range(15))
     assert [m.episode_mark for _, m in got["/robot_stack/operator"]] == [i % 3 for i in range(40)]
     assert [m.steps for _, m in got["/robot_stack/episodes"]] == [10, 11, 12]
     assert [m.data for _, m in got["/robot_stack/extra/reading"]] == list(range(5))
     assert bytes(got["/robot_stack/cameras/front/image_raw"][0][1].data) == bytes(range(192))
+    (status_msg,) = [m for _, m in got["/robot_stack/franka/status"]]
+    assert (status_msg.event, list(status_msg.counter_names), list(status_msg.counter_values)) == ("ready", ["clipped"], [3])
+    assert got["/diagnostics"][0][1].status[0].name == "/robot_stack/franka"
+    assert bag_info(bag_dir).custom_data == {"namespace": "/robot_stack"}
     pub.destroy_node()
     recorder.destroy_node()
 
@@ -151,14 +170,14 @@ def test_selected_topics_and_jpeg_images(ros_context, tmp_path):
     from robot_stack.msg import OperatorCommand
     from robot_stack.nodes import qos
 
-    # A relative pattern is taken in the node's namespace: this recorder runs in /robot_stack.
+    # A relative pattern is taken in the node's namespace: this recorder runs in /arm1.
     recorder = _recorder(ros_context, tmp_path, topics="cameras/*/image_raw", images="jpeg", bag_prefix="cams",
-                         namespace="/robot_stack")
+                         namespace="/arm1")
     pub = Node("publisher", context=ros_context)
     spinner = _Spinner(ros_context, pub, recorder)
     try:
-        images = pub.create_publisher(Image, "/robot_stack/cameras/wrist/image_raw", qos.SENSOR)
-        ops = pub.create_publisher(OperatorCommand, "/robot_stack/operator", qos.COMMAND)
+        images = pub.create_publisher(Image, "/arm1/cameras/wrist/image_raw", qos.SENSOR)
+        ops = pub.create_publisher(OperatorCommand, "/arm1/operator", qos.COMMAND)
         _wait(lambda: images.get_subscription_count() >= 1, 15.0, "the recorder to subscribe the images")
         img = Image(height=16, width=16, encoding="rgb8", step=48)
         img.data = np.full(768, 200, np.uint8).tobytes()
@@ -172,8 +191,8 @@ def test_selected_topics_and_jpeg_images(ros_context, tmp_path):
     recorder.close()
     assert recorder.bag.path.name.startswith("cams_")
     got = _read_bag(recorder.bag.path)
-    assert list(got) == ["/robot_stack/cameras/wrist/image_raw/compressed"]  # nothing else was selected
-    schema, first = got["/robot_stack/cameras/wrist/image_raw/compressed"][0]
+    assert list(got) == ["/arm1/cameras/wrist/image_raw/compressed"]  # nothing else was selected
+    schema, first = got["/arm1/cameras/wrist/image_raw/compressed"][0]
     assert schema == "sensor_msgs/msg/CompressedImage" and first.format.endswith("jpeg compressed bgr8")
     pub.destroy_node()
     recorder.destroy_node()
@@ -225,9 +244,11 @@ def test_launch_files_record_by_default_and_record_false_turns_it_off(launch_fil
     finally:
         plan.cleanup()
     plan = load_launch(ROOT / "launch" / launch_file, {"record_topics": "steps,episodes", "record_images": "jpeg",
-                                                       "record_exclude": "/robot_stack/policy"})
+                                                       "record_exclude": "policy", "namespace": "arm1"})
     try:
         p = params(plan, "recorder")
-        assert (p["topics"], p["images"], p["exclude"]) == ("steps,episodes", "jpeg", "/robot_stack/policy")
+        assert (p["topics"], p["images"], p["exclude"]) == ("steps,episodes", "jpeg", "policy")
+        recorder = next(p for p in plan.processes if p.name == "recorder")
+        assert "__ns:=/arm1" in recorder.cmd  # the recorder runs in the graph's namespace
     finally:
         plan.cleanup()

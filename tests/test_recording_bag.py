@@ -47,11 +47,12 @@ def _read_mcap(bag_dir: pathlib.Path):
 
 
 def _session_messages():
-    """(topic, type, [rclpy messages]) of several session topics."""
+    """(topic, type, [rclpy messages]) of several session topics, typed status messages too."""
     from geometry_msgs.msg import PoseStamped
-    from std_msgs.msg import String
 
     from robot_stack.msg import EpisodeSummary, OperatorCommand, StepRecord
+    from robot_stack.nodes import convert
+    from robot_stack.types.status import FrankaStatus, Health, LearnerStats, OperatorDecision, RobotStats
 
     img, _ = _image()
     steps = []
@@ -76,7 +77,15 @@ def _session_messages():
         ("/robot_stack/operator", "robot_stack/msg/OperatorCommand", ops),
         ("/robot_stack/cameras/front/image_raw", "sensor_msgs/msg/Image", [_image(seed=k)[0] for k in range(5)]),
         ("/robot_stack/episodes", "robot_stack/msg/EpisodeSummary", [EpisodeSummary(episode_id=3, steps=7, success=True)]),
-        ("/robot_stack/learner/stats", "std_msgs/msg/String", [String(data=json.dumps({"updates": 4}))]),
+        ("/robot_stack/learner/stats", "robot_stack/msg/LearnerStats", [convert.learner_stats_to_msg(LearnerStats(
+            updates=4, updates_per_s=1.5, metrics={"critic_loss": 0.25},
+            robots=(RobotStats(robot_id="arm1", transitions=9, active=True),), stamp_s=12.5))]),
+        ("/robot_stack/franka/status", "robot_stack/msg/FrankaStatus", [convert.franka_status_to_msg(FrankaStatus(
+            event="home_done", detail="x", mode="policy", counters={"clipped": 2}, stamp_s=3.0))]),
+        ("/robot_stack/sim/operator_debug", "robot_stack/msg/OperatorDecision", [convert.operator_decision_to_msg(
+            OperatorDecision(intervening=True, started=True, probability=0.5, q_policy=None, q_expert=1.0))]),
+        ("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", [convert.diagnostics_to_msg(
+            [Health(name="/robot_stack/franka", level=1, message="slow", values={"rate_hz": 990})], 4.0)]),
     ]
 
 
@@ -84,6 +93,7 @@ def _write(bag_dir, streams, **kwargs):
     from robot_stack.recording.bag import QosSettings, SessionBag
 
     t = 1_700_000_000_000_000_000
+    kwargs.setdefault("custom_data", {"namespace": "/robot_stack"})
     with SessionBag(bag_dir, **kwargs) as bag:
         for topic, msgtype, _ in streams:
             bag.add_topic(topic, msgtype, QosSettings(reliable=topic != "/robot_stack/ee_pose", depth=7))
@@ -96,26 +106,39 @@ def _write(bag_dir, streams, **kwargs):
     return bag.summary
 
 
+def _session_types() -> set[str]:
+    """Every message type of the topic table, every message of our msg/ folder, and the types the
+    recorder adds (/rosout's Log, compressed images)."""
+    from robot_stack.nodes import topics
+
+    own = {f"robot_stack/msg/{p.stem}" for p in (ROOT / "msg").glob("*.msg")}
+    return {t.type for t in topics.TOPICS} | own | {"rcl_interfaces/msg/Log", "sensor_msgs/msg/CompressedImage"}
+
+
 def test_type_hashes_and_schemas_match_rosidl():
     """The bag's type hashes are the ones rosidl generated for the installed messages (what
-    ros2 bag play checks), for every type of the session table and our own messages."""
+    ros2 bag play checks), for every type of the topic table and every message in msg/: the
+    recorder knows each of them."""
     from robot_stack.recording.schemas import MessageTypes, ament_prefixes
-    from robot_stack.recording.topics import SESSION_TOPICS
 
     types = MessageTypes()
-    checked = 0
-    for msgtype in sorted({t.msgtype for t in SESSION_TOPICS} | {"sensor_msgs/msg/CompressedImage"}):
+    checked, wanted = set(), _session_types()
+    assert {"robot_stack/msg/LearnerStats", "robot_stack/msg/RobotStats", "robot_stack/msg/FrankaStatus",
+            "robot_stack/msg/CommandSent", "robot_stack/msg/OperatorDecision",
+            "diagnostic_msgs/msg/DiagnosticArray"} <= wanted
+    for msgtype in sorted(wanted):
+        text, rihs01 = types.definition(msgtype)  # UnknownMessageType if the recorder could not record it
+        assert isinstance(text, str) and text
         pkg, kind, name = msgtype.split("/")
         files = [p / "share" / pkg / kind / f"{name}.json" for p in ament_prefixes()]
         found = next((f for f in files if f.is_file()), None)
         if found is None:
             continue
         want = {h["type_name"]: h["hash_string"] for h in json.loads(found.read_text())["type_hashes"]}[msgtype]
-        text, rihs01 = types.definition(msgtype)
         assert rihs01 == want, msgtype
-        assert isinstance(text, str)
-        checked += 1
-    assert checked >= 14, f"only {checked} types had a rosidl type description to compare with"
+        checked.add(msgtype)
+    # Every type has its rosidl description installed here (the colcon build and the wheels).
+    assert checked == wanted, f"no rosidl type description to compare with: {sorted(wanted - checked)}"
 
 
 def test_bag_reads_back_with_an_independent_reader(tmp_path):
@@ -172,7 +195,10 @@ def test_bag_info_and_read_messages_round_trip(tmp_path):
     assert find_bag(bags).name == "session_2024_01_02-00_00_00"  # the newest
     info = bag_info(bags)
     assert {t: s.messages for t, s in info.topics.items()} == {t: len(m) for t, _, m in streams}
-    assert "/robot_stack/steps" in info.describe()
+    assert "/robot_stack/steps" in info.describe() and "namespace: /robot_stack" in info.describe()
+    assert info.custom_data == {"namespace": "/robot_stack"}
+    stats = [m for m in read_messages(bags, ["/robot_stack/learner/stats"])]
+    assert [m.msgtype for m in stats] == ["robot_stack/msg/LearnerStats"]
     raw = list(read_messages(bags, ["/robot_stack/operator"]))
     assert [m.data for m in raw] == [_serialize(o) for o in streams[2][2]]
     assert all(m.msgtype == "robot_stack/msg/OperatorCommand" for m in raw)
@@ -234,22 +260,28 @@ def test_unknown_types_fail_early_and_installed_ones_are_found(tmp_path):
     assert (topic, schema, decoded.unit.name, list(decoded.value)) == ("/r", "my_msgs/msg/Reading", "m", [1.0, 2.0, 3.0])
 
 
-def test_topic_selection():
-    from robot_stack.recording.topics import SESSION_TOPICS, TopicSelection
+def test_topic_selection_comes_from_the_topic_table():
+    from robot_stack.nodes import topics
+    from robot_stack.nodes.raw_topics import default_selection, table_specs
+    from robot_stack.recording.topics import TopicSelection
 
-    default = TopicSelection.parse("", "")
-    names = {t.name for t in default.known()}
-    assert {"/robot_stack/steps", "/robot_stack/episodes", "/robot_stack/policy", "/robot_stack/operator",
-            "/robot_stack/cameras/front/image_raw", "/robot_stack/ee_pose", "/robot_stack/franka/cmd_twist",
-            "/robot_stack/franka/status", "/robot_stack/learner/stats", "/rosout"} <= names
-    assert not default.matches("/robot_stack/franka/debug/sent")
-    assert not default.matches("/robot_stack/spacemouse/joy")  # repeats /robot_stack/operator
-    assert default.matches("/robot_stack/some/new_topic") and not default.matches("/other")
-    chosen = TopicSelection.parse("steps, cameras/*/image_raw /robot_stack/spacemouse/joy", "*/wrist/*",
-                                  namespace="/robot_stack")
+    table = table_specs("/arm1", ("front", "wrist"))
+    names = {t.name for t in table}
+    assert {t.resolve("arm1", camera="wrist") for t in topics.TOPICS} <= names  # every entry, in the namespace
+    assert "/diagnostics" in names and "/rosout" in names
+    assert not any(n.startswith("/robot_stack/") for n in names)
+    default = default_selection("", "", "/arm1")
+    chosen = {t.name for t in default.known(table)}
+    assert {"/arm1/steps", "/arm1/episodes", "/arm1/policy", "/arm1/operator", "/arm1/cameras/front/image_raw",
+            "/arm1/ee_pose", "/arm1/franka/cmd_twist", "/arm1/franka/status", "/arm1/learner/stats",
+            "/arm1/sim/operator_debug", "/diagnostics", "/rosout"} <= chosen
+    assert names - chosen == {"/arm1/franka/debug/sent", "/arm1/spacemouse/joy", "/arm1/spacemouse/twist"}
+    assert default.matches("/arm1/some/new_topic")  # not in the table: found by discovery
+    assert not default.matches("/arm2/steps") and not default.matches("/robot_stack/steps")
+    chosen = default_selection("steps, cameras/*/image_raw /arm1/spacemouse/joy", "*/wrist/*", "/arm1")
     # fnmatch: * matches across /, so the depth images match cameras/*/image_raw too
-    assert {t.name for t in chosen.known(SESSION_TOPICS)} == {
-        "/robot_stack/steps", "/robot_stack/cameras/front/image_raw", "/robot_stack/cameras/front/depth/image_raw",
-        "/robot_stack/spacemouse/joy"}
-    assert TopicSelection.parse("", "/robot_stack/policy").matches("/robot_stack/steps")
-    assert not TopicSelection.parse("", "/robot_stack/policy").matches("/robot_stack/policy")
+    assert {t.name for t in chosen.known(table)} == {
+        "/arm1/steps", "/arm1/cameras/front/image_raw", "/arm1/cameras/front/depth/image_raw", "/arm1/spacemouse/joy"}
+    assert default_selection("", "policy", "/arm1").matches("/arm1/steps")
+    assert not default_selection("", "policy", "/arm1").matches("/arm1/policy")
+    assert TopicSelection.parse("a", "", "/").include == ("/a",)

@@ -2,8 +2,8 @@
 
 Connects to the live view node (``ws://HOST:PORT``, Foxglove's WebSocket protocol, subprotocol
 ``foxglove.sdk.v1``) as a client, subscribes to the channels the layout's Robot and Learning tabs
-use, decodes each message with the schema the server advertised (ros2msg through
-mcap-ros2-support, JSON), and after ``--seconds`` draws them with matplotlib: the front camera's
+use (in the graph's ``--namespace``), decodes each message with the schema the server advertised
+(ros2msg through mcap-ros2-support, JSON), and after ``--seconds`` draws them with matplotlib: the front camera's
 latest frame, the EE position, who is in control, policy vs executed action, operator command
 vs EE velocity, episode rates and learner stats. It is a stand-in for the Foxglove app, which
 needs a browser and network access; the data are the same the app would get.
@@ -19,12 +19,15 @@ import time
 
 import numpy as np
 
-CHANNELS = ("/robot_stack/cameras/front/image_raw/compressed", "/robot_stack/ee_pose", "/robot_stack/operator",
-            "/robot_stack/steps", "/robot_stack/franka/ee_twist", "/robot_stack/episodes", "/robot_stack/learner/stats")
+from robot_stack.recording.live import LEARNER_METRICS, channel_name
+
+CHANNELS = ("cameras/front/image_raw/compressed", "ee_pose", "operator", "steps", "franka/ee_twist", "episodes",
+            "learner/stats", LEARNER_METRICS)
+"""The channels drawn, relative to the namespace."""
 
 
-def collect(url: str, seconds: float) -> dict[str, list[tuple[float, object]]]:
-    """{channel topic: [(receive time s, decoded message)]} over ``seconds``."""
+def collect(url: str, seconds: float, namespace: str = "/robot_stack") -> dict[str, list[tuple[float, object]]]:
+    """{channel (relative name): [(receive time s, decoded message)]} over ``seconds``."""
     from mcap.records import Schema
     from mcap_ros2.decoder import DecoderFactory
     from websockets.sync.client import connect
@@ -32,7 +35,8 @@ def collect(url: str, seconds: float) -> dict[str, list[tuple[float, object]]]:
     factory = DecoderFactory()
     channels: dict[str, dict] = {}
     subs: dict[int, tuple[str, object]] = {}
-    got: dict[str, list] = {t: [] for t in CHANNELS}
+    wanted = {channel_name(c, namespace): c for c in CHANNELS}
+    got: dict[str, list] = {c: [] for c in CHANNELS}
     with connect(url, subprotocols=["foxglove.sdk.v1"], open_timeout=10, max_size=None) as ws:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
@@ -46,7 +50,7 @@ def collect(url: str, seconds: float) -> dict[str, list[tuple[float, object]]]:
                     continue
                 new = []
                 for c in msg["channels"]:
-                    if c["topic"] in CHANNELS and c["topic"] not in channels:
+                    if c["topic"] in wanted and c["topic"] not in channels:
                         channels[c["topic"]] = c
                         sub_id = len(subs)
                         if c["encoding"] == "cdr":
@@ -55,7 +59,7 @@ def collect(url: str, seconds: float) -> dict[str, list[tuple[float, object]]]:
                                                                        data=c["schema"].encode()))
                         else:
                             decode = json.loads
-                        subs[sub_id] = (c["topic"], decode)
+                        subs[sub_id] = (wanted[c["topic"]], decode)
                         new.append({"id": sub_id, "channelId": c["id"]})
                 if new:
                     ws.send(json.dumps({"op": "subscribe", "subscriptions": new}))
@@ -79,7 +83,7 @@ def draw(got: dict[str, list], out: str, url: str) -> None:
                  fontsize=11)
 
     ax = axes[0, 0]
-    images = got["/robot_stack/cameras/front/image_raw/compressed"]
+    images = got["cameras/front/image_raw/compressed"]
     if images:
         bgr = cv2.imdecode(np.frombuffer(bytes(images[-1][1].data), np.uint8), cv2.IMREAD_COLOR)
         ax.imshow(bgr[:, :, ::-1], interpolation="nearest")
@@ -87,7 +91,7 @@ def draw(got: dict[str, list], out: str, url: str) -> None:
     ax.axis("off")
 
     ax = axes[0, 1]
-    poses = got["/robot_stack/ee_pose"]
+    poses = got["ee_pose"]
     if poses:
         t = [p[0] - t0 for p in poses]
         for k, name in enumerate("xyz"):
@@ -97,8 +101,8 @@ def draw(got: dict[str, list], out: str, url: str) -> None:
     ax.legend(fontsize=7)
 
     ax = axes[0, 2]
-    ops = got["/robot_stack/operator"]
-    steps = [s for s in got["/robot_stack/steps"] if not s[1].is_last]
+    ops = got["operator"]
+    steps = [s for s in got["steps"] if not s[1].is_last]
     if ops:
         ax.step([o[0] - t0 for o in ops], [1.0 if o[1].intervening else 0.0 for o in ops], where="post",
                 label="operator intervening (SpaceMouse)")
@@ -127,7 +131,7 @@ def draw(got: dict[str, list], out: str, url: str) -> None:
     ax.legend(fontsize=6, ncol=3, loc="lower left")
 
     ax = axes[1, 1]
-    twists = got["/robot_stack/franka/ee_twist"]
+    twists = got["franka/ee_twist"]
     if twists:
         ax.plot([w[0] - t0 for w in twists], [w[1].twist.linear.x for w in twists], lw=1, label="EE vx (m/s)")
     if ops:
@@ -138,20 +142,21 @@ def draw(got: dict[str, list], out: str, url: str) -> None:
     ax.legend(fontsize=7)
 
     ax = axes[1, 2]
-    episodes = got["/robot_stack/episodes"]
+    episodes = got["episodes"]
     if episodes:
         ids = [e[1].episode_id for e in episodes]
         ax.plot(ids, [e[1].success_rate for e in episodes], "o-", ms=3, label="success rate (window)")
         ax.plot(ids, [e[1].intervention_rate_window for e in episodes], "o-", ms=3, label="intervention rate (window)")
         ax.set_xlabel("episode")
         ax.set_ylim(-0.05, 1.05)
-    stats = got["/robot_stack/learner/stats"]
+    stats = got["learner/stats"]
     if stats:
         s = stats[-1][1]
-        ax.text(0.02, 0.98, f"learner: {s.get('updates', 0)} updates, {s.get('updates_per_s', 0):.1f}/s, "
-                f"policy v{s.get('policy_version', 0)}\ncritic loss {s.get('critic_loss', float('nan')):.4f}",
-                transform=ax.transAxes, va="top", fontsize=8)
-    ax.set_title("episodes (episodes) and learner (learner/stats, JSON)", fontsize=9)
+        metrics = got[LEARNER_METRICS][-1][1] if got[LEARNER_METRICS] else {}
+        critic = metrics.get("critic_loss")
+        ax.text(0.02, 0.98, f"learner: {s.updates} updates, {s.updates_per_s:.1f}/s, policy v{s.policy_version}\n"
+                f"critic loss {'-' if critic is None else f'{critic:.4f}'}", transform=ax.transAxes, va="top", fontsize=8)
+    ax.set_title("episodes (episodes) and learner (learner/stats, live/learner_metrics)", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(out, dpi=90)
@@ -163,8 +168,9 @@ def main() -> int:
     parser.add_argument("--url", default="ws://127.0.0.1:8765")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--out", default="live_view.png")
+    parser.add_argument("--namespace", default="/robot_stack", help="the graph's namespace")
     args = parser.parse_args()
-    got = collect(args.url, args.seconds)
+    got = collect(args.url, args.seconds, args.namespace)
     print({t: len(v) for t, v in got.items()})
     draw(got, args.out, args.url)
     print(args.out)

@@ -1,18 +1,22 @@
 """Live view node: serves the running session to Foxglove over its WebSocket protocol.
 
 A thin shell over :class:`robot_stack.recording.live.LiveServer`: every ``discover_every_s`` it
-offers the selected topics that have publishers (default every ``/robot_stack/*`` topic and
-``/rosout``) as Foxglove channels, and holds a raw subscription (CDR bytes, no deserialisation)
-only to the topics a Foxglove client has subscribed to, so an unwatched session costs it nothing
-but discovery. Open Foxglove, connect to ``ws://<host>:<port>`` and import the layout
-``foxglove/robot_stack_layout.json``: cameras, EE pose and twist (3D and plots), intervention
-state, policy vs executed command, episode outcomes and learner statistics.
+offers the selected topics that have publishers (default every topic in the node's namespace,
+``/diagnostics`` and ``/rosout``; types and QoS from the topic table, ``robot_stack/nodes/topics.py``)
+as Foxglove channels, and holds a raw subscription (CDR bytes, no deserialisation) only to the
+topics a Foxglove client has subscribed to, so an unwatched session costs it nothing but
+discovery. Open Foxglove, connect to ``ws://<host>:<port>`` and import the layout
+``foxglove/robot_stack_layout.json`` (made for the default namespace ``robot_stack``; ``python -m
+robot_stack.recording.layout --namespace arm1 FILE`` writes one for another): cameras, EE pose and
+twist (3D and plots), intervention state, policy vs executed command, episode outcomes and
+learner statistics.
 
 Serves ``ws://<host>:<port>`` (subprotocol ``foxglove.sdk.v1``); ``host: 0.0.0.0`` to let
 other machines connect. With ``images: jpeg`` (default) camera images go out as
-``<topic>/compressed``. The franka node's status and the learner's stats (JSON in
-``std_msgs/String``) go out as JSON, their fields plottable; the EE and camera poses also as
-``foxglove.FrameTransforms`` on ``/robot_stack/live/transforms``.
+``<topic>/compressed``. Typed messages (the franka node's FrankaStatus, the learner's
+LearnerStats, /diagnostics) go out as CDR with their ``ros2msg`` schemas, their fields plottable;
+the learner's named metrics also as JSON on ``<namespace>/live/learner_metrics``; the EE and
+camera poses also as ``foxglove.FrameTransforms`` on ``<namespace>/live/transforms``.
 
 Parameters: every field of :class:`LiveViewNodeConfig`; see config/live_view.yaml.
 """
@@ -22,12 +26,15 @@ from dataclasses import dataclass
 
 from rclpy.node import Node
 
-from robot_stack.types.config import ConfigError
+from robot_stack.nodes import topics as topic_table
 from robot_stack.nodes.params import declare_config, run_node
-from robot_stack.nodes.raw_topics import RawTopic, RawTopics
-from robot_stack.recording.live import LIVE_IMAGE_MODES, LiveServer
+from robot_stack.nodes.raw_topics import RawTopic, RawTopics, default_selection, table_specs
+from robot_stack.recording.live import LEARNER_METRICS, LIVE_IMAGE_MODES, TRANSFORMS, LiveServer, channel_name
 from robot_stack.recording.schemas import MessageTypes, UnknownMessageType
-from robot_stack.recording.topics import TopicSelection, absolute, split_patterns
+from robot_stack.recording.topics import absolute, split_patterns
+from robot_stack.types.config import ConfigError
+
+_CAMERA_POSE = topic_table.CAMERA_POSE.name
 
 
 @dataclass(frozen=True)
@@ -40,16 +47,17 @@ class LiveViewNodeConfig:
     """WebSocket port (Foxglove's default; 0 picks a free one, logged at start)."""
     topics: str = ""
     """Topics to offer, names or fnmatch patterns separated by commas or spaces (relative ones in
-    the node's namespace); "" = every /robot_stack/* topic and /rosout."""
+    the node's namespace); "" = every topic in the namespace, /diagnostics and /rosout."""
     exclude: str = ""
     """Patterns left out of the selection."""
     images: str = "jpeg"
     """Camera images as sent (raw) or JPEG-compressed as <topic>/compressed (jpeg)."""
     jpeg_quality: int = 80
     """JPEG quality with images: jpeg, 1-100."""
-    transforms: str = ("/robot_stack/ee_pose=ee /robot_stack/cameras/front/pose=front_camera "
-                       "/robot_stack/cameras/wrist/pose=wrist_camera")
-    """PoseStamped topics also served as frame transforms, as topic=child_frame pairs."""
+    transforms: str = (f"{topic_table.EE_POSE.name}=ee {_CAMERA_POSE.format(camera='front')}=front_camera "
+                       f"{_CAMERA_POSE.format(camera='wrist')}=wrist_camera")
+    """PoseStamped topics also served as frame transforms on <namespace>/live/transforms, as
+    topic=child_frame pairs (relative topics in the node's namespace)."""
     discover_every_s: float = 1.0
     """Look for new topics this often, s."""
     subscribe_every_s: float = 0.2
@@ -74,6 +82,7 @@ class LiveViewNode(Node):
     """Thin node over LiveServer."""
 
     def __init__(self, **node_kwargs):
+        node_kwargs.setdefault("namespace", topic_table.DEFAULT_NAMESPACE)
         super().__init__("live_view", **node_kwargs)
         self.config: LiveViewNodeConfig = declare_config(self, LiveViewNodeConfig)
         cfg = self.config
@@ -81,9 +90,11 @@ class LiveViewNode(Node):
         transforms = dict(pair.split("=") for pair in split_patterns(cfg.transforms))
         self.server = LiveServer(MessageTypes(), host=cfg.host, port=cfg.port, images=cfg.images,
                                  jpeg_quality=cfg.jpeg_quality,
-                                 transforms={absolute(t, ns): child for t, child in transforms.items()})
-        self.topics = RawTopics(self, TopicSelection.parse(cfg.topics, cfg.exclude, ns), self._on_message,
-                                preload=False)
+                                 transforms={absolute(t, ns): child for t, child in transforms.items()},
+                                 transforms_topic=channel_name(TRANSFORMS, ns),
+                                 metrics={topic_table.LEARNER_STATS.resolve(ns): channel_name(LEARNER_METRICS, ns)})
+        self.topics = RawTopics(self, default_selection(cfg.topics, cfg.exclude, ns), self._on_message,
+                                table_specs(ns), preload=False)
         try:
             port = self.server.start()
         except (OSError, RuntimeError) as e:  # port in use, address not available
@@ -96,7 +107,7 @@ class LiveViewNode(Node):
     def _discover(self) -> None:
         for topic in self.topics.discover():
             try:
-                self.server.advertise(topic.name, topic.msgtype, json_payload=bool(topic.spec and topic.spec.json))
+                self.server.advertise(topic.name, topic.msgtype)
             except UnknownMessageType as e:
                 self.topics.skipped[topic.name] = str(e)
                 self.get_logger().warning(f"not serving {topic.name}: {e}")

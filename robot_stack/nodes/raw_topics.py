@@ -1,29 +1,59 @@
 """Raw (serialised) subscriptions to a selection of topics, for the recorder and the live view.
 
-:class:`RawTopics` knows the session's topics (:data:`robot_stack.recording.topics.SESSION_TOPICS`:
-type and named QoS profile) and finds others matching its selection in the ROS graph
-(``discover()``: type from the graph, QoS adapted to the publishers' as ``ros2 bag record`` does:
-reliable only if every publisher is, transient local only if every publisher is). Its
-subscriptions are ``raw=True``: the callback receives the CDR bytes as they came off the wire,
-nothing is deserialised.
+The session's topics come from the topic table (:data:`robot_stack.nodes.topics.TOPICS`, resolved
+in the graph's namespace by :func:`table_specs`: type and named QoS profile), and so does the
+default selection (:func:`default_selection`: everything in the namespace, the table's ROS-wide
+topics and ``/rosout``). :class:`RawTopics` knows the table's topics and finds others matching
+its selection in the ROS graph (``discover()``: type from the graph, QoS adapted to the
+publishers' as ``ros2 bag record`` does: reliable only if every publisher is, transient local
+only if every publisher is). Its subscriptions are ``raw=True``: the callback receives the CDR
+bytes as they came off the wire, nothing is deserialised.
 """
 from __future__ import annotations
 
 import importlib
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from robot_stack.nodes import qos
+from robot_stack.nodes import qos, topics
 from robot_stack.recording.bag import QosSettings
-from robot_stack.recording.topics import SESSION_TOPICS, TopicSelection, TopicSpec
+from robot_stack.recording.topics import TopicSelection, TopicSpec
 
 ROSOUT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE,
                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 """/rosout as rcl publishes it (reliable, transient local): a late subscriber gets recent logs."""
+
+
+ROSOUT_TOPIC = TopicSpec("/rosout", "rcl_interfaces/msg/Log", "ROSOUT")
+"""Every node's log (ROS-wide)."""
+
+NOT_BY_DEFAULT = (topics.FRANKA_DEBUG_SENT, topics.SPACEMOUSE_JOY, topics.SPACEMOUSE_TWIST)
+"""Table entries left out of the default selection: the latency probe (debug_latency), and the
+SpaceMouse node's raw Joy/Twist streams, which repeat what ``operator`` carries (axes, twist,
+buttons' effects) at the same rate. Naming them in a selection takes them."""
+
+
+def table_specs(namespace: str, cameras: Iterable[str] = ("front", "wrist")) -> tuple[TopicSpec, ...]:
+    """Every topic of the table resolved in ``namespace`` (``{camera}`` entries once per name in
+    ``cameras``), and /rosout."""
+    out = []
+    for t in topics.TOPICS:
+        names = [t.resolve(namespace, camera=c) for c in cameras] if "{camera}" in t.name else [t.resolve(namespace)]
+        out += [TopicSpec(name, t.type, t.qos) for name in names]
+    return (*out, ROSOUT_TOPIC)
+
+
+def default_selection(include: str, exclude: str, namespace: str) -> TopicSelection:
+    """The selection for the recorder's and the live view's ``topics``/``exclude`` parameters: when
+    ``include`` is empty, every topic in ``namespace``, the table's ROS-wide topics
+    (``/diagnostics``) and /rosout, without :data:`NOT_BY_DEFAULT`."""
+    ros_wide = [t.name for t in topics.TOPICS if t.name.startswith("/")]
+    return TopicSelection.parse(include, exclude, namespace, default_include=("*", *ros_wide, ROSOUT_TOPIC.name),
+                                default_exclude=[t.resolve(namespace, camera="*") for t in NOT_BY_DEFAULT])
 
 
 def profile(name: str) -> QoSProfile:
@@ -60,10 +90,11 @@ class RawTopics:
     ``on_message(topic, data, t_ns)`` runs in the node's executor with the CDR bytes and the
     receive time (ROS time, ns: the node clock with ``use_sim_time``, else the system clock).
 
-    With ``preload`` the table's selected topics are available at once (the recorder subscribes
-    to them before their publishers exist); without it a topic becomes available when discovery
-    finds a publisher (the live view offers only what exists), with the table's type and QoS
-    when the table knows it.
+    ``table`` holds the session's known topics (:func:`table_specs`). With ``preload`` the table's
+    selected topics are available at once (the recorder subscribes to them before their
+    publishers exist); without it a topic becomes available when discovery finds a publisher
+    (the live view offers only what exists), with the table's type and QoS when the table knows
+    it.
 
     ``history_depth`` deepens the subscriptions' queues (reliable topics at least that deep, best
     effort ones a tenth of it): a KEEP_LAST reader whose queue is full drops its oldest message
@@ -72,7 +103,7 @@ class RawTopics:
     """
 
     def __init__(self, node: Node, selection: TopicSelection, on_message: Callable[[RawTopic, bytes, int], None],
-                 table: tuple[TopicSpec, ...] = SESSION_TOPICS, *, preload: bool = True, callback_group=None,
+                 table: Iterable[TopicSpec] = (), *, preload: bool = True, callback_group=None,
                  history_depth: int = 0):
         self.node = node
         self.selection = selection
@@ -153,4 +184,5 @@ class RawTopics:
             topic.subscription = None
 
 
-__all__ = ["ROSOUT", "RawTopic", "RawTopics", "message_class", "profile", "settings"]
+__all__ = ["NOT_BY_DEFAULT", "ROSOUT", "ROSOUT_TOPIC", "RawTopic", "RawTopics", "default_selection", "message_class",
+           "profile", "settings", "table_specs"]

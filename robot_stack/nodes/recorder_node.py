@@ -2,19 +2,22 @@
 
 A thin shell over :class:`robot_stack.recording.bag.SessionBag`, in its own process so that
 recording never costs the control path: raw subscriptions (CDR bytes, no deserialisation) to
-the selected topics, each message written with its receive time. Known session topics are
-subscribed at start-up with their named QoS profiles (``robot_stack/nodes/qos.py``); other
-matching topics are found by discovery every ``discover_every_s``.
+the selected topics, each message written with its receive time. The session's topics are the
+topic table's (``robot_stack/nodes/topics.py``, resolved in the node's namespace, default
+``robot_stack``; ``{camera}`` topics for each of ``cameras``): subscribed at start-up with their
+named QoS profiles (``robot_stack/nodes/qos.py``); other matching topics are found by discovery
+every ``discover_every_s``.
 
 Subscribes
-  the selected topics (``topics``: names or fnmatch patterns; default every ``/robot_stack/*``
-  topic and ``/rosout``, without ``/robot_stack/franka/debug/*`` and the SpaceMouse node's raw
-  ``/robot_stack/spacemouse/*`` streams, which repeat ``/robot_stack/operator``): cameras, robot state,
-  operator and policy commands, step records, episode summaries, policy versions, status and
-  logs.
+  the selected topics (``topics``: names or fnmatch patterns; default every topic in the node's
+  namespace, ``/diagnostics`` and ``/rosout``, without ``franka/debug/*`` and the SpaceMouse
+  node's raw ``spacemouse/*`` streams, which repeat ``operator``): cameras, robot state,
+  operator and policy commands, step records, episode summaries, policy versions, status,
+  health and logs. Services (homing, episode resets) are not topics and are not recorded.
 
-Writes ``<bag_dir>/<bag_prefix>_<YYYY_MM_DD-HH_MM_SS>/`` (``metadata.yaml`` + one ``.mcap``).
-With ``images: jpeg`` camera images are stored as ``<topic>/compressed``
+Writes ``<bag_dir>/<bag_prefix>_<YYYY_MM_DD-HH_MM_SS>/`` (``metadata.yaml`` + one ``.mcap``);
+the metadata's ``custom_data`` holds the namespace the recorder ran in (``namespace``). With
+``images: jpeg`` camera images are stored as ``<topic>/compressed``
 (``sensor_msgs/CompressedImage``). On a clean stop (Ctrl-C, SIGTERM) it keeps taking messages
 the other nodes still publish while they close (until they have left the graph, ``drain_s`` at
 most), then finishes the bag and logs what it holds and the CPU time the recorder process used.
@@ -30,12 +33,13 @@ from dataclasses import dataclass
 
 from rclpy.node import Node
 
-from robot_stack.types.config import ConfigError
+from robot_stack.nodes import topics as topic_table
 from robot_stack.nodes.params import declare_config, run_node
-from robot_stack.nodes.raw_topics import RawTopic, RawTopics, settings
+from robot_stack.nodes.raw_topics import RawTopic, RawTopics, default_selection, settings, table_specs
 from robot_stack.recording.bag import CHUNK_COMPRESSIONS, IMAGE_MODES, SessionBag, default_bag_name
 from robot_stack.recording.schemas import MessageTypes, UnknownMessageType
-from robot_stack.recording.topics import TopicSelection
+from robot_stack.recording.topics import split_patterns
+from robot_stack.types.config import ConfigError
 
 
 @dataclass(frozen=True)
@@ -48,10 +52,13 @@ class RecorderNodeConfig:
     """First part of the bag folder's name."""
     topics: str = ""
     """Topics to record, names or fnmatch patterns separated by commas or spaces (relative ones
-    in the node's namespace); "" = every /robot_stack/* topic and /rosout."""
+    in the node's namespace); "" = every topic in the namespace, /diagnostics and /rosout."""
     exclude: str = ""
     """Patterns to leave out of the selection (with the default selection, added to its exclusions:
-    debug topics and the raw SpaceMouse streams that repeat /robot_stack/operator)."""
+    franka/debug/* and the raw SpaceMouse streams that repeat operator)."""
+    cameras: str = "front wrist"
+    """Camera names whose cameras/<name>/... topics are subscribed at start-up (others are found
+    by discovery, a second or so later)."""
     images: str = "raw"
     """Camera images as sent (raw) or JPEG-compressed as <topic>/compressed (jpeg; 16-bit depth as PNG)."""
     jpeg_quality: int = 90
@@ -91,10 +98,12 @@ class RecorderNode(Node):
     """Thin node over SessionBag."""
 
     def __init__(self, **node_kwargs):
+        node_kwargs.setdefault("namespace", topic_table.DEFAULT_NAMESPACE)
         super().__init__("recorder", **node_kwargs)
         self.config: RecorderNodeConfig = declare_config(self, RecorderNodeConfig)
         cfg = self.config
-        self.selection = TopicSelection.parse(cfg.topics, cfg.exclude, self.get_namespace())
+        ns = self.get_namespace()
+        self.selection = default_selection(cfg.topics, cfg.exclude, ns)
         path = pathlib.Path(cfg.bag_dir).expanduser() / default_bag_name(cfg.bag_prefix)
         if path.exists():
             raise ConfigError(f"bag folder {path} exists already")
@@ -104,12 +113,13 @@ class RecorderNode(Node):
         # Subscribe first, before the message definitions are loaded and the bag is opened, so
         # that what the other nodes publish at start-up is already queued for us (callbacks run
         # only once the node spins, after __init__).
-        self.topics = RawTopics(self, self.selection, self._on_message, history_depth=cfg.history_depth)
+        self.topics = RawTopics(self, self.selection, self._on_message, table_specs(ns, split_patterns(cfg.cameras)),
+                                history_depth=cfg.history_depth)
         for topic in self.topics.topics.values():
             if not self.topics.subscribe(topic):
                 self.get_logger().warning(f"not recording {topic.name}: {self.topics.skipped[topic.name]}")
         self.bag = SessionBag(path, MessageTypes(), images=cfg.images, jpeg_quality=cfg.jpeg_quality,
-                              chunk_compression=cfg.chunk_compression)
+                              chunk_compression=cfg.chunk_compression, custom_data={"namespace": ns})
         try:
             self.bag.open()
         except OSError as e:
@@ -121,7 +131,7 @@ class RecorderNode(Node):
             self.create_timer(cfg.discover_every_s, self._discover)
         if cfg.report_every_s > 0:
             self.create_timer(cfg.report_every_s, self._report)
-        self.get_logger().info(f"recording {len(self.topics.topics)} topics to {path} "
+        self.get_logger().info(f"recording {len(self.topics.topics)} topics of {ns} to {path} "
                                f"(images {cfg.images}, chunks {cfg.chunk_compression}; selection "
                                f"{' '.join(self.selection.include)}"
                                + (f" minus {' '.join(self.selection.exclude)}" if self.selection.exclude else "")

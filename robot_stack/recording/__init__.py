@@ -3,8 +3,9 @@
 * :mod:`~robot_stack.recording.schemas`: message definitions for every topic type (ROS 2 Kilted's
   standard messages, ``robot_stack``'s own ``msg/*.msg``, any other type installed on the
   ``AMENT_PREFIX_PATH``), their ``ros2msg`` schema text and type hash, CDR (de)serialisation.
-* :mod:`~robot_stack.recording.topics`: the session's topics (name, type, QoS profile name) and
-  the topic selection of the recorder and the live view.
+* :mod:`~robot_stack.recording.topics`: topic specs (name, type, QoS profile name; the node
+  layer builds them from the topic table, ``robot_stack/nodes/topics.py``) and the topic
+  selection of the recorder and the live view.
 * :mod:`~robot_stack.recording.bag`: a rosbag2 bag in MCAP storage written from (topic, type, CDR
   bytes, time) and read back; ``ros2 bag info|play`` and Foxglove open it.
 * :mod:`~robot_stack.recording.images`: ``sensor_msgs/Image`` -> ``sensor_msgs/CompressedImage``

@@ -62,6 +62,8 @@ class BagSummary:
     start_ns: int = 0
     end_ns: int = 0
     compress_errors: int = 0
+    custom_data: dict[str, str] = field(default_factory=dict)
+    """The metadata's ``custom_data`` (the recorder writes ``namespace``: where it recorded)."""
 
     @property
     def messages(self) -> int:
@@ -82,6 +84,7 @@ class BagSummary:
         if self.start_ns:
             start = datetime.datetime.fromtimestamp(self.start_ns * 1e-9, tz=datetime.timezone.utc)
             lines.append(f"start: {start.isoformat(timespec='milliseconds')}")
+        lines += [f"{k}: {v}" for k, v in sorted(self.custom_data.items())]
         width = max((len(t) for t in self.topics), default=0)
         for name in sorted(self.topics):
             t = self.topics[name]
@@ -111,11 +114,12 @@ class SessionBag:
 
     ``images="jpeg"`` writes every ``sensor_msgs/Image`` topic as ``<topic>/compressed``
     (``sensor_msgs/CompressedImage``, JPEG at ``jpeg_quality``; 16-bit depth as PNG).
+    ``custom_data`` (string keys and values) goes to the metadata's ``custom_data``.
     Thread-safe: ``write`` may be called from several threads.
     """
 
     def __init__(self, path: str | pathlib.Path, types: MessageTypes | None = None, *, images: str = "raw",
-                 jpeg_quality: int = 90, chunk_compression: str = "zstd"):
+                 jpeg_quality: int = 90, chunk_compression: str = "zstd", custom_data: dict[str, str] | None = None):
         if images not in IMAGE_MODES:
             raise ValueError(f"images must be one of {IMAGE_MODES}, got '{images}'")
         if chunk_compression not in CHUNK_COMPRESSIONS:
@@ -130,7 +134,7 @@ class SessionBag:
         self._topics: dict[str, tuple[str, QosSettings]] = {}
         self._connections: dict[str, object] = {}
         self._lock = threading.Lock()
-        self.summary = BagSummary(self.path)
+        self.summary = BagSummary(self.path, custom_data={str(k): str(v) for k, v in (custom_data or {}).items()})
 
     # ---------------------------------------------------------------------------- lifecycle
     def open(self) -> "SessionBag":
@@ -142,6 +146,8 @@ class SessionBag:
         writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
         if self.chunk_compression == "zstd":
             writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+        for key, value in self.summary.custom_data.items():
+            writer.set_custom_data(key, value)
         writer.open()
         self._writer = writer
         if self.images == "jpeg":
@@ -256,13 +262,22 @@ def read_messages(path: str | pathlib.Path, topics: Iterable[str] | None = None)
             yield BagMessage(conn.topic, conn.msgtype, int(t_ns), bytes(data))
 
 
+def _custom_data(bag: pathlib.Path) -> dict[str, str]:
+    """metadata.yaml's ``custom_data`` (rosbags' reader does not expose it)."""
+    import yaml
+
+    info = (yaml.safe_load((bag / "metadata.yaml").read_text()) or {}).get("rosbag2_bagfile_information", {})
+    return {str(k): str(v) for k, v in (info.get("custom_data") or {}).items()}
+
+
 def bag_info(path: str | pathlib.Path) -> BagSummary:
     """Topics, counts, types and time span of a bag (from its metadata)."""
     from rosbags.rosbag2 import Reader
 
     bag = find_bag(path)
     with Reader(bag) as reader:
-        summary = BagSummary(bag, start_ns=int(reader.start_time), end_ns=int(reader.end_time))
+        summary = BagSummary(bag, start_ns=int(reader.start_time), end_ns=int(reader.end_time),
+                             custom_data=_custom_data(bag))
         for name, info in reader.topics.items():
             summary.topics[name] = TopicStats(info.msgtype or "", int(info.msgcount))
     return summary

@@ -8,11 +8,16 @@
   and raw-message panels all work on them);
 * ``sensor_msgs/Image`` with ``images="jpeg"``: ``<topic>/compressed`` (``CompressedImage``),
   which a browser on a laptop can keep up with at camera rates;
-* a ``std_msgs/String`` holding one JSON object (``json=True``: the franka node's status, the
-  learner's stats): a JSON channel of the same name, so its fields can be plotted;
 * a ``PoseStamped`` listed in ``transforms`` (the EE pose, the cameras' poses): also a
-  ``foxglove.FrameTransforms`` on :data:`TRANSFORMS_TOPIC` (parent = the pose's frame_id, child
-  = the name given), so the 3D panel shows the frames move.
+  ``foxglove.FrameTransforms`` on ``transforms_topic`` (``<namespace>/live/transforms``; parent =
+  the pose's frame_id, child = the name given), so the 3D panel shows the frames move;
+* a ``robot_stack/LearnerStats`` listed in ``metrics``: also its ``metric_names`` /
+  ``metric_values`` (losses, alpha, counters) as one JSON object on the channel given
+  (``<namespace>/live/learner_metrics``), so a plot can name them (``.critic_loss``), which
+  parallel arrays do not allow.
+
+Status and statistics are typed messages (``robot_stack/FrankaStatus``, ``LearnerStats``,
+``diagnostic_msgs/DiagnosticArray``): their fields plot from the CDR channel directly.
 
 Only what a Foxglove client subscribes to costs anything: :meth:`wanted_topics` says which ROS
 topics are needed right now (the node subscribes to exactly those), and ``publish(topic, data,
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from dataclasses import dataclass, field
 
@@ -30,11 +36,20 @@ from robot_stack.recording.schemas import MessageTypes
 
 log = logging.getLogger(__name__)
 
-TRANSFORMS_TOPIC = "/robot_stack/live/transforms"
-"""foxglove.FrameTransforms derived from the poses listed in ``transforms``."""
+TRANSFORMS = "live/transforms"
+"""foxglove.FrameTransforms derived from the poses listed in ``transforms`` (relative to the
+namespace; not a ROS topic, a Foxglove channel)."""
+LEARNER_METRICS = "live/learner_metrics"
+"""The learner's named metrics as JSON (relative to the namespace; a Foxglove channel)."""
 LIVE_IMAGE_MODES = ("raw", "jpeg")
-_STRING = "std_msgs/msg/String"
 _POSE = "geometry_msgs/msg/PoseStamped"
+_LEARNER_STATS = "robot_stack/msg/LearnerStats"
+
+
+def channel_name(relative: str, namespace: str = "/robot_stack") -> str:
+    """``live/transforms`` in ``namespace`` -> ``/robot_stack/live/transforms``."""
+    ns = "/".join(p for p in namespace.split("/") if p)
+    return f"/{ns}/{relative}" if ns else f"/{relative}"
 
 
 @dataclass
@@ -43,9 +58,10 @@ class _Source:
 
     topic: str
     msgtype: str
-    kind: str  # "cdr", "image", "json"
+    kind: str  # "cdr", "image"
     channel: object
     frame: str | None = None  # child frame of a FrameTransform derived from this pose topic
+    metrics: object | None = None  # JSON channel of the named metrics derived from LearnerStats
     channel_topics: list[str] = field(default_factory=list)
 
 
@@ -54,6 +70,7 @@ class LiveServer:
 
     def __init__(self, types: MessageTypes | None = None, *, host: str = "127.0.0.1", port: int = 8765,
                  images: str = "jpeg", jpeg_quality: int = 80, transforms: dict[str, str] | None = None,
+                 transforms_topic: str = channel_name(TRANSFORMS), metrics: dict[str, str] | None = None,
                  name: str = "robot_stack"):
         if images not in LIVE_IMAGE_MODES:
             raise ValueError(f"images must be one of {LIVE_IMAGE_MODES}, got '{images}'")
@@ -62,6 +79,8 @@ class LiveServer:
         self.images = images
         self.jpeg_quality = jpeg_quality
         self.transforms = dict(transforms or {})
+        self.transforms_topic = transforms_topic
+        self.metrics = dict(metrics or {})
         self._sources: dict[str, _Source] = {}
         self._by_channel: dict[str, set[str]] = {}  # Foxglove channel topic -> ROS topics feeding it
         self._subscribed: dict[str, int] = {}  # Foxglove channel topic -> client subscriptions
@@ -91,7 +110,7 @@ class LiveServer:
             self._server = None
 
     # ------------------------------------------------------------------------- channels
-    def advertise(self, topic: str, msgtype: str, json_payload: bool = False) -> list[str]:
+    def advertise(self, topic: str, msgtype: str) -> list[str]:
         """Offer a ROS topic to Foxglove clients; returns the Foxglove channel topics it feeds.
         Raises UnknownMessageType when the type's definition cannot be found."""
         import foxglove
@@ -99,23 +118,22 @@ class LiveServer:
         with self._lock:
             if topic in self._sources:
                 return list(self._sources[topic].channel_topics)
-        if msgtype == _STRING and json_payload:
-            kind, name = "json", topic
-            channel = foxglove.Channel(name, schema={"type": "object"}, context=self._context)
-        else:
-            kind = "image" if (msgtype == IMAGE and self._compressor is not None) else "cdr"
-            name, stored = (compressed_topic(topic), COMPRESSED_IMAGE) if kind == "image" else (topic, msgtype)
-            text, _ = self.types.definition(stored)
-            schema = foxglove.Schema(name=stored, encoding="ros2msg", data=text.encode())
-            channel = foxglove.Channel(name, schema=schema, message_encoding="cdr", context=self._context)
+        kind = "image" if (msgtype == IMAGE and self._compressor is not None) else "cdr"
+        name, stored = (compressed_topic(topic), COMPRESSED_IMAGE) if kind == "image" else (topic, msgtype)
+        text, _ = self.types.definition(stored)
+        schema = foxglove.Schema(name=stored, encoding="ros2msg", data=text.encode())
+        channel = foxglove.Channel(name, schema=schema, message_encoding="cdr", context=self._context)
         source = _Source(topic, msgtype, kind, channel, channel_topics=[name])
         if msgtype == _POSE and topic in self.transforms:
             source.frame = self.transforms[topic]
-            source.channel_topics.append(TRANSFORMS_TOPIC)
+            source.channel_topics.append(self.transforms_topic)
             if self._tf_channel is None:
                 from foxglove.channels import FrameTransformsChannel
 
-                self._tf_channel = FrameTransformsChannel(TRANSFORMS_TOPIC, context=self._context)
+                self._tf_channel = FrameTransformsChannel(self.transforms_topic, context=self._context)
+        if msgtype == _LEARNER_STATS and topic in self.metrics:
+            source.metrics = foxglove.Channel(self.metrics[topic], schema={"type": "object"}, context=self._context)
+            source.channel_topics.append(self.metrics[topic])
         with self._lock:
             self._sources[topic] = source
             for ch in source.channel_topics:
@@ -148,15 +166,17 @@ class LiveServer:
         try:
             if source.kind == "cdr":
                 source.channel.log(data, log_time=t_ns)
-            elif source.kind == "image":
-                source.channel.log(self._compressor.compress(data), log_time=t_ns)
             else:
-                payload = json.loads(self.types.deserialize(data, _STRING).data)
-                if not isinstance(payload, dict):
-                    raise ValueError("not a JSON object")
-                source.channel.log(json.dumps(payload).encode(), log_time=t_ns)
+                source.channel.log(self._compressor.compress(data), log_time=t_ns)
             if source.frame is not None and self._tf_channel is not None:
                 self._tf_channel.log(self._transform(data, source.frame), log_time=t_ns)
+            if source.metrics is not None:
+                stats = self.types.deserialize(data, _LEARNER_STATS)
+                if len(stats.metric_names) != len(stats.metric_values):
+                    raise ValueError(f"{len(stats.metric_names)} metric names but {len(stats.metric_values)} values")
+                named = {str(n): (float(v) if math.isfinite(v) else None)  # JSON has no NaN
+                         for n, v in zip(stats.metric_names, stats.metric_values)}
+                source.metrics.log(json.dumps(named).encode(), log_time=t_ns)
         except (ValueError, KeyError) as e:  # a malformed message: count it, keep serving
             self.errors += 1
             if self.errors == 1:
@@ -187,4 +207,4 @@ class _Listener:
         self.server._on_subscribe(channel.topic, -1)
 
 
-__all__ = ["LIVE_IMAGE_MODES", "LiveServer", "TRANSFORMS_TOPIC"]
+__all__ = ["LEARNER_METRICS", "LIVE_IMAGE_MODES", "LiveServer", "TRANSFORMS", "channel_name"]

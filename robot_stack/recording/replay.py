@@ -27,15 +27,27 @@ from typing import Callable, Iterable, Iterator
 
 import yaml
 
-from robot_stack.recording.bag import find_bag, read_messages
+from robot_stack.recording.bag import bag_info, find_bag, read_messages
 from robot_stack.recording.schemas import MessageTypes
-from robot_stack.recording.topics import POLICY_TOPIC, STEPS_TOPIC
 from robot_stack.rl.learner import LearnerConfig, LearnerCore
 from robot_stack.types.config import from_dict
 from robot_stack.types.fields import step_from_fields
 from robot_stack.types.spec import PolicySpec, parse_spec_json
 
 log = logging.getLogger(__name__)
+
+STEP_RECORD = "robot_stack/msg/StepRecord"
+POLICY_WEIGHTS = "robot_stack/msg/PolicyWeights"
+
+
+def topic_of_type(bag: str | pathlib.Path, msgtype: str) -> str:
+    """The one topic of ``msgtype`` in a bag (``<namespace>/steps`` for step records, whatever
+    namespace the session ran in); LookupError when there is none or several."""
+    found = sorted(name for name, t in bag_info(bag).topics.items() if t.msgtype == msgtype)
+    if len(found) != 1:
+        raise LookupError(f"{find_bag(bag)} holds {len(found)} topics of type {msgtype}"
+                          + (f" ({', '.join(found)}): name one" if found else ""))
+    return found[0]
 
 
 @dataclass
@@ -97,20 +109,21 @@ def bag_spec(bag: str | pathlib.Path, types: MessageTypes | None = None) -> Poli
     """The policy spec a session ran with, from the first policy version in its bag (the network
     part is left to the learner parameters). LookupError when the bag has no policy message."""
     types = types or MessageTypes()
-    first = next(read_messages(bag, [POLICY_TOPIC]), None)
+    topic = topic_of_type(bag, POLICY_WEIGHTS)
+    first = next(read_messages(bag, [topic]), None)
     if first is None:
-        raise LookupError(f"{find_bag(bag)} holds no {POLICY_TOPIC} message to take the policy spec from")
+        raise LookupError(f"{find_bag(bag)} holds no {topic} message to take the policy spec from")
     spec, _network = parse_spec_json(types.deserialize(first.data, first.msgtype).spec_json)
     return spec
 
 
-def bag_steps(bag: str | pathlib.Path, spec: PolicySpec | None, topic: str = STEPS_TOPIC,
+def bag_steps(bag: str | pathlib.Path, spec: PolicySpec | None, topic: str = "",
               types: MessageTypes | None = None, rejected: list[str] | None = None) -> Iterator:
-    """The bag's step records as :class:`~robot_stack.types.records.StepRecord`, in recorded
-    order; a record that fails the learner node's checks is left out (its reason appended to
-    ``rejected``), as the node drops it."""
+    """The bag's step records (on ``topic``; "": the bag's one StepRecord topic) as
+    :class:`~robot_stack.types.records.StepRecord`, in recorded order; a record that fails the
+    learner node's checks is left out (its reason appended to ``rejected``), as the node drops it."""
     types = types or MessageTypes()
-    for m in read_messages(bag, [topic]):
+    for m in read_messages(bag, [topic or topic_of_type(bag, STEP_RECORD)]):
         try:
             yield step_from_fields(types.deserialize(m.data, m.msgtype), spec)
         except ValueError as e:
@@ -146,11 +159,13 @@ def replay_steps(steps: Iterable, config: LearnerConfig, *, train: bool = True,
     return result
 
 
-def replay_bag(bag: str | pathlib.Path, config: LearnerConfig, *, train: bool = True, topic: str = STEPS_TOPIC,
+def replay_bag(bag: str | pathlib.Path, config: LearnerConfig, *, train: bool = True, topic: str = "",
                progress: Callable[[ReplayResult], None] | None = None) -> ReplayResult:
-    """A bag's step records into a fresh learner. Without a spec in ``config`` the bag's own
-    (:func:`bag_spec`) is used."""
+    """A bag's step records (``topic``; "": its one StepRecord topic) into a fresh learner.
+    Without a spec in ``config`` the bag's own (:func:`bag_spec`) is used. LookupError when the
+    bag has no step record topic, or several and ``topic`` is not given."""
     types = MessageTypes()
+    topic = topic or topic_of_type(bag, STEP_RECORD)
     if not (config.spec_json or config.spec_file):
         config = dataclasses.replace(config, spec_json=bag_spec(bag, types).to_json())
     spec, _ = parse_spec_json(config.spec_json or pathlib.Path(config.spec_file).read_text())
@@ -159,4 +174,5 @@ def replay_bag(bag: str | pathlib.Path, config: LearnerConfig, *, train: bool = 
                         progress=progress, result=result)
 
 
-__all__ = ["ReplayResult", "bag_spec", "bag_steps", "fresh_run_dir", "learner_config", "replay_bag", "replay_steps"]
+__all__ = ["POLICY_WEIGHTS", "STEP_RECORD", "ReplayResult", "bag_spec", "bag_steps", "fresh_run_dir", "learner_config",
+           "replay_bag", "replay_steps", "topic_of_type"]
