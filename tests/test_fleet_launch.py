@@ -1,4 +1,5 @@
-"""launch/fleet_sim.launch.yaml: `robots` namespaced sim robots (own address, seed, operator) and one learner."""
+"""launch/fleet_sim.launch.yaml: `robots` namespaced sim robots (own address, seed, operator, recorder)
+and one learner."""
 from __future__ import annotations
 
 import pathlib
@@ -37,7 +38,7 @@ def test_fleet_sim_starts_one_graph_per_robot_and_one_learner(robots):
         addresses, seeds, skills = set(), set(), []
         for ns in arms:
             nodes = {re.sub(r"-\d+$", "", p.name): p for p in by_ns[ns]}  # the runner numbers repeated names
-            assert set(nodes) == {"sim_world", "franka", "spacemouse", "actor"}
+            assert set(nodes) == {"recorder", "sim_world", "franka", "spacemouse", "actor"}
             world, franka = params_of(nodes["sim_world"]), params_of(nodes["franka"])
             assert world["physics"] == "direct" and franka["robot.backend"] == "direct"
             assert world["hostname"] == franka["robot.robot_ip"]
@@ -46,6 +47,7 @@ def test_fleet_sim_starts_one_graph_per_robot_and_one_learner(robots):
             skills.append(world["operator_skill"])
             # Each robot's folder in the fleet's (an include leaks its args: not the previous robot's)
             assert params_of(nodes["actor"])["episode_id_file"] == f"/tmp/fleet{ns}/actor_episode_id"
+            assert params_of(nodes["recorder"])["bag_dir"] == f"/tmp/fleet{ns}/bags"  # one bag per robot
         assert len(addresses) == len(seeds) == robots  # every world on its own address
         assert skills[:3] == ["expert_90", "expert_50", "expert_20"][:robots]
         top = {p.name: p for p in by_ns[""]}
@@ -54,6 +56,14 @@ def test_fleet_sim_starts_one_graph_per_robot_and_one_learner(robots):
         assert params_of(top["learner"])["run_dir"] == "/tmp/fleet/learner"
         assert params_of(top["monitor"])["out_dir"] == "/tmp/fleet"
         assert params_of(top["monitor"])["discover_robots"] is True
+    finally:
+        plan.cleanup()
+
+
+def test_fleet_sim_record_false_starts_no_recorder():
+    plan = load_launch(REPO / "launch" / "fleet_sim.launch.yaml", {"robots": "2", "record": "false"})
+    try:
+        assert not [p for p in plan.processes if p.name.startswith("recorder")]
     finally:
         plan.cleanup()
 
@@ -70,9 +80,10 @@ def test_eval_conditions_reject_names(tmp_path):
 @pytest.mark.timing  # the whole fleet over DDS in real time on a loaded machine
 def test_fleet_sim_two_robots_train_one_learner_end_to_end(tmp_path):
     """fleet_sim.launch.yaml robots:=2 as a user runs it: two namespaced sim robots (world, franka
-    node, SpaceMouse, actor each) and one discovering learner. Each robot's step records stay in
-    its namespace, the learner stores both robots' transitions apart, and both actors drive with
-    a policy version the learner trained on their data."""
+    node, SpaceMouse, actor, recorder each) and one discovering learner. Each robot's step records
+    stay in its namespace, the learner stores both robots' transitions apart, and both actors
+    drive with a policy version the learner trained on their data. Each robot's bag holds its
+    own namespace's step records and policy versions, nothing of the other robot's."""
     import os
     import signal
     import threading
@@ -154,3 +165,13 @@ def test_fleet_sim_two_robots_train_one_learner_end_to_end(tmp_path):
     out = "".join(fleet.lines)
     assert "fleet: 2/2 robots active" in out, "the monitor never printed the fleet line with both robots"
     assert (tmp_path / "arm1" / "actor_episode_id").exists() and (tmp_path / "arm2" / "actor_episode_id").exists()
+    from robot_stack.recording.bag import bag_info
+
+    for rid in ("arm1", "arm2"):
+        info = bag_info(tmp_path / rid / "bags")
+        assert info.custom_data.get("namespace") == f"/{rid}", info.custom_data
+        assert info.topics[f"/{rid}/steps"].messages >= len(versions[rid]) > 0, (rid, info.describe())
+        assert info.topics[f"/{rid}/policy"].messages > 0, info.describe()
+        other = "arm2" if rid == "arm1" else "arm1"
+        assert not [t for t in info.topics if t.startswith(f"/{other}/") or t.startswith("/robot_stack/")], (
+            info.describe())

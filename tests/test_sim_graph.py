@@ -455,8 +455,10 @@ def test_direct_physics_graph_runs_episodes_and_shuts_down(graph):
     steps, _, episodes, _, _, _ = probe.snapshot()
     for topic in ("/robot_stack/cameras/front/image_raw", "/robot_stack/ee_pose", "/robot_stack/operator",
                   "/robot_stack/franka/cmd_twist", "/robot_stack/episodes", "/robot_stack/policy",
-                  "/robot_stack/franka/status", "/robot_stack/learner/stats", "/rosout"):
+                  "/robot_stack/franka/status", "/robot_stack/learner/stats", "/diagnostics", "/rosout"):
         assert info.topics.get(topic) and info.topics[topic].messages > 0, f"{topic} not recorded"
+    assert info.topics["/robot_stack/learner/stats"].msgtype == "robot_stack/msg/LearnerStats"
+    assert info.custom_data == {"namespace": "/robot_stack"}
     from rclpy.serialization import deserialize_message
 
     from robot_stack.msg import StepRecord
@@ -579,3 +581,10 @@ def test_two_namespaced_graphs_side_by_side_do_not_cross(tmp_path):
         rclpy.try_shutdown(context=ctx)
     for ns in arms:
         assert rcs[ns] == 0, f"{ns}'s launch exited {rcs[ns]}:\n" + sessions[ns].tail(40)
+    # Each graph's recorder recorded its own namespace only.
+    from robot_stack.recording.bag import bag_info
+
+    for ns in arms:
+        info = bag_info(tmp_path / ns / "bags")
+        assert info.topics[f"/{ns}/steps"].messages >= 30 and info.custom_data == {"namespace": f"/{ns}"}
+        assert all(t.startswith(f"/{ns}/") or t in ("/rosout", "/diagnostics") for t in info.topics), info.describe()
