@@ -44,7 +44,7 @@ import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-DOMAIN = "96"
+DOMAIN = os.environ.get("ROS_DOMAIN_ID", "96")
 ADDRESS = "127.0.0.96"
 NAMESPACE = "/robot_stack"  # the sim launch file's default namespace
 
@@ -110,8 +110,8 @@ class Probe:
         from robot_stack.recording.schemas import MessageTypes
 
         types = MessageTypes()
-        return sum(1 for d in digests if d in self.logs
-                   and types.deserialize(self.logs[d], "rcl_interfaces/msg/Log").name == "recorder")
+        return sum(1 for d in digests if d in self.logs  # the logger is "<namespace>.recorder"
+                   and types.deserialize(self.logs[d], "rcl_interfaces/msg/Log").name.split(".")[-1] == "recorder")
 
 
 def _jpeg_bytes(bag, topics, quality: int = 90) -> dict[str, int]:
