@@ -60,3 +60,19 @@ def test_params_file_lists_every_parameter_and_nothing_else(name, cls):
     assert not missing, f"config/{name}.yaml does not list: {sorted(missing)}"
 
 
+
+@pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_params_file_sections_reach_their_node_in_any_namespace(path):
+    """A bare ``node:`` section names a node outside any namespace; ROS ignores it for the
+    graph's nodes (``/robot_stack/<node>``, ``/arm1/<node>``), so every shipped section is a
+    wildcard (``/**`` or ``/**/<node>``)."""
+    from robot_stack.nodes.params import _section_matches
+
+    data = yaml.safe_load(path.read_text())
+    for key in data:
+        if key in ("/**",):
+            continue
+        node = str(key).rsplit("/", 1)[-1]
+        for ns in ("/robot_stack", "/arm1"):
+            assert _section_matches(str(key), f"{ns}/{node}"), (
+                f"{path.name}: section '{key}' does not reach node '{ns}/{node}'; name it '/**/{node}'")
