@@ -92,6 +92,7 @@ def _live_learner(run_dir: pathlib.Path, records, **overrides):
             try:
                 step = step_from_msg(m, core.spec)
             except ValueError:
+                core.skip_step((int(m.episode_id), int(m.step_index)))  # LearnerNode._on_step moves past it
                 continue
             core.add_step(step)
     finally:

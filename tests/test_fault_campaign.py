@@ -151,7 +151,7 @@ class Graph:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for name in ("sim_world", "franka", "spacemouse", "actor", "learner", "monitor"):
+        for name in ("recorder", "sim_world", "franka", "spacemouse", "actor", "learner", "monitor"):
             for pid in self.pids(name):  # never leave a node behind
                 try:
                     os.kill(pid, signal.SIGKILL)

@@ -32,6 +32,7 @@ from robot_stack.recording.schemas import MessageTypes
 from robot_stack.rl.learner import LearnerConfig, LearnerCore
 from robot_stack.types.config import from_dict
 from robot_stack.types.fields import step_from_fields
+from robot_stack.types.records import MAX_ID
 from robot_stack.types.spec import PolicySpec, parse_spec_json
 
 log = logging.getLogger(__name__)
@@ -117,18 +118,29 @@ def bag_spec(bag: str | pathlib.Path, types: MessageTypes | None = None) -> Poli
     return spec
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A recorded step record that failed the learner node's checks, by its (episode, step)."""
+
+    key: tuple[int, int]
+
+
 def bag_steps(bag: str | pathlib.Path, spec: PolicySpec | None, topic: str = "",
               types: MessageTypes | None = None, rejected: list[str] | None = None) -> Iterator:
     """The bag's step records (on ``topic``; "": the bag's one StepRecord topic) as
-    :class:`~robot_stack.types.records.StepRecord`, in recorded order; a record that fails the
-    learner node's checks is left out (its reason appended to ``rejected``), as the node drops it."""
+    :class:`~robot_stack.types.records.StepRecord`, in recorded order. A record that fails the
+    learner node's checks comes as :class:`Skipped` (its reason appended to ``rejected``): the
+    learner moves past it as the node does with one it drops."""
     types = types or MessageTypes()
     for m in read_messages(bag, [topic or topic_of_type(bag, STEP_RECORD)]):
+        msg = types.deserialize(m.data, m.msgtype)
         try:
-            yield step_from_fields(types.deserialize(m.data, m.msgtype), spec)
+            yield step_from_fields(msg, spec)
         except ValueError as e:
             if rejected is not None:
                 rejected.append(str(e))
+            if msg.episode_id <= MAX_ID:  # the learner node's rule
+                yield Skipped((int(msg.episode_id), int(msg.step_index)))
 
 
 def replay_steps(steps: Iterable, config: LearnerConfig, *, train: bool = True,
@@ -144,6 +156,9 @@ def replay_steps(steps: Iterable, config: LearnerConfig, *, train: bool = True,
         if train:
             core.start(thread=False)  # synchronous: the updates run here, after each record
         for step in steps:
+            if isinstance(step, Skipped):
+                core.skip_step(step.key)  # as the learner node does with a record it drops
+                continue
             result.transitions += core.add_step(step)
             result.steps += 1
             if train:
@@ -174,5 +189,5 @@ def replay_bag(bag: str | pathlib.Path, config: LearnerConfig, *, train: bool = 
                         progress=progress, result=result)
 
 
-__all__ = ["POLICY_WEIGHTS", "STEP_RECORD", "ReplayResult", "bag_spec", "bag_steps", "fresh_run_dir", "learner_config",
+__all__ = ["POLICY_WEIGHTS", "STEP_RECORD", "ReplayResult", "Skipped", "bag_spec", "bag_steps", "fresh_run_dir", "learner_config",
            "replay_bag", "replay_steps", "topic_of_type"]
