@@ -12,8 +12,8 @@ on this machine watches their topics over DDS. It passes when
   untrained policy a fresh learner exports at start);
 * episodes go by: at least ``--episodes`` episode summaries from the actor;
 * both containers stop cleanly on the compose file's stop signal (robot side first): exit status
-  0, every node reports exit status 0, and the learner wrote its checkpoint into the sessions
-  folder mounted from this machine.
+  0, every node reports exit status 0, the learner wrote its checkpoint and the robot side's
+  recorder its bag into the sessions folder mounted from this machine.
 
 Before the session it checks that the robot PC's libraries (pyspacemouse with hidapi,
 pyrealsense2 with libusb, franky, franky-sim with pinocchio) load in the image. A pass is recorded in
@@ -49,7 +49,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker" / "compose.yaml"
 RESULT = ROOT / "benchmarks" / "results" / "image_test.json"
-ROBOT_NODES = ("sim_world", "franka", "spacemouse", "actor", "monitor")
+ROBOT_NODES = ("recorder", "sim_world", "franka", "spacemouse", "actor", "monitor")
 LEARNER_NODES = ("learner", "monitor")
 # Compose keys this script turns into `run` options; any other key in a service it runs is an
 # error, so the compose file and this test cannot drift apart silently.
@@ -324,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
             problems += check_clean_exit(containers[role], rc, nodes)
         if not (sessions / "sim" / "learner" / "checkpoint.pt").is_file():
             problems.append("the learner wrote no checkpoint into the mounted sessions folder")
+        bags = sorted((sessions / "sim" / "robot" / "bags").glob("*/*.mcap"))
+        if not bags or bags[0].stat().st_size < 100_000:
+            problems.append(f"the robot side recorded no bag into the mounted sessions folder ({bags})")
+        else:
+            summary["robot_bag_mb"] = round(sum(b.stat().st_size for b in bags) / 1e6, 1)
     except RuntimeError as e:
         problems.append(str(e))
     finally:
