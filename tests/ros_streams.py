@@ -13,6 +13,26 @@ from robot_stack.msg import OperatorCommand
 from robot_stack.nodes import topics
 
 
+def spin_in_background(node: Node):
+    """Spin ``node`` in a daemon thread with an executor of its own context, until that context
+    is shut down; returns (executor, thread). For probes with a context of their own (the
+    ``spin`` fixture serves the test's ``ros_context``)."""
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+
+    def run():
+        try:
+            executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return executor, thread
+
+
 class Streamer:
     """Publishes ``make_msg()`` on ``topic`` at ``rate_hz`` from a thread until stopped."""
 

@@ -45,7 +45,7 @@ class Probe:
 
     def __init__(self):
         import rclpy
-        from rclpy.executors import SingleThreadedExecutor
+        from ros_streams import spin_in_background
 
         from robot_stack.nodes import topics
 
@@ -67,18 +67,7 @@ class Probe:
             n.create_subscription(topic.msg_type, topic.resolve(), callback, topic.profile)
         n.create_subscription(topics.CAMERA_IMAGE.msg_type, topics.CAMERA_IMAGE.resolve(camera="front"), self._on_image,
                               topics.CAMERA_IMAGE.profile)
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(n)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
+        self.executor, self.thread = spin_in_background(n)
 
     def _add(self, target, item):
         with self.lock:

@@ -6,20 +6,11 @@ import pathlib
 import re
 
 import pytest
-import yaml
 
 from robot_stack.launch import LaunchError, load_launch
+from robot_stack.testing.launched import params_of
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def params_of(proc) -> dict:
-    out: dict = {}
-    for i, a in enumerate(proc.cmd):
-        if a == "--params-file":
-            for section in (yaml.safe_load(open(proc.cmd[i + 1])) or {}).values():
-                out.update(section["ros__parameters"])
-    return out
 
 
 def namespace_of(proc) -> str:
@@ -90,7 +81,7 @@ def test_fleet_sim_two_robots_train_one_learner_end_to_end(tmp_path):
     import time
 
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from ros_streams import spin_in_background
 
     from robot_stack.nodes import convert, topics
     from robot_stack.testing.launched import Launched
@@ -109,16 +100,7 @@ def test_fleet_sim_two_robots_train_one_learner_end_to_end(tmp_path):
                                   lambda m, rid=rid: versions[rid].append(m.policy_version), topics.STEPS.profile)
     probe.create_subscription(topics.LEARNER_STATS.msg_type, topics.LEARNER_STATS.resolve(),
                               lambda m: stats.append(convert.learner_stats_from_msg(m)), topics.LEARNER_STATS.profile)
-    executor = SingleThreadedExecutor(context=rclpy_ctx)
-    executor.add_node(probe)
-
-    def spin():
-        try:
-            executor.spin()
-        except ExternalShutdownException:
-            pass
-
-    threading.Thread(target=spin, daemon=True).start()
+    spin_in_background(probe)
     fleet = Launched("fleet_sim.launch.yaml", ["robots:=2", f"run_dir:={tmp_path}", "min_transitions:=32"])
     rc = None
     try:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from robot_stack.launch import LaunchError, load_launch, parse_cli_args
+from robot_stack.testing.launched import params_of
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -277,22 +278,12 @@ def test_command_line_arguments_last_one_wins_and_values_may_hold_colon_equals()
 # -------------------------------------------------------------------------------------
 
 
-def _params_of(proc) -> dict:
-    """The parameters a process gets, merged over its --params-file files in order."""
-    out: dict = {}
-    for i, a in enumerate(proc.cmd):
-        if a == "--params-file":
-            for section in (yaml.safe_load(open(proc.cmd[i + 1])) or {}).values():
-                out.update(section["ros__parameters"])
-    return out
-
-
 def _node_params(tmp_path, params_yaml: str, args: dict | None = None, head: str = "") -> dict:
     text = ("launch:\n" + head + "  - node:\n      pkg: rs_launch_test\n      exec: talker\n      param:\n"
             + textwrap.indent(textwrap.dedent(params_yaml), " " * 8))
     plan = load_launch(_write(tmp_path, text), args or {})
     try:
-        return _params_of(plan.processes[0])
+        return params_of(plan.processes[0])
     finally:
         plan.cleanup()
 
@@ -509,7 +500,7 @@ def test_session_launch_keeps_numeric_camera_serials_as_strings(env):
     plan = load_launch(REPO / "launch" / "session.launch.yaml",
                        {"front_serial": "138422074005", "wrist_serial": "0123"})
     try:
-        by_name = {p.name: _params_of(p) for p in plan.processes}
+        by_name = {p.name: params_of(p) for p in plan.processes}
         assert by_name["camera_front"]["serial"] == "138422074005"
         assert by_name["camera_wrist"]["serial"] == "0123"
     finally:

@@ -51,7 +51,7 @@ class Probe:
 
     def __init__(self, domain: int):
         import rclpy
-        from rclpy.executors import SingleThreadedExecutor
+        from ros_streams import spin_in_background
 
         from robot_stack.nodes import convert, topics
 
@@ -84,18 +84,7 @@ class Probe:
         self.cmds: list[tuple[float, np.ndarray]] = []
         sub(topics.CMD_TWIST, self._on_cmd)
         sub(topics.EE_POSE, self._on_pose)
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(n)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
+        self.executor, self.thread = spin_in_background(n)
 
     def _add(self, target: list, item) -> None:
         with self.lock:
@@ -483,7 +472,7 @@ def test_two_namespaced_graphs_side_by_side_do_not_cross(tmp_path):
     addresses: every topic lives in its graph's namespace (or is /diagnostics), each actor's
     step records reach its own learner only, and each actor's resets reach its own world."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from ros_streams import spin_in_background
 
     from robot_stack.nodes import convert, topics
 
@@ -512,16 +501,7 @@ def test_two_namespaced_graphs_side_by_side_do_not_cross(tmp_path):
     diag = topics.DIAGNOSTICS
     probe.create_subscription(diag.msg_type, diag.resolve(), lambda m: health.update(
         {h.name: h.level for h in convert.diagnostics_from_msg(m)}), diag.profile)
-    executor = SingleThreadedExecutor(context=ctx)
-    executor.add_node(probe)
-
-    def spin():
-        try:
-            executor.spin()
-        except ExternalShutdownException:
-            pass
-
-    threading.Thread(target=spin, daemon=True).start()
+    spin_in_background(probe)
     sessions: dict[str, Launched] = {}
     rcs = {}
     try:

@@ -19,6 +19,19 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 _STARTED = re.compile(r"\[launch\] started '([^']+)' \(pid (\d+)\)")
 
 
+def params_of(proc) -> dict:
+    """The parameters a planned launch process gets, merged over its --params-file files in order."""
+    import yaml
+
+    out: dict = {}
+    for i, a in enumerate(proc.cmd):
+        if a == "--params-file":
+            with open(proc.cmd[i + 1]) as f:
+                for section in (yaml.safe_load(f) or {}).values():
+                    out.update(section["ros__parameters"])
+    return out
+
+
 class Launched:
     """``Launched("sim.launch.yaml", ["physics:=direct"], env={...})``; see the module docstring."""
 
