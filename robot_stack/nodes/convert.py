@@ -66,7 +66,7 @@ from robot_stack.msg import RobotStats as RobotStatsMsg
 from robot_stack.msg import StepAck as StepAckMsg
 from robot_stack.msg import StepRecord as StepRecordMsg
 from robot_stack.srv import HomeTo, ResetEpisode
-from robot_stack.types.fields import image_from_fields, step_from_fields
+from robot_stack.types.fields import image_from_fields, stamp_s, step_from_fields
 from robot_stack.types.intrinsics import CameraIntrinsics
 from robot_stack.types.records import MAX_ID, WEIGHTS_FORMAT, EpisodeSummary, PolicyWeights, StepAck, StepRecord
 from robot_stack.types.spec import PolicySpec
@@ -75,8 +75,8 @@ from robot_stack.types.teleop import OperatorCommand
 
 # ----------------------------------------------------------------------------- time
 def stamp_to_s(stamp: Time) -> float:
-    """builtin_interfaces/Time -> seconds (float)."""
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+    """builtin_interfaces/Time -> seconds (float; :func:`robot_stack.types.fields.stamp_s`)."""
+    return stamp_s(stamp)
 
 
 def s_to_stamp(t_s: float) -> Time:
