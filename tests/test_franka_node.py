@@ -92,7 +92,11 @@ def test_publishes_state_moves_and_watchdog_stops(ros_context, spin, collector):
         p0 = poses.wait_for(3)[-1]
         assert p0.header.frame_id == "base"
         widths.wait_for(1)
-        x0 = p0.pose.position.x
+        n_poses, n_widths = len(poses.messages), len(widths.messages)
+        poses.wait_for(n_poses + 20)
+        new_widths = len(widths.messages) - n_widths  # one with every 5th state (gripper_publish_every)
+        assert 2 <= new_widths <= 6, f"{new_widths} gripper widths with 20 EE poses"
+        x0 = poses.messages[-1].pose.position.x
 
         n_before = len(poses.messages)
         with TwistStreamer(probe, (0.05, 0.0, 0.0)):

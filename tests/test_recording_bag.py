@@ -275,7 +275,8 @@ def test_topic_selection_comes_from_the_topic_table():
     assert {"/arm1/steps", "/arm1/episodes", "/arm1/policy", "/arm1/operator", "/arm1/cameras/front/image_raw",
             "/arm1/ee_pose", "/arm1/franka/cmd_twist", "/arm1/franka/status", "/arm1/learner/stats",
             "/arm1/sim/operator_debug", "/diagnostics", "/rosout"} <= chosen
-    assert names - chosen == {"/arm1/franka/debug/sent", "/arm1/spacemouse/joy", "/arm1/spacemouse/twist"}
+    assert names - chosen == {"/arm1/franka/debug/sent", "/arm1/spacemouse/joy", "/arm1/spacemouse/twist",
+                             "/arm1/sim/operator_joy"}
     assert default.matches("/arm1/some/new_topic")  # not in the table: found by discovery
     assert not default.matches("/arm2/steps") and not default.matches("/robot_stack/steps")
     chosen = default_selection("steps, cameras/*/image_raw /arm1/spacemouse/joy", "*/wrist/*", "/arm1")

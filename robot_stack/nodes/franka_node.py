@@ -52,7 +52,8 @@ Publishes
       rad and rad/s.
   ``ee_pose`` (geometry_msgs/PoseStamped, ``qos.STATE``): EE (TCP) pose in the base frame.
   ``franka/ee_twist`` (geometry_msgs/TwistStamped, ``qos.STATE``): measured EE twist.
-  ``franka/gripper_width`` (std_msgs/Float32, ``qos.STATE``): finger width, m.
+  ``franka/gripper_width`` (std_msgs/Float32, ``qos.STATE``): finger width, m, with every
+      ``gripper_publish_every``-th state (10 Hz).
   ``franka/status`` (robot_stack/FrankaStatus, ``qos.EPISODES``: reliable, transient local,
       so a late joiner sees recent events): one message per event (event, detail, mode, the
       safety counters; header stamp = node clock). Events (its EVENT_* constants): ``ready``, ``watchdog_stop``,
@@ -149,6 +150,10 @@ class FrankaNodeConfig:
     """Rate of the velocity streaming loop, Hz."""
     state_publish_every: int = 2
     """Publish the robot state every N-th control tick (100 Hz / 2 = 50 Hz)."""
+    gripper_publish_every: int = 5
+    """Publish the gripper width every N-th state publication (50 Hz / 5 = 10 Hz): the Franka
+    Hand's width is read every ``robot.gripper_poll_period_s`` (0.1 s); faster would only repeat
+    the last reading with a newer stamp."""
     base_frame: str = "base"
     """Robot base frame id: commands must be in it; published poses/twists are in it."""
     home_xyz_m: tuple[float, float, float] = (0.5, 0.0, 0.35)
@@ -202,6 +207,8 @@ class FrankaNodeConfig:
                              f"got {self.control_thread_priority}")
         if self.state_publish_every < 1:
             raise ValueError(f"state_publish_every must be >= 1, got {self.state_publish_every}")
+        if self.gripper_publish_every < 1:
+            raise ValueError(f"gripper_publish_every must be >= 1, got {self.gripper_publish_every}")
         if not self.base_frame:
             raise ValueError("base_frame must not be empty")
         q = np.asarray(self.home_quat_xyzw, float)
@@ -253,6 +260,7 @@ class FrankaNode(Node):
         self._robot_lock = threading.Lock()  # robot: control tick vs home worker
         self._mode = "streaming"
         self._tick = 0
+        self._state_count = 0  # state publications (the gripper width goes with every gripper_publish_every-th)
         self._sent_zero = False
         self._last_state: RobotState | None = None  # of the last control tick (box check between ticks)
         self._pending_stamp_s: tuple[float, float] | None = None  # debug_latency: (stamp, receipt) of the command not yet sent
@@ -690,7 +698,8 @@ class FrankaNode(Node):
         self._joint_pub.publish(convert.joint_state_to_msg(FR3_JOINT_NAMES, s.q_rad, s.dq_rad_s, stamp))
         self._pose_pub.publish(convert.pose_to_msg(s.T_base_ee[:3, 3], R_to_quat_xyzw(s.T_base_ee[:3, :3]), stamp, frame))
         self._twist_pub.publish(convert.twist_to_msg(s.ee_lin_m_s, s.ee_ang_rad_s, stamp, frame))
-        if math.isfinite(s.gripper_width_m):
+        self._state_count += 1
+        if (self._state_count - 1) % self.config.gripper_publish_every == 0 and math.isfinite(s.gripper_width_m):
             self._gripper_pub.publish(convert.float32_to_msg(s.gripper_width_m))
 
     # -- shutdown -------------------------------------------------------------------------------

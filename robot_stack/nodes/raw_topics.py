@@ -31,10 +31,10 @@ ROSOUT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=Rel
 ROSOUT_TOPIC = TopicSpec("/rosout", "rcl_interfaces/msg/Log", "ROSOUT")
 """Every node's log (ROS-wide)."""
 
-NOT_BY_DEFAULT = (topics.FRANKA_DEBUG_SENT, topics.SPACEMOUSE_JOY, topics.SPACEMOUSE_TWIST)
+NOT_BY_DEFAULT = (topics.FRANKA_DEBUG_SENT, topics.SPACEMOUSE_JOY, topics.SPACEMOUSE_TWIST, topics.SIM_OPERATOR_JOY)
 """Table entries left out of the default selection: the latency probe (debug_latency), and the
-SpaceMouse node's raw Joy/Twist streams, which repeat what ``operator`` carries (axes, twist,
-buttons' effects) at the same rate. Naming them in a selection takes them."""
+raw SpaceMouse streams, the SpaceMouse node's Joy/Twist and the simulated device's readings,
+which ``operator`` carries (axes, twist, buttons' effects). Naming them in a selection takes them."""
 
 
 def table_specs(namespace: str, cameras: Iterable[str] = ("front", "wrist")) -> tuple[TopicSpec, ...]:

@@ -10,8 +10,8 @@ every ``discover_every_s``.
 
 Subscribes
   the selected topics (``topics``: names or fnmatch patterns; default every topic in the node's
-  namespace, ``/diagnostics`` and ``/rosout``, without ``franka/debug/*`` and the SpaceMouse
-  node's raw ``spacemouse/*`` streams, which repeat ``operator``): cameras, robot state,
+  namespace, ``/diagnostics`` and ``/rosout``, without ``franka/debug/*`` and the raw
+  SpaceMouse streams, ``spacemouse/*`` and ``sim/operator_joy``, which ``operator`` carries): cameras, robot state,
   operator and policy commands, step records, episode summaries, policy versions, status,
   health and logs. Services (homing, episode resets) are not topics and are not recorded.
 
