@@ -9,10 +9,13 @@ any live subscriber of those topics sees) and keeps a SHA-1 of every message. Af
   CDR bytes); ``missing`` counts those that are not, split by where they were in the probe's
   sequence: before the bag's first message of the topic (start-up), after its last (shutdown),
   or in between. The probe runs from before the launch to after it, so it sees more than any
-  node of the session could. The recorder's own closing log lines (its summary of the finished
-  bag, on /rosout) are counted apart: they cannot be in the bag; The consumers' own counts too: the step
-  records in the live learner's replay log against the bag's, the monitor's progress.csv rows
-  against the bag's episode summaries;
+  node of the session could: ``missing_after_recorder_up`` counts only what the probe received
+  after the recorder logged that it was recording (its subscriptions exist then; what a node
+  published before that no recorder started with the session can hold). The recorder's own
+  closing log lines (its summary of the finished bag, on /rosout) are counted apart: they
+  cannot be in the bag. The consumers' own counts too: the step records in the live learner's
+  replay log against the bag's, the monitor's progress.csv rows against the bag's episode
+  summaries;
 * **replay**: the bag's step records replayed into a fresh learner (``robot-stack bag replay
   --no-train``); its replay logs must start with the live learner's, byte for byte (the live
   learner, stopped together with the actor, may not have taken the last records in flight:
@@ -75,6 +78,7 @@ class Probe:
         rclpy.init(context=self.ctx, domain_id=int(DOMAIN))
         self.node = rclpy.create_node("recording_probe", context=self.ctx)
         self.digests: dict[str, list[bytes]] = collections.defaultdict(list)
+        self.times: dict[str, list[int]] = collections.defaultdict(list)  # receive time, ns (system clock)
         self.logs: dict[bytes, bytes] = {}  # /rosout digest -> message (to name a missing line's node)
         self.topics = RawTopics(self.node, default_selection("", "", NAMESPACE), self._on_message,
                                 table_specs(NAMESPACE), history_depth=1000)
@@ -86,9 +90,10 @@ class Probe:
         self.thread = threading.Thread(target=self._spin, daemon=True)
         self.thread.start()
 
-    def _on_message(self, topic, data: bytes, _t_ns: int) -> None:
+    def _on_message(self, topic, data: bytes, t_ns: int) -> None:
         digest = hashlib.sha1(data).digest()
         self.digests[topic.name].append(digest)
+        self.times[topic.name].append(t_ns)
         if topic.name == "/rosout":
             self.logs[digest] = data
 
@@ -103,6 +108,14 @@ class Probe:
         self.thread.join(timeout=10)
         rclpy.try_shutdown(context=self.ctx)
         return dict(self.digests)
+
+    def describe_lines(self, digests) -> list[str]:
+        """``<logger>: <text>`` of these /rosout messages but the recorder's own (to name a loss)."""
+        from robot_stack.recording.schemas import MessageTypes
+
+        types = MessageTypes()
+        logs = [types.deserialize(self.logs[d], "rcl_interfaces/msg/Log") for d in digests if d in self.logs]
+        return [f"{m.name}: {m.msg[:160]}" for m in logs if m.name.split(".")[-1] != "recorder"]
 
     def own_lines(self, digests) -> int:
         """How many of these /rosout messages the recorder itself logged (its closing summary,
@@ -181,8 +194,15 @@ def main() -> int:
     bag = find_bag(run_dir / "bags")
     info = bag_info(bag)
     in_bag: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    first_in_bag: dict[str, int] = {}  # log time (the recorder's receive time, system clock), ns
     for m in read_messages(bag):
         in_bag[m.topic][hashlib.sha1(m.data).digest()] += 1
+        first_in_bag.setdefault(m.topic, m.t_ns)
+    # When the recorder was up: its "recording N topics" line, logged once its subscriptions
+    # exist. What the probe got before that was published before the recorder could take it.
+    up_line = next((ln for ln in lines if "[recorder]" in ln and "recording " in ln and " topics of " in ln), "")
+    m = re.search(r"\[(\d+)\.(\d{9})\]", up_line)
+    t_up_ns = int(m.group(1)) * 10**9 + int(m.group(2)) if m else None
     per_topic = {}
     for topic in sorted(set(digests) | set(in_bag)):
         seen = collections.Counter(digests.get(topic, []))
@@ -204,6 +224,22 @@ def main() -> int:
                             "missing_between": missing - at_start - at_end, "bytes": 0}
         if own:
             per_topic[topic]["recorder_closing_lines"] = own
+        if t_up_ns is not None:
+            # The probe's messages from the recorder's start on, less the bag (as multisets; a
+            # payload the topic repeats byte for byte counts once per copy).
+            later = collections.Counter(d for d, t in zip(digests.get(topic, []), probe.times.get(topic, []))
+                                        if t >= t_up_ns)
+            lost_later = later - in_bag[topic]
+            own_later = probe.own_lines(lost_later.elements()) if topic == "/rosout" else 0
+            per_topic[topic]["missing_after_recorder_up"] = sum(lost_later.values()) - own_later
+            # First message of the topic at the probe and in the bag, s after the recorder was up.
+            first_probe = min(probe.times.get(topic, []), default=None)
+            per_topic[topic]["first_at_probe_s"] = (round((first_probe - t_up_ns) / 1e9, 3)
+                                                    if first_probe is not None else None)
+            per_topic[topic]["first_in_bag_s"] = (round((first_in_bag[topic] - t_up_ns) / 1e9, 3)
+                                                  if topic in first_in_bag else None)
+        if topic == "/rosout" and missing - own:
+            per_topic[topic]["missing_lines"] = probe.describe_lines((seen - in_bag[topic]).elements())
     sizes = collections.Counter()
     for m in read_messages(bag):
         sizes[m.topic] += len(m.data)
@@ -251,6 +287,8 @@ def main() -> int:
         "recorder_cpu_window_s": round(t1 - t0, 1) if t1 is not None else None,
         "recorder_log": recorder_line,
         "missing_total": sum(t.get("missing", 0) for t in per_topic.values()),
+        "recorder_up_unix_s": t_up_ns / 1e9 if t_up_ns is not None else None,
+        "missing_after_recorder_up": sum(t.get("missing_after_recorder_up", 0) for t in per_topic.values()),
         "topics": per_topic,
         "consumers": {"bag_step_records": len(bag_steps),
                       "bag_steps_with_action": sum(1 for s in bag_steps if not s.is_last),
@@ -264,14 +302,16 @@ def main() -> int:
     b = result["bag"]
     print(f"session {args.seconds:.0f} s ({args.physics}): bag {b['size_mb']} MB, {b['mb_per_min']} MB/min, "
           f"{b['messages']} messages; missing {result['missing_total']} of the probe's "
-          f"{sum(t.get('probe', 0) for t in per_topic.values())}; recorder CPU "
+          f"{sum(t.get('probe', 0) for t in per_topic.values())} "
+          f"({result['missing_after_recorder_up']} published after the recorder was up); recorder CPU "
           f"{100 * (result['recorder_cpu_share'] or 0):.2f}% of a core; camera images raw "
           f"{result['jpeg_images']['raw_mb_per_min']} MB/min, JPEG q90 {result['jpeg_images']['jpeg_q90_mb_per_min']} MB/min; "
           f"replay prefix-equal {all(v['live_is_prefix_of_replay'] for v in replay_logs.values())} "
           f"(extra bytes {[v['replay_extra_bytes'] for v in replay_logs.values()]})", flush=True)
     for topic, t in per_topic.items():
         print(f"  {topic:45s} probe {t.get('probe', 0):7d}  bag {t.get('bag', 0):7d}  missing {t.get('missing', 0):4d}"
-              f" (start {t.get('missing_at_start', 0)}, end {t.get('missing_at_end', 0)}, between {t.get('missing_between', 0)})"
+              f" (start {t.get('missing_at_start', 0)}, end {t.get('missing_at_end', 0)}, between {t.get('missing_between', 0)};"
+              f" after the recorder was up {t.get('missing_after_recorder_up', '?')})"
               f"  {t.get('bytes', 0) / 1e6 / minutes:7.3f} MB/min", flush=True)
     if tmp is not None:
         tmp.cleanup()
