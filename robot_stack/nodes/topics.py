@@ -133,7 +133,7 @@ EE_TWIST = Topic(
     "measured EE twist in the base frame", ("franka_node",), ("actor_node",))
 GRIPPER_WIDTH = Topic(
     "franka/gripper_width", "std_msgs/msg/Float32", "STATE",
-    "finger width, m", ("franka_node",), ("actor_node",))
+    "finger width, m, at 10 Hz (the rate the hand is read at)", ("franka_node",), ("actor_node",))
 FRANKA_STATUS = Topic(
     "franka/status", "robot_stack/msg/FrankaStatus", "EPISODES",
     "Franka node events (safety, recovery, homing), with the safety counters",
