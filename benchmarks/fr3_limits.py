@@ -148,6 +148,23 @@ class FrankaSim:
         self.stop()
 
 
+def shipped_params() -> dict:
+    """The franka node's parameters in config/franka.yaml (nested sections as dicts)."""
+    return yaml.safe_load((ROOT / "config" / "franka.yaml").read_text())["/**/franka"]["ros__parameters"]
+
+
+def apply_overrides(params: dict, overrides: dict) -> None:
+    """Set ``{"safety.x": value}`` as ``params["safety"]["x"]``; KeyError names an unknown one."""
+    for key, value in overrides.items():
+        *path, leaf = key.split(".")
+        section = params
+        for part in path:
+            section = section.get(part) if isinstance(section, dict) else None
+        if not isinstance(section, dict) or leaf not in section:
+            raise KeyError(f"--set {key}: no such parameter in config/franka.yaml")
+        section[leaf] = value
+
+
 class Driver:
     """The franka node (in this process) plus a probe node that plays actor, operator and runner."""
 
@@ -168,18 +185,11 @@ class Driver:
         self.rng = np.random.default_rng(seed)
         self.ctx = rclpy.context.Context()
         rclpy.init(context=self.ctx)
-        params = yaml.safe_load((ROOT / "config" / "franka.yaml").read_text())["/**/franka"]["ros__parameters"]
+        params = shipped_params()
         params["robot"].update({"backend": "franky", "robot_ip": host})
         params["connect_timeout_s"] = 30.0
         params["control_thread_priority"] = control_thread_priority
-        for key, value in (overrides or {}).items():  # "robot.limit_rate" -> params["robot"]["limit_rate"]
-            *path, leaf = key.split(".")
-            section = params
-            for part in path:
-                section = section[part]
-            if leaf not in section:
-                raise KeyError(f"--set {key}: no such parameter in config/franka.yaml")
-            section[leaf] = value
+        apply_overrides(params, overrides or {})
         self.node = fn.FrankaNode(context=self.ctx, parameter_overrides=parameter_overrides(params))
         self.safety = self.node.config.safety
         # The probe sits in the nodes' namespace, so the table's relative names reach the franka node.
@@ -507,7 +517,7 @@ def main() -> int:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fr3_limits.json"))
     p.add_argument("--patterns", default=",".join(PATTERNS), help="comma list of patterns to run (default: all)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=YAML",
-                   help="override a parameter of config/franka.yaml, e.g. robot.limit_rate=false (repeatable)")
+                   help="override a parameter of config/franka.yaml, e.g. safety.max_joint_jerk_rad_s3=800 (repeatable)")
     p.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     patterns = tuple(x for x in args.patterns.split(",") if x)
@@ -518,8 +528,12 @@ def main() -> int:
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
-            p.error(f"--set {item}: expected KEY=VALUE, e.g. robot.limit_rate=false")
+            p.error(f"--set {item}: expected KEY=VALUE, e.g. safety.max_joint_jerk_rad_s3=800")
         overrides[key.strip()] = yaml.safe_load(value)
+    try:
+        apply_overrides(shipped_params(), overrides)
+    except KeyError as e:
+        p.error(e.args[0])
     seconds = args.seconds_per_pattern if args.minutes is None else args.minutes * 60.0 / len(patterns)
     if not available():
         print("franka-sim's environment is missing: run tools/bootstrap.sh", file=sys.stderr)

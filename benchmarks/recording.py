@@ -109,22 +109,25 @@ class Probe:
         rclpy.try_shutdown(context=self.ctx)
         return dict(self.digests)
 
-    def describe_lines(self, digests) -> list[str]:
-        """``<logger>: <text>`` of these /rosout messages but the recorder's own (to name a loss)."""
+    def _log_lines(self, digests) -> list:
+        """These /rosout messages, deserialised (rcl_interfaces/Log)."""
         from robot_stack.recording.schemas import MessageTypes
 
         types = MessageTypes()
-        logs = [types.deserialize(self.logs[d], "rcl_interfaces/msg/Log") for d in digests if d in self.logs]
-        return [f"{m.name}: {m.msg[:160]}" for m in logs if m.name.split(".")[-1] != "recorder"]
+        return [types.deserialize(self.logs[d], "rcl_interfaces/msg/Log") for d in digests if d in self.logs]
+
+    @staticmethod
+    def _is_recorders(line) -> bool:
+        return line.name.split(".")[-1] == "recorder"  # the logger is "<namespace>.recorder"
+
+    def describe_lines(self, digests) -> list[str]:
+        """``<logger>: <text>`` of these /rosout messages but the recorder's own (to name a loss)."""
+        return [f"{m.name}: {m.msg[:160]}" for m in self._log_lines(digests) if not self._is_recorders(m)]
 
     def own_lines(self, digests) -> int:
         """How many of these /rosout messages the recorder itself logged (its closing summary,
         written after the bag is finished: never in the bag, by construction)."""
-        from robot_stack.recording.schemas import MessageTypes
-
-        types = MessageTypes()
-        return sum(1 for d in digests if d in self.logs  # the logger is "<namespace>.recorder"
-                   and types.deserialize(self.logs[d], "rcl_interfaces/msg/Log").name.split(".")[-1] == "recorder")
+        return sum(1 for m in self._log_lines(digests) if self._is_recorders(m))
 
 
 def _jpeg_bytes(bag, topics, quality: int = 90) -> dict[str, int]:

@@ -113,7 +113,9 @@ class SafetyConfig:
     lost cycles the robot extrapolates at constant acceleration while franky's plan goes on
     changing it at up to this jerk, and the resumed command carries the difference as a jerk
     step. At 800, runs of 8-18 lost cycles at the workspace walls gave 1.1-1.4x the FR3's
-    limit; at 250, 0.5-0.6x. 2.5 rad/s^2 is still reached within 10 ms, one control period."""
+    limit; at 250, 0.5-0.6x there, but at normal priority runs of 7-9 lost cycles elsewhere
+    still reached 1.3-1.4x (benchmarks/README.md, FR3 limits): the real-time set-up is what
+    prevents them. 2.5 rad/s^2 is still reached within 10 ms, one control period."""
     reference_quat_xyzw: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
     """Task orientation (x, y, z, w) the orientation limits are measured from (default: the gripper
     pointing down, as the home pose)."""
