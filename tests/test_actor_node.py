@@ -275,7 +275,11 @@ def test_reset_service_call_starts_episode(ros_context, spin, collector):
     from rclpy.callback_groups import ReentrantCallbackGroup
     from rclpy.task import Future
 
-    actor = make_actor(ros_context, reset_mode="world", control_rate_hz=20.0, max_episode_steps=3)
+    # No learner here and nothing subscribes to the step records: without wait_for_learner_s 0 the
+    # actor would take its first step (the reset) only after the default 10 s wait, the same
+    # as the wait below.
+    actor = make_actor(ros_context, reset_mode="world", control_rate_hz=20.0, max_episode_steps=3,
+                       wait_for_learner_s=0.0)
     feeder = Feeder(ros_context)
     probe = Node("probe_r", context=ros_context)
     episodes = collector(probe, EpisodeSummary, topics.EPISODES.resolve(), qos.EPISODES)
