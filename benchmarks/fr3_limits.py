@@ -517,7 +517,7 @@ def main() -> int:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fr3_limits.json"))
     p.add_argument("--patterns", default=",".join(PATTERNS), help="comma list of patterns to run (default: all)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=YAML",
-                   help="override a parameter of config/franka.yaml, e.g. safety.max_joint_jerk_rad_s3=800 (repeatable)")
+                   help="override a parameter of config/franka.yaml, e.g. safety.max_joint_jerk_rad_s3=250 (repeatable)")
     p.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     patterns = tuple(x for x in args.patterns.split(",") if x)
@@ -528,7 +528,7 @@ def main() -> int:
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
-            p.error(f"--set {item}: expected KEY=VALUE, e.g. safety.max_joint_jerk_rad_s3=800")
+            p.error(f"--set {item}: expected KEY=VALUE, e.g. safety.max_joint_jerk_rad_s3=250")
         overrides[key.strip()] = yaml.safe_load(value)
     try:
         apply_overrides(shipped_params(), overrides)

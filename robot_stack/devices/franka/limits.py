@@ -89,7 +89,7 @@ class CartesianLimits:
     lin_jerk_m_s3: float = 500.0
     ang_jerk_rad_s3: float = 2000.0
     joint_accel_rad_s2: float = 2.5
-    joint_jerk_rad_s3: float = 250.0
+    joint_jerk_rad_s3: float = 800.0
 
 
 def franky_limits(limits: CartesianLimits) -> dict[str, float]:

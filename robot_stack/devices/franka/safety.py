@@ -108,14 +108,14 @@ class SafetyConfig:
     """Largest joint acceleration, rad/s^2 (FR3: 10): franky's limit when it streams joint velocities,
     and the ramp's bound where the Jacobian amplifies Cartesian acceleration. Low, because a
     lost 1 kHz cycle turns the acceleration of the moment into a jerk the robot judges."""
-    max_joint_jerk_rad_s3: float = 250.0
-    """Largest joint jerk franky may plan, rad/s^3 (FR3: 5000). Low for the same reason: during
-    lost cycles the robot extrapolates at constant acceleration while franky's plan goes on
-    changing it at up to this jerk, and the resumed command carries the difference as a jerk
-    step. At 800, runs of 8-18 lost cycles at the workspace walls gave 1.1-1.4x the FR3's
-    limit; at 250, 0.5-0.6x there, but at normal priority runs of 7-9 lost cycles elsewhere
-    still reached 1.3-1.4x (benchmarks/README.md, FR3 limits): the real-time set-up is what
-    prevents them. 2.5 rad/s^2 is still reached within 10 ms, one control period."""
+    max_joint_jerk_rad_s3: float = 800.0
+    """Largest joint jerk franky may plan, rad/s^3 (FR3: 5000). During lost cycles the robot
+    extrapolates at constant acceleration while franky's plan goes on changing it at up to this
+    jerk, and the resumed command carries the difference as a jerk step: runs of 8-18 lost cycles
+    at the workspace walls gave 1.1-1.4x the FR3's limit at 800 and 0.5-0.6x at 250. 250 was not
+    kept: in the sim graph, where the simulated arm runs at 0.4x real time next to the learner,
+    it lagged the commands by 0.40 s of wall time against 0.25 s at 800, too slow to follow a
+    10 Hz policy; the real-time set-up is what prevents those runs of lost cycles."""
     reference_quat_xyzw: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
     """Task orientation (x, y, z, w) the orientation limits are measured from (default: the gripper
     pointing down, as the home pose)."""
