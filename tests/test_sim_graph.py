@@ -314,9 +314,11 @@ def test_sim_graph_learns_intervenes_stops_and_shuts_down(graph):
 
     def following(by_operator: bool) -> tuple[int, float, float]:
         """(samples, best projection of the measured velocity on the command over lags of
-        0..0.2 s / measured speed, distance travelled in m) for the commands of one controller."""
+        0..0.5 s / measured speed, distance travelled in m) for the commands of one controller.
+        The arm answers a new command within 0.1-0.2 s of robot time; franky-sim runs at 0.4-0.6x
+        real time next to the learner on 2 cores, so that is up to 0.5 s of wall time."""
         best, n_best = -1.0, 0
-        for lag in (0.0, 0.05, 0.1, 0.15, 0.2):
+        for lag in np.arange(0.0, 0.51, 0.05):
             num = den = 0.0
             n = 0
             for t, v in cmds:
