@@ -14,9 +14,9 @@ import pytest
 
 pytest.importorskip("rclpy")
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timing,  # timing: lost 1 kHz cycles on a loaded machine turn into jerk
-              # More and later re-runs than other timing tests: a starved machine (the simulator's
-              # 1 kHz cycles at 15-46% of real time for about two minutes, seen once in CI) fails
-              # attempts made close together alike.
+              # More and later re-runs than other timing tests: a starved machine (the simulator
+              # counting 14-46% of the wall time's 1 kHz cycles, 51-91% when healthy; seen once in
+              # CI, for about two minutes) fails attempts made close together alike.
               pytest.mark.flaky(reruns=4, reruns_delay=30)]
 
 from benchmarks import fr3_limits  # noqa: E402
