@@ -10,7 +10,7 @@ rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("pyrealsense2")
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import ReliabilityPolicy  # noqa: E402
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from robot_stack.nodes import qos, topics  # noqa: E402
@@ -63,7 +63,12 @@ def test_file_backend_publishes_image_and_camera_info(ros_context, spin, collect
         imgs = images.wait_for(5, timeout_s=15.0)
         (info,) = infos.wait_for(1)[:1]
         (pub_info,) = node.get_publishers_info_by_topic(f"{prefix}/image_raw")
-        assert pub_info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+        # Offered reliable and transient local (kept for a late-matching recorder); the
+        # best-effort, volatile listener above matches it.
+        offered = qos.offered("SENSOR")
+        assert (pub_info.qos_profile.reliability, pub_info.qos_profile.durability) == (
+            ReliabilityPolicy.RELIABLE, offered.durability)
+        assert offered.durability == DurabilityPolicy.TRANSIENT_LOCAL
     finally:
         node.close()
         node.destroy_node()

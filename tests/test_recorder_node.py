@@ -96,8 +96,9 @@ def test_recorded_bag_holds_what_was_published(ros_context, tmp_path):
     try:
         steps = pub.create_publisher(StepRecord, "/robot_stack/steps", qos.STEPS)
         ops = pub.create_publisher(OperatorCommand, "/robot_stack/operator", qos.COMMAND)
-        images = pub.create_publisher(Image, "/robot_stack/cameras/front/image_raw", qos.SENSOR)
+        images = pub.create_publisher(Image, "/robot_stack/cameras/front/image_raw", qos.offered("SENSOR"))
         status = pub.create_publisher(FrankaStatusMsg, "/robot_stack/franka/status", qos.EPISODES)
+        # volatile, as a node of another project publishes /diagnostics: the recorder adapts to it
         health = pub.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
         extra = pub.create_publisher(Int32, "/robot_stack/extra/reading", qos.COMMAND)  # not in the table: discovered
         debug = pub.create_publisher(CommandSent, "/robot_stack/franka/debug/sent", qos.STEPS)  # excluded by default
@@ -162,9 +163,54 @@ def test_recorded_bag_holds_what_was_published(ros_context, tmp_path):
 
 
 @pytest.mark.ros
+@pytest.mark.timing  # nodes over DDS on loopback
+def test_a_recorder_that_matches_late_still_gets_the_first_state_messages(ros_context, tmp_path):
+    """State and camera publishers keep their last samples (qos.offered) and the recorder asks
+    for them: what a node published before discovery matched it with the recorder is in the bag.
+    A subscriber asking for the table's profile (best effort, volatile) gets nothing old."""
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.node import Node
+
+    from robot_stack.nodes import qos, topics
+
+    pub = Node("publisher", context=ros_context, namespace=topics.DEFAULT_NAMESPACE)
+    poses = topics.publisher(pub, topics.EE_POSE)  # as the franka node makes it
+    for i in range(60):  # 1.2 s at 50 Hz, before any recorder exists
+        m = PoseStamped()
+        m.pose.position.x = float(i)
+        poses.publish(m)
+    live: list[float] = []
+    listener = Node("listener", context=ros_context)
+    listener.create_subscription(PoseStamped, topics.EE_POSE.resolve(), lambda m: live.append(m.pose.position.x),
+                                 qos.STATE)
+    recorder = _recorder(ros_context, tmp_path)
+    spinner = _Spinner(ros_context, pub, listener, recorder)
+    try:
+        _wait(lambda: poses.get_subscription_count() >= 2, 15.0, "the recorder and the listener to match")
+        for i in range(60, 70):
+            m = PoseStamped()
+            m.pose.position.x = float(i)
+            poses.publish(m)
+            time.sleep(0.02)
+        name = topics.EE_POSE.resolve()
+        _wait(lambda: recorder.bag.summary.topics.get(name) is not None
+              and recorder.bag.summary.topics[name].messages >= 70, 15.0, "70 poses in the bag")
+    finally:
+        spinner.stop()
+    recorder.close()
+    got = _read_bag(recorder.bag.path)
+    # The publisher keeps 100: all 60 sent before the recorder existed, then the 10 after.
+    assert [m.pose.position.x for _, m in got[name]] == [float(i) for i in range(70)]
+    assert live and min(live) >= 60.0  # the best-effort, volatile listener: only what came after it matched
+    for node in (pub, listener, recorder):
+        node.destroy_node()
+
+
+@pytest.mark.ros
 @pytest.mark.timing  # nodes over DDS on loopback; best-effort images on a loaded machine
 def test_selected_topics_and_jpeg_images(ros_context, tmp_path):
     from rclpy.node import Node
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
     from robot_stack.msg import OperatorCommand
@@ -176,9 +222,13 @@ def test_selected_topics_and_jpeg_images(ros_context, tmp_path):
     pub = Node("publisher", context=ros_context)
     spinner = _Spinner(ros_context, pub, recorder)
     try:
+        # Best effort and volatile, as a camera driver of another project publishes: the
+        # recorder's request (reliable, transient local) cannot match it until it adapts.
         images = pub.create_publisher(Image, "/arm1/cameras/wrist/image_raw", qos.SENSOR)
         ops = pub.create_publisher(OperatorCommand, "/arm1/operator", qos.COMMAND)
         _wait(lambda: images.get_subscription_count() >= 1, 15.0, "the recorder to subscribe the images")
+        topic = recorder.topics.topics["/arm1/cameras/wrist/image_raw"]
+        assert (topic.qos.reliability, topic.qos.durability) == (ReliabilityPolicy.BEST_EFFORT, DurabilityPolicy.VOLATILE)
         img = Image(height=16, width=16, encoding="rgb8", step=48)
         img.data = np.full(768, 200, np.uint8).tobytes()
         for _ in range(6):
@@ -196,6 +246,27 @@ def test_selected_topics_and_jpeg_images(ros_context, tmp_path):
     assert schema == "sensor_msgs/msg/CompressedImage" and first.format.endswith("jpeg compressed bgr8")
     pub.destroy_node()
     recorder.destroy_node()
+
+
+@pytest.mark.ros
+def test_kept_samples_chooses_what_the_recorder_asks_camera_and_state_publishers_for(ros_context, tmp_path):
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+    from robot_stack.nodes import topics
+
+    want = {True: (ReliabilityPolicy.RELIABLE, DurabilityPolicy.TRANSIENT_LOCAL),
+            False: (ReliabilityPolicy.BEST_EFFORT, DurabilityPolicy.VOLATILE)}
+    for kept, (reliability, durability) in want.items():
+        recorder = _recorder(ros_context, tmp_path / str(kept), kept_samples=kept)
+        try:
+            for name in (topics.EE_POSE.resolve(), topics.CAMERA_IMAGE.resolve(camera="front")):
+                q = recorder.topics.topics[name].qos
+                assert (q.reliability, q.durability) == (reliability, durability), (kept, name)
+            q = recorder.topics.topics[topics.OPERATOR.resolve()].qos  # commands: as the table says either way
+            assert (q.reliability, q.durability) == (ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE)
+        finally:
+            recorder.close()
+            recorder.destroy_node()
 
 
 @pytest.mark.ros

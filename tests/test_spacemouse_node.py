@@ -62,10 +62,13 @@ def test_parameters_are_documented_and_integers_accepted_for_floats(ros_context)
 def test_topics_and_qos_as_documented(ros_context):
     node = _node(ros_context)
     try:
-        for topic, profile in ((OPERATOR_TOPIC, qos.COMMAND), (JOY_TOPIC, qos.SENSOR), (TWIST_TOPIC, qos.SENSOR)):
+        # What the publishers offer: commands reliable and volatile; the raw streams as every SENSOR
+        # publisher, reliable and transient local (kept for a late-matching recorder).
+        for topic, profile in ((OPERATOR_TOPIC, qos.offered("COMMAND")), (JOY_TOPIC, qos.offered("SENSOR")),
+                               (TWIST_TOPIC, qos.offered("SENSOR"))):
             (info,) = node.get_publishers_info_by_topic(topic)
-            assert info.qos_profile.reliability == profile.reliability
-            assert info.qos_profile.durability == DurabilityPolicy.VOLATILE
+            assert (info.qos_profile.reliability, info.qos_profile.durability) == (profile.reliability, profile.durability)
+        assert qos.offered("COMMAND").durability == DurabilityPolicy.VOLATILE
         assert qos.COMMAND.reliability == ReliabilityPolicy.RELIABLE
     finally:
         node.destroy_node()

@@ -1,6 +1,7 @@
 """Camera node: one camera -> sensor_msgs/Image (rgb8) + sensor_msgs/CameraInfo.
 
-Publishes (qos.SENSOR, best effort; names relative to the namespace, see robot_stack.nodes.topics)
+Publishes (qos.SENSOR: offered reliable, transient local, last 30 kept, see robot_stack.nodes.qos;
+names relative to the namespace, see robot_stack.nodes.topics)
   ``cameras/<name>/image_raw``          sensor_msgs/Image, rgb8, policy size
   ``cameras/<name>/camera_info``        sensor_msgs/CameraInfo of that image
   ``cameras/<name>/depth/image_raw``    sensor_msgs/Image, 16UC1 (mm), aligned to colour

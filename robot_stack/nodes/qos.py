@@ -31,6 +31,20 @@ DIAGNOSTICS  reliable     volatile         10     /diagnostics: the ROS default 
 ===========  ===========  ===============  =====  ==================================================
 
 All profiles keep the last ``depth`` samples (KEEP_LAST).
+
+What publishers offer (:func:`offered`) is the profile above, except for the streams that start
+publishing the moment their node is up, SENSOR, STATE and DIAGNOSTICS: their publishers offer
+**reliable, transient local** and keep their last samples (SENSOR 30, STATE 100: one to two
+seconds; DIAGNOSTICS 10 s). A subscriber asking for the table's profile gets what it always got
+(a stronger offer matches a weaker request, and nothing old is replayed to a volatile one); the
+recorder asks for the offer, so a recorder that discovers a publisher late, as happens while a
+whole graph starts on a busy machine, still gets its first seconds. (Fast DDS replays history
+to late joiners only from reliable writers, hence reliable.) A publish never waits on a slow
+reliable reader: a full KEEP_LAST history drops its oldest sample. The price: once a reliable
+writer's KEEP_LAST history is full, Fast DDS sends a heartbeat with every sample and the
+recorder answers each, about one percentage point of a core in the recorder on the sim graph.
+Commands keep their volatile offer: their history empties as readers acknowledge, so the
+robot's command path pays no per-message heartbeats.
 """
 from __future__ import annotations
 
@@ -65,6 +79,14 @@ STATE = _profile(ReliabilityPolicy.BEST_EFFORT, DurabilityPolicy.VOLATILE, 10)
 DIAGNOSTICS = _profile(ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE, 10)
 """/diagnostics (DiagnosticArray): the ROS default profile, reliable, keep last 10."""
 
+KEPT_FOR_LATE_JOINERS: dict[str, QoSProfile] = {
+    "SENSOR": _profile(ReliabilityPolicy.RELIABLE, DurabilityPolicy.TRANSIENT_LOCAL, 30),
+    "STATE": _profile(ReliabilityPolicy.RELIABLE, DurabilityPolicy.TRANSIENT_LOCAL, 100),
+    "DIAGNOSTICS": _profile(ReliabilityPolicy.RELIABLE, DurabilityPolicy.TRANSIENT_LOCAL, 10),
+}
+"""What publishers of SENSOR, STATE and DIAGNOSTICS streams offer: reliable, transient local, last
+30 / 100 / 10."""
+
 PROFILES: dict[str, QoSProfile] = {
     "SENSOR": SENSOR,
     "STEPS": STEPS,
@@ -84,3 +106,10 @@ def by_name(name: str) -> QoSProfile:
         return PROFILES[name.upper()]
     except KeyError:
         raise ValueError(f"unknown QoS profile '{name}'; known: {', '.join(PROFILES)}") from None
+
+
+def offered(name: str) -> QoSProfile:
+    """What a publisher of the named profile offers: :data:`KEPT_FOR_LATE_JOINERS` for SENSOR,
+    STATE and DIAGNOSTICS, else the profile itself (see the module docstring)."""
+    profile = by_name(name)
+    return KEPT_FOR_LATE_JOINERS.get(name.upper(), profile)

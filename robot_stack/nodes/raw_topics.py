@@ -8,6 +8,13 @@ its selection in the ROS graph (``discover()``: type from the graph, QoS adapted
 publishers' as ``ros2 bag record`` does: reliable only if every publisher is, transient local
 only if every publisher is). Its subscriptions are ``raw=True``: the callback receives the CDR
 bytes as they came off the wire, nothing is deserialised.
+
+With ``offered=True`` (the recorder) a table topic is subscribed with what its publishers offer
+(``qos.offered``: reliable, transient local for camera and state streams), so the publishers'
+kept samples reach a subscription that matched them late. A publisher that offers less (a
+camera driver of another project, best effort and volatile) cannot match that request; the
+subscription's incompatible-QoS event marks the topic, and ``adapt()`` subscribes it again as
+every publisher can serve it.
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -61,6 +69,24 @@ def profile(name: str) -> QoSProfile:
     return ROSOUT if name.upper() == "ROSOUT" else qos.by_name(name)
 
 
+def offered_profile(name: str) -> QoSProfile:
+    """What publishers of a named profile offer (``qos.offered``; ROSOUT as it is)."""
+    return ROSOUT if name.upper() == "ROSOUT" else qos.offered(name)
+
+
+def served_by(request: QoSProfile, offers: Iterable[QoSProfile]) -> QoSProfile:
+    """``request`` weakened so that every one of ``offers`` matches it: reliable only if every
+    publisher is, transient local only if every publisher is (depth and history kept)."""
+    offers = list(offers)
+    reliable = request.reliability == ReliabilityPolicy.RELIABLE and all(
+        o.reliability == ReliabilityPolicy.RELIABLE for o in offers)
+    latched = request.durability == DurabilityPolicy.TRANSIENT_LOCAL and all(
+        o.durability == DurabilityPolicy.TRANSIENT_LOCAL for o in offers)
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(request.depth),
+                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
+
 def settings(p: QoSProfile) -> QosSettings:
     """rclpy profile -> the ROS-free QoS a bag records."""
     return QosSettings(reliable=p.reliability == ReliabilityPolicy.RELIABLE,
@@ -104,7 +130,7 @@ class RawTopics:
 
     def __init__(self, node: Node, selection: TopicSelection, on_message: Callable[[RawTopic, bytes, int], None],
                  table: Iterable[TopicSpec] = (), *, preload: bool = True, callback_group=None,
-                 history_depth: int = 0):
+                 history_depth: int = 0, offered: bool = False):
         self.node = node
         self.selection = selection
         self.on_message = on_message
@@ -114,9 +140,11 @@ class RawTopics:
         self.skipped: dict[str, str] = {}
         """Matching topics that cannot be taken, with the reason (unknown type, several types)."""
         self._table = {spec.name: spec for spec in selection.known(table)}
+        self._profile = offered_profile if offered else profile
+        self._incompatible: set[str] = set()
         if preload:
             for spec in self._table.values():
-                self.topics[spec.name] = RawTopic(spec.name, spec.msgtype, profile(spec.qos), spec)
+                self.topics[spec.name] = RawTopic(spec.name, spec.msgtype, self._profile(spec.qos), spec)
 
     def discover(self) -> list[RawTopic]:
         """Add topics of the ROS graph that match the selection and are not known yet."""
@@ -132,20 +160,37 @@ class RawTopics:
                 continue  # only subscribers so far: wait for a publisher to learn its QoS
             spec = self._table.get(name)
             if spec is not None:
-                topic = RawTopic(name, spec.msgtype, profile(spec.qos), spec)
+                topic = RawTopic(name, spec.msgtype, self._profile(spec.qos), spec)
                 self.topics[name] = topic
                 new.append(topic)
                 continue
-            reliable = all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
-            latched = all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
             depth = max([10] + [int(i.qos_profile.depth) for i in infos])
-            p = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
-                           reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-                           durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
-            topic = RawTopic(name, types[0], p)
+            strongest = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                                   durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            topic = RawTopic(name, types[0], served_by(strongest, [i.qos_profile for i in infos]))
             self.topics[name] = topic
             new.append(topic)
         return new
+
+    def adapt(self) -> list[tuple[RawTopic, QoSProfile]]:
+        """Subscribe again, as every publisher can serve them (:func:`served_by`), the topics whose
+        subscription a publisher could not match; returns each with the QoS it had asked for."""
+        changed = []
+        for name in sorted(self._incompatible):
+            self._incompatible.discard(name)
+            topic = self.topics.get(name)
+            if topic is None or topic.subscription is None:
+                continue
+            infos = self.node.get_publishers_info_by_topic(name)
+            new = served_by(topic.qos, [i.qos_profile for i in infos])
+            if (new.reliability, new.durability) == (topic.qos.reliability, topic.qos.durability):
+                continue
+            old = topic.qos
+            self.unsubscribe(topic)
+            topic.qos = new
+            self.subscribe(topic)
+            changed.append((topic, old))
+        return changed
 
     def subscribe(self, topic: RawTopic) -> bool:
         """Start the raw subscription of a topic; False (and the reason in ``skipped``) when its
@@ -174,8 +219,10 @@ class RawTopics:
         depth = max(int(q.depth), self.history_depth if reliable else self.history_depth // 10)
         sub_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=q.reliability,
                              durability=q.durability)
-        topic.subscription = self.node.create_subscription(cls, topic.name, callback, sub_qos, raw=True,
-                                                           callback_group=self.callback_group)
+        topic.subscription = self.node.create_subscription(
+            cls, topic.name, callback, sub_qos, raw=True, callback_group=self.callback_group,
+            event_callbacks=SubscriptionEventCallbacks(
+                incompatible_qos=lambda _info, _name=topic.name: self._incompatible.add(_name)))
         return True
 
     def unsubscribe(self, topic: RawTopic) -> None:
@@ -185,4 +232,4 @@ class RawTopics:
 
 
 __all__ = ["NOT_BY_DEFAULT", "ROSOUT", "ROSOUT_TOPIC", "RawTopic", "RawTopics", "default_selection", "message_class",
-           "profile", "settings", "table_specs"]
+           "offered_profile", "profile", "served_by", "settings", "table_specs"]

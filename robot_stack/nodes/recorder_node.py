@@ -4,9 +4,11 @@ A thin shell over :class:`robot_stack.recording.bag.SessionBag`, in its own proc
 recording never costs the control path: raw subscriptions (CDR bytes, no deserialisation) to
 the selected topics, each message written with its receive time. The session's topics are the
 topic table's (``robot_stack/nodes/topics.py``, resolved in the node's namespace, default
-``robot_stack``; ``{camera}`` topics for each of ``cameras``): subscribed at start-up with their
-named QoS profiles (``robot_stack/nodes/qos.py``); other matching topics are found by discovery
-every ``discover_every_s``.
+``robot_stack``; ``{camera}`` topics for each of ``cameras``): subscribed at start-up with what
+their publishers offer (``qos.offered`` in ``robot_stack/nodes/qos.py``: camera and state streams
+reliable and transient local, so the samples their publishers keep reach the recorder even when
+discovery matches them late; a publisher offering less is taken as it is, with a warning); other
+matching topics are found by discovery every ``discover_every_s``.
 
 Subscribes
   the selected topics (``topics``: names or fnmatch patterns; default every topic in the node's
@@ -71,6 +73,12 @@ class RecorderNodeConfig:
     """On a clean stop, keep recording until the other nodes have left the graph and 0.3 s passed
     without a message, for at most this long, s (their last messages and log lines; keep it under
     ros2 launch's 5 s before SIGTERM)."""
+    kept_samples: bool = True
+    """Ask the table's publishers for what they offer (camera and state streams: reliable,
+    transient local, their last one to two seconds kept), so a publisher that discovery matches
+    late loses nothing; false: subscribe as live subscribers do (best effort, volatile), about
+    a percentage point of a core less on the sim graph, but a publisher's first second may be
+    missing."""
     history_depth: int = 1000
     """Queue of each subscription, messages (best-effort topics a tenth): how far the recorder may
     fall behind on a busy machine without losing a message."""
@@ -114,7 +122,7 @@ class RecorderNode(Node):
         # that what the other nodes publish at start-up is already queued for us (callbacks run
         # only once the node spins, after __init__).
         self.topics = RawTopics(self, self.selection, self._on_message, table_specs(ns, split_patterns(cfg.cameras)),
-                                history_depth=cfg.history_depth)
+                                history_depth=cfg.history_depth, offered=cfg.kept_samples)
         for topic in self.topics.topics.values():
             if not self.topics.subscribe(topic):
                 self.get_logger().warning(f"not recording {topic.name}: {self.topics.skipped[topic.name]}")
@@ -157,6 +165,10 @@ class RecorderNode(Node):
         self.bag.write(topic.name, data, t_ns)
 
     def _discover(self) -> None:
+        for topic, asked in self.topics.adapt():
+            self.get_logger().info(
+                f"{topic.name}: a publisher does not offer {_describe(asked)}; recording it "
+                f"{_describe(topic.qos)} (the first messages of a publisher matched late may be missing)")
         for topic in self.topics.discover():
             self.get_logger().info(f"recording {topic.name} ({topic.msgtype}), found in the graph")
             self._record(topic)
@@ -208,6 +220,13 @@ class RecorderNode(Node):
             + (f"; {s.compress_errors} images could not be compressed" if s.compress_errors else ""))
         for name, stats in sorted(s.topics.items()):
             self.get_logger().info(f"  {name}: {stats.messages} ({stats.msgtype})")
+
+
+def _describe(q) -> str:
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+    return (("reliable" if q.reliability == ReliabilityPolicy.RELIABLE else "best effort") + ", "
+            + ("transient local" if q.durability == DurabilityPolicy.TRANSIENT_LOCAL else "volatile"))
 
 
 def _events_executor(_node):

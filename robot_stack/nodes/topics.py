@@ -35,7 +35,8 @@ class Topic:
     type: str
     """Message type, ``package/msg/Name``."""
     qos: str
-    """Name of the profile in ``robot_stack.nodes.qos`` (both ends use it)."""
+    """Name of the profile in ``robot_stack.nodes.qos`` (subscribers ask for it, publishers offer
+    ``qos.offered`` of it)."""
     meaning: str
     """What travels on it, units and frames."""
     publishers: tuple[str, ...]
@@ -54,10 +55,18 @@ class Topic:
 
     @property
     def profile(self):
-        """The QoS profile."""
+        """The QoS profile subscribers ask for."""
         from robot_stack.nodes import qos
 
         return qos.by_name(self.qos)
+
+    @property
+    def offered_profile(self):
+        """The QoS profile publishers offer (``qos.offered``: SENSOR and STATE publishers keep
+        their last samples for a late-matching recorder)."""
+        from robot_stack.nodes import qos
+
+        return qos.offered(self.qos)
 
 
 @dataclass(frozen=True)
@@ -205,7 +214,7 @@ SERVICES: tuple[Service, ...] = (FRANKA_HOME, FRANKA_HOME_TO, EPISODE_RESET)
 # ----------------------------------------------------------------------------- node helpers
 def publisher(node, topic: Topic, *, callback_group=None, **fields: str):
     """``node.create_publisher`` for a table entry (``fields`` fill ``{camera}``)."""
-    return node.create_publisher(topic.msg_type, topic.name.format(**fields), topic.profile,
+    return node.create_publisher(topic.msg_type, topic.name.format(**fields), topic.offered_profile,
                                  callback_group=callback_group)
 
 
@@ -218,7 +227,7 @@ def subscription(node, topic: Topic, callback, *, callback_group=None, raw: bool
 def publisher_at(node, topic: Topic, name: str, *, callback_group=None):
     """A publisher of ``topic``'s type and QoS on another (e.g. absolute) ``name``: a fleet
     learner's ``/<robot_id>/policy``."""
-    return node.create_publisher(topic.msg_type, name, topic.profile, callback_group=callback_group)
+    return node.create_publisher(topic.msg_type, name, topic.offered_profile, callback_group=callback_group)
 
 
 def subscription_at(node, topic: Topic, name: str, callback, *, callback_group=None):
