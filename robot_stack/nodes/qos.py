@@ -43,8 +43,8 @@ to late joiners only from reliable writers, hence reliable.) A publish never wai
 reliable reader: a full KEEP_LAST history drops its oldest sample. The price: once a reliable
 writer's KEEP_LAST history is full, Fast DDS sends a heartbeat with every sample and the
 recorder answers each, about one percentage point of a core in the recorder on the sim graph.
-Commands keep their volatile offer: their history empties as readers acknowledge, so the
-robot's command path pays no per-message heartbeats.
+Commands keep their volatile offer: Fast DDS removes acknowledged samples from a volatile
+writer's history, so it does not fill, and commands keep the protocol cost they had.
 """
 from __future__ import annotations
 

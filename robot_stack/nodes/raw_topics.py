@@ -10,11 +10,11 @@ only if every publisher is). Its subscriptions are ``raw=True``: the callback re
 bytes as they came off the wire, nothing is deserialised.
 
 With ``offered=True`` (the recorder) a table topic is subscribed with what its publishers offer
-(``qos.offered``: reliable, transient local for camera and state streams), so the publishers'
-kept samples reach a subscription that matched them late. A publisher that offers less (a
-camera driver of another project, best effort and volatile) cannot match that request; the
-subscription's incompatible-QoS event marks the topic, and ``adapt()`` subscribes it again as
-every publisher can serve it.
+(``qos.offered``: reliable, transient local for camera, state and diagnostics streams), so the
+publishers' kept samples reach a subscription that matched them late. A publisher that offers
+less (a camera driver of another project, best effort and volatile) cannot match that request;
+the subscription's incompatible-QoS event marks the topic, and ``adapt()`` subscribes it again
+as every publisher can serve it.
 """
 from __future__ import annotations
 

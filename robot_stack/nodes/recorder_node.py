@@ -5,9 +5,10 @@ recording never costs the control path: raw subscriptions (CDR bytes, no deseria
 the selected topics, each message written with its receive time. The session's topics are the
 topic table's (``robot_stack/nodes/topics.py``, resolved in the node's namespace, default
 ``robot_stack``; ``{camera}`` topics for each of ``cameras``): subscribed at start-up with what
-their publishers offer (``qos.offered`` in ``robot_stack/nodes/qos.py``: camera and state streams
-reliable and transient local, so the samples their publishers keep reach the recorder even when
-discovery matches them late; a publisher offering less is taken as it is, with a warning); other
+their publishers offer (``qos.offered`` in ``robot_stack/nodes/qos.py``: camera, state and
+diagnostics streams reliable and transient local, so the samples their publishers keep reach the
+recorder even when discovery matches them late; a publisher offering less is taken as it offers,
+with a line in the log); other
 matching topics are found by discovery every ``discover_every_s``.
 
 Subscribes
@@ -74,8 +75,8 @@ class RecorderNodeConfig:
     without a message, for at most this long, s (their last messages and log lines; keep it under
     ros2 launch's 5 s before SIGTERM)."""
     kept_samples: bool = True
-    """Ask the table's publishers for what they offer (camera and state streams: reliable,
-    transient local, their last one to two seconds kept), so a publisher that discovery matches
+    """Ask the table's publishers for what they offer (camera, state and diagnostics streams:
+    reliable, transient local, their last one to two seconds kept), so a publisher that discovery matches
     late loses nothing; false: subscribe as live subscribers do (best effort, volatile), about
     a percentage point of a core less on the sim graph, but a publisher's first second may be
     missing."""

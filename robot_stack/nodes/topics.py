@@ -62,8 +62,8 @@ class Topic:
 
     @property
     def offered_profile(self):
-        """The QoS profile publishers offer (``qos.offered``: SENSOR and STATE publishers keep
-        their last samples for a late-matching recorder)."""
+        """The QoS profile publishers offer (``qos.offered``: SENSOR, STATE and DIAGNOSTICS
+        publishers keep their last samples for a late-matching recorder)."""
         from robot_stack.nodes import qos
 
         return qos.offered(self.qos)
