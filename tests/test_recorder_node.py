@@ -242,6 +242,13 @@ def test_selected_topics_and_jpeg_images(ros_context, tmp_path):
     assert recorder.bag.path.name.startswith("cams_")
     got = _read_bag(recorder.bag.path)
     assert list(got) == ["/arm1/cameras/wrist/image_raw/compressed"]  # nothing else was selected
+    # The bag records the QoS the images came with (best effort, volatile), for ros2 bag play.
+    import yaml
+
+    (entry,) = yaml.safe_load((recorder.bag.path / "metadata.yaml").read_text())[
+        "rosbag2_bagfile_information"]["topics_with_message_count"]
+    (offered,) = entry["topic_metadata"]["offered_qos_profiles"]
+    assert (offered["reliability"], offered["durability"]) == ("best_effort", "volatile")
     schema, first = got["/arm1/cameras/wrist/image_raw/compressed"][0]
     assert schema == "sensor_msgs/msg/CompressedImage" and first.format.endswith("jpeg compressed bgr8")
     pub.destroy_node()

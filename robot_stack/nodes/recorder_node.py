@@ -167,6 +167,7 @@ class RecorderNode(Node):
 
     def _discover(self) -> None:
         for topic, asked in self.topics.adapt():
+            self._add_to_bag(topic)  # the QoS the bag records for it, unless it has messages already
             self.get_logger().info(
                 f"{topic.name}: a publisher does not offer {_describe(asked)}; recording it "
                 f"{_describe(topic.qos)} (the first messages of a publisher matched late may be missing)")
