@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from robot_stack.nodes import topics as topic_table
 from robot_stack.nodes.params import declare_config, run_node
@@ -224,9 +225,7 @@ class RecorderNode(Node):
             self.get_logger().info(f"  {name}: {stats.messages} ({stats.msgtype})")
 
 
-def _describe(q) -> str:
-    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
-
+def _describe(q: QoSProfile) -> str:
     return (("reliable" if q.reliability == ReliabilityPolicy.RELIABLE else "best effort") + ", "
             + ("transient local" if q.durability == DurabilityPolicy.TRANSIENT_LOCAL else "volatile"))
 
