@@ -289,6 +289,7 @@ def main() -> int:
         "recorder_cpu_share": round((cpu1 - cpu0) / (t1 - t0), 4) if cpu1 is not None else None,
         "recorder_cpu_window_s": round(t1 - t0, 1) if t1 is not None else None,
         "recorder_log": recorder_line,
+        "recorder_warnings": [ln.strip() for ln in lines if "[recorder]" in ln and "[WARN" in ln],
         "missing_total": sum(t.get("missing", 0) for t in per_topic.values()),
         "recorder_up_unix_s": t_up_ns / 1e9 if t_up_ns is not None else None,
         "missing_after_recorder_up": sum(t.get("missing_after_recorder_up", 0) for t in per_topic.values()),

@@ -277,6 +277,54 @@ def test_kept_samples_chooses_what_the_recorder_asks_camera_and_state_publishers
 
 
 @pytest.mark.ros
+@pytest.mark.timing  # nodes over DDS on loopback
+def test_batched_and_per_message_recorders_write_the_same_messages_in_order(ros_context, tmp_path):
+    """take_every_s > 0 (the default) takes what arrived in batches; the bag must hold what a
+    recorder called back per message holds, each topic in publishing order, with log times that
+    do not go back and lie between the publish and the end of the test."""
+    from mcap.reader import make_reader
+    from rclpy.node import Node
+    from std_msgs.msg import Int32
+
+    from robot_stack.nodes import qos
+
+    batched = _recorder(ros_context, tmp_path / "batched", namespace="/n1", topics="/t/a /t/b", take_every_s=0.05)
+    each = _recorder(ros_context, tmp_path / "each", namespace="/n2", topics="/t/a /t/b", take_every_s=0.0)
+    pub = Node("publisher", context=ros_context)
+    pubs = {name: pub.create_publisher(Int32, name, qos.COMMAND) for name in ("/t/a", "/t/b")}
+    spinner = _Spinner(ros_context, pub, batched, each)
+    t0 = time.time_ns()
+    try:
+        _wait(lambda: all(p.get_subscription_count() >= 2 for p in pubs.values()), 15.0, "both recorders to match")
+        for i in range(200):
+            pubs["/t/a"].publish(Int32(data=i))
+            if i % 3 == 0:
+                pubs["/t/b"].publish(Int32(data=i))
+            time.sleep(0.002)
+        _wait(lambda: all(r.bag.summary.messages >= 267 for r in (batched, each)), 15.0, "267 messages in both bags")
+        # The batched recorder's subscriptions belong to a node of their own, in its namespace.
+        assert ("recorder_subscriptions", "/n1") in pub.get_node_names_and_namespaces()
+    finally:
+        spinner.stop()
+    t1 = time.time_ns()
+    got = {}
+    for name, recorder in (("batched", batched), ("each", each)):
+        recorder.close()
+        (mcap_file,) = recorder.bag.path.glob("*.mcap")
+        rows: dict[str, list] = {}
+        with open(mcap_file, "rb") as f:
+            for _schema, channel, message in make_reader(f).iter_messages(log_time_order=True):
+                rows.setdefault(channel.topic, []).append((message.log_time, message.data))
+        got[name] = rows
+        recorder.destroy_node()
+    for topic, n in (("/t/a", 200), ("/t/b", 67)):
+        times = [t for t, _ in got["batched"][topic]]
+        assert len(times) == n and times == sorted(times) and t0 <= times[0] and times[-1] <= t1, topic
+        assert [d for _, d in got["batched"][topic]] == [d for _, d in got["each"][topic]], topic
+    pub.destroy_node()
+
+
+@pytest.mark.ros
 def test_bad_parameters_stop_the_recorder_at_start_up(ros_context, tmp_path):
     from robot_stack.types.config import ConfigError
 
@@ -330,3 +378,23 @@ def test_launch_files_record_by_default_and_record_false_turns_it_off(launch_fil
         assert "__ns:=/arm1" in recorder.cmd  # the recorder runs in the graph's namespace
     finally:
         plan.cleanup()
+
+
+def test_the_recorder_points_fast_dds_at_its_profile_unless_one_is_set():
+    import xml.etree.ElementTree as ET
+
+    from robot_stack.nodes.recorder_node import DDS_PROFILE, use_dds_profile
+
+    env: dict[str, str] = {}
+    assert use_dds_profile(env) and env == {"FASTDDS_DEFAULT_PROFILES_FILE": str(DDS_PROFILE)}
+    ns = {"d": "http://www.eprosima.com"}
+    reader = ET.parse(DDS_PROFILE).getroot().find("d:profiles/d:data_reader", ns)
+    assert reader.get("is_default_profile") == "true"
+    delay = reader.find("d:times/d:heartbeat_response_delay", ns)
+    assert (delay.find("d:sec", ns).text, delay.find("d:nanosec", ns).text) == ("0", "100000000")
+    env = {"RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}
+    assert use_dds_profile(env) and env["FASTDDS_DEFAULT_PROFILES_FILE"] == str(DDS_PROFILE)
+    for own in ({"FASTDDS_DEFAULT_PROFILES_FILE": "/lab/dds.xml"}, {"FASTRTPS_DEFAULT_PROFILES_FILE": "/lab/dds.xml"},
+                {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}):
+        env = dict(own)
+        assert not use_dds_profile(env) and env == own

@@ -15,6 +15,13 @@ publishers' kept samples reach a subscription that matched them late. A publishe
 less (a camera driver of another project, best effort and volatile) cannot match that request;
 the subscription's incompatible-QoS event marks the topic, and ``adapt()`` subscribes it again
 as every publisher can serve it.
+
+With ``take_every_s`` (the recorder) messages are not called back one by one: the subscriptions
+belong to a second node that no executor spins, and a timer of the node takes what arrived every
+``take_every_s`` seconds and hands it on in receive order with each message's receive time from
+the middleware. A callback per message wakes the process for every message (hundreds per
+second on a session), most of the recorder's own CPU; a batch every 50 ms wakes it 20 times a
+second.
 """
 from __future__ import annotations
 
@@ -126,11 +133,16 @@ class RawTopics:
     effort ones a tenth of it): a KEEP_LAST reader whose queue is full drops its oldest message
     even on a reliable topic, and the recorder, on a busy machine, sometimes falls behind for a
     moment. The topic's own QoS (``RawTopic.qos``, what its publishers offer) stays as it is.
+
+    ``take_every_s`` > 0: taken in batches (see the module docstring); the subscriptions live on a
+    node named ``<node>_subscriptions`` in the same namespace (no parameters, no log), their QoS
+    events are handled by ``node``'s executor. Messages still queued when the caller stops are
+    taken by :meth:`take`; :meth:`destroy` removes the second node.
     """
 
     def __init__(self, node: Node, selection: TopicSelection, on_message: Callable[[RawTopic, bytes, int], None],
                  table: Iterable[TopicSpec] = (), *, preload: bool = True, callback_group=None,
-                 history_depth: int = 0, offered: bool = False):
+                 history_depth: int = 0, offered: bool = False, take_every_s: float = 0.0):
         self.node = node
         self.selection = selection
         self.on_message = on_message
@@ -142,6 +154,16 @@ class RawTopics:
         self._table = {spec.name: spec for spec in selection.known(table)}
         self._profile = offered_profile if offered else profile
         self._incompatible: set[str] = set()
+        self._holder: Node | None = None
+        self._last_received: dict[str, int] = {}
+        if take_every_s > 0:
+            import rclpy
+
+            self._holder = rclpy.create_node(f"{node.get_name()}_subscriptions", namespace=node.get_namespace(),
+                                             context=node.context, start_parameter_services=False,
+                                             enable_rosout=False)
+            self._sim_time = bool(node.get_parameter("use_sim_time").value)
+            node.create_timer(take_every_s, self.take, callback_group=callback_group)
         if preload:
             for spec in self._table.values():
                 self.topics[spec.name] = RawTopic(spec.name, spec.msgtype, self._profile(spec.qos), spec)
@@ -219,16 +241,66 @@ class RawTopics:
         depth = max(int(q.depth), self.history_depth if reliable else self.history_depth // 10)
         sub_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=q.reliability,
                              durability=q.durability)
-        topic.subscription = self.node.create_subscription(
-            cls, topic.name, callback, sub_qos, raw=True, callback_group=self.callback_group,
-            event_callbacks=SubscriptionEventCallbacks(
-                incompatible_qos=lambda _info, _name=topic.name: self._incompatible.add(_name)))
+        events = SubscriptionEventCallbacks(
+            incompatible_qos=lambda _info, _name=topic.name: self._incompatible.add(_name))
+        owner = self._holder or self.node
+        topic.subscription = owner.create_subscription(cls, topic.name, callback, sub_qos, raw=True,
+                                                       callback_group=self.callback_group, event_callbacks=events)
+        if self._holder is not None:
+            # The QoS events still need an executor: the node's handles them.
+            for handler in topic.subscription.event_handlers:
+                self._holder.remove_waitable(handler)
+                self.node.add_waitable(handler)
         return True
 
     def unsubscribe(self, topic: RawTopic) -> None:
-        if topic.subscription is not None:
-            self.node.destroy_subscription(topic.subscription)
-            topic.subscription = None
+        sub = topic.subscription
+        if sub is None:
+            return
+        if self._holder is not None:
+            self.take()  # what it holds still counts
+            for handler in sub.event_handlers:
+                self.node.remove_waitable(handler)
+                self._holder.add_waitable(handler)  # destroy_subscription removes them from there
+        (self._holder or self.node).destroy_subscription(sub)
+        topic.subscription = None
+
+    def take(self) -> int:
+        """Hand every message queued in the batched subscriptions to ``on_message``, in the order
+        they were received; returns how many. (Without ``take_every_s`` the executor's callbacks
+        hand them on and this takes nothing.)"""
+        if self._holder is None:
+            return 0
+        batch = []
+        for topic in list(self.topics.values()):
+            sub = topic.subscription
+            if sub is None:
+                continue
+            last = self._last_received.get(topic.name, 0)
+            with sub.handle:
+                while (got := sub.handle.take_message(sub.msg_type, True)) is not None:
+                    # A reliable reader hands samples on in order: one repaired after later ones
+                    # arrived was received for us when its successors could be, not before.
+                    last = max(last, got[1].get("received_timestamp") or time.time_ns())
+                    batch.append((last, len(batch), topic, got[0]))
+            self._last_received[topic.name] = last
+        if not batch:
+            return 0
+        batch.sort(key=lambda item: item[:2])  # receive order across topics, each topic's own order kept
+        # The middleware stamps with the system clock; with use_sim_time the log time is ROS time.
+        offset = self.node.get_clock().now().nanoseconds - time.time_ns() if self._sim_time else 0
+        for received, _, topic, data in batch:
+            self.on_message(topic, data, received + offset)
+        return len(batch)
+
+    def destroy(self) -> None:
+        """Take what is queued, end every subscription, and remove the batched subscriptions' node."""
+        self.take()
+        for topic in self.topics.values():
+            self.unsubscribe(topic)
+        if self._holder is not None:
+            self._holder.destroy_node()
+            self._holder = None
 
 
 __all__ = ["NOT_BY_DEFAULT", "ROSOUT", "ROSOUT_TOPIC", "RawTopic", "RawTopics", "default_selection", "message_class",
