@@ -21,7 +21,8 @@ any live subscriber of those topics sees) and keeps a SHA-1 of every message. Af
   learner, stopped together with the actor, may not have taken the last records in flight:
   the replay then holds those few transitions more, reported as ``replay_extra_bytes``);
 * **recorder CPU**: CPU seconds of the recorder process (from /proc) between 30 s after the
-  start and the stop, divided by the wall time (1.0 = one core), and what it logged itself;
+  start and the stop, divided by the wall time (1.0 = one core), the same per thread name
+  (``recorder_thread_cpu_share``), what it logged itself, and its warnings;
 * **size**: the bag's size per minute of session, per topic too; and the size with
   ``record_images:=jpeg`` computed from the recorded camera frames (JPEG quality 90).
 
@@ -63,6 +64,34 @@ def _cpu_s(pid: int) -> float | None:
     except OSError:
         children = []
     return total + sum(_cpu_s(int(c)) or 0.0 for c in children)
+
+
+def _threads_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds per thread of a process, keyed '<name>/<tid>' (e.g. 'dds.ev.0/1234')."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            text = pathlib.Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        name = text[text.find("(") + 1:text.rfind(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        out[f"{name}/{tid}"] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _by_name(before: dict[str, float], after: dict[str, float], window_s: float | None) -> dict[str, float]:
+    if not window_s:
+        return {}
+    shares: dict[str, float] = collections.defaultdict(float)
+    for key, cpu in after.items():
+        shares[key.rsplit("/", 1)[0]] += (cpu - before.get(key, 0.0)) / window_s
+    return {name: round(v, 4) for name, v in sorted(shares.items(), key=lambda kv: -kv[1]) if v >= 1e-4}
 
 
 class Probe:
@@ -176,11 +205,14 @@ def main() -> int:
     assert pid is not None, "".join(lines[-40:])
     time.sleep(30.0)  # start-up (imports, discovery) is not the steady state being measured
     cpu0, t0 = _cpu_s(pid), time.monotonic()
+    threads0 = _threads_cpu_s(pid)
+    threads1: dict[str, float] = {}
     cpu1 = t1 = None
     while proc.poll() is None:
         c = _cpu_s(pid)
         if c is not None:
             cpu1, t1 = c, time.monotonic()  # the last sample before the recorder stops
+            threads1 = _threads_cpu_s(pid) or threads1
         if any("shutting down" in ln for ln in list(lines)):
             break
         time.sleep(1.0)  # sampling /proc once a second
@@ -288,6 +320,8 @@ def main() -> int:
                         "jpeg_q90_mb_per_min": round(sum(jpeg.values()) / 1e6 / minutes, 2)},
         "recorder_cpu_share": round((cpu1 - cpu0) / (t1 - t0), 4) if cpu1 is not None else None,
         "recorder_cpu_window_s": round(t1 - t0, 1) if t1 is not None else None,
+        # Per thread over the same window, by thread name (threads of one name summed), share of a core.
+        "recorder_thread_cpu_share": _by_name(threads0, threads1, (t1 - t0) if t1 is not None else None),
         "recorder_log": recorder_line,
         "recorder_warnings": [ln.strip() for ln in lines if "[recorder]" in ln and "[WARN" in ln],
         "missing_total": sum(t.get("missing", 0) for t in per_topic.values()),

@@ -41,8 +41,9 @@ recorder asks for the offer, so a recorder that discovers a publisher late, as h
 whole graph starts on a busy machine, still gets its first seconds. (Fast DDS replays history
 to late joiners only from reliable writers, hence reliable.) A publish never waits on a slow
 reliable reader: a full KEEP_LAST history drops its oldest sample. The price: once a reliable
-writer's KEEP_LAST history is full, Fast DDS sends a heartbeat with every sample and the
-recorder answers each, about one percentage point of a core in the recorder on the sim graph.
+writer's KEEP_LAST history is full, Fast DDS sends a heartbeat with every sample, and the
+recorder answers them (after 100 ms, all of an interval at once: ``nodes/recorder_fastdds.xml``;
+with Fast DDS's default 5 ms, one answer per sample, about a point of a core on the sim graph).
 Commands keep their volatile offer: Fast DDS removes acknowledged samples from a volatile
 writer's history, so it does not fill, and commands keep the protocol cost they had.
 """
