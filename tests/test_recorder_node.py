@@ -325,6 +325,50 @@ def test_batched_and_per_message_recorders_write_the_same_messages_in_order(ros_
 
 
 @pytest.mark.ros
+@pytest.mark.timing  # nodes over DDS on loopback
+def test_batched_recorder_with_sim_time_logs_ros_time(ros_context, tmp_path):
+    """With use_sim_time the middleware's receive stamps (system clock) become ROS time: 0 before
+    the first /clock message, the sim clock's time after it. The recorder's timers run on the
+    wall clock: it discovers and takes messages while the sim clock stands still."""
+    from mcap.reader import make_reader
+    from rclpy.node import Node
+    from rosgraph_msgs.msg import Clock
+    from std_msgs.msg import Int32
+
+    from robot_stack.nodes import qos
+
+    recorder = _recorder(ros_context, tmp_path, namespace="/n3", topics="/t/c", use_sim_time=True)
+    pub = Node("publisher", context=ros_context)
+    data = pub.create_publisher(Int32, "/t/c", qos.COMMAND)
+    clock = pub.create_publisher(Clock, "/clock", 10)
+    spinner = _Spinner(ros_context, pub, recorder)
+    try:
+        _wait(lambda: data.get_subscription_count() >= 1 and clock.get_subscription_count() >= 1, 15.0,
+              "the recorder to find /t/c with no /clock yet")
+        data.publish(Int32(data=0))  # before any /clock: ROS time 0
+        _wait(lambda: recorder.bag.summary.messages >= 1, 15.0, "the first message in the bag")
+        sim_s = 1000
+        msg = Clock()
+        msg.clock.sec = sim_s
+        clock.publish(msg)
+        _wait(lambda: recorder.get_clock().now().nanoseconds >= sim_s * 10**9, 15.0, "the sim clock")
+        for i in range(1, 6):
+            data.publish(Int32(data=i))
+        _wait(lambda: recorder.bag.summary.messages >= 6, 15.0, "6 messages in the bag")
+    finally:
+        spinner.stop()
+    recorder.close()
+    (mcap_file,) = recorder.bag.path.glob("*.mcap")
+    with open(mcap_file, "rb") as f:
+        times = [m.log_time for _s, c, m in make_reader(f).iter_messages(log_time_order=True) if c.topic == "/t/c"]
+    assert len(times) == 6 and times[0] == 0, times
+    # Received within the test's seconds after the clock said 1000 s (the clock does not run on).
+    assert all(sim_s * 10**9 - 15 * 10**9 <= t <= sim_s * 10**9 for t in times[1:]), times
+    recorder.destroy_node()
+    pub.destroy_node()
+
+
+@pytest.mark.ros
 def test_bad_parameters_stop_the_recorder_at_start_up(ros_context, tmp_path):
     from robot_stack.types.config import ConfigError
 

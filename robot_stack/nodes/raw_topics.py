@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -163,7 +164,10 @@ class RawTopics:
                                              context=node.context, start_parameter_services=False,
                                              enable_rosout=False)
             self._sim_time = bool(node.get_parameter("use_sim_time").value)
-            node.create_timer(take_every_s, self.take, callback_group=callback_group)
+            # On the steady clock: with use_sim_time a node's timers stop while the sim clock does,
+            # and the queues would fill meanwhile.
+            node.create_timer(take_every_s, self.take, callback_group=callback_group,
+                              clock=Clock(clock_type=ClockType.STEADY_TIME))
         if preload:
             for spec in self._table.values():
                 self.topics[spec.name] = RawTopic(spec.name, spec.msgtype, self._profile(spec.qos), spec)
@@ -287,10 +291,15 @@ class RawTopics:
         if not batch:
             return 0
         batch.sort(key=lambda item: item[:2])  # receive order across topics, each topic's own order kept
-        # The middleware stamps with the system clock; with use_sim_time the log time is ROS time.
-        offset = self.node.get_clock().now().nanoseconds - time.time_ns() if self._sim_time else 0
+        if not self._sim_time:
+            for received, _, topic, data in batch:
+                self.on_message(topic, data, received)
+            return len(batch)
+        # The middleware stamps with the system clock; with use_sim_time the log time is ROS time
+        # (0 until the first /clock message, as the clock says then).
+        offset = self.node.get_clock().now().nanoseconds - time.time_ns()
         for received, _, topic, data in batch:
-            self.on_message(topic, data, received + offset)
+            self.on_message(topic, data, max(0, received + offset))
         return len(batch)
 
     def destroy(self) -> None:

@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass
 from typing import MutableMapping
 
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
@@ -146,10 +147,12 @@ class RecorderNode(Node):
         for topic in list(self.topics.topics.values()):
             if topic.subscription is not None:
                 self._add_to_bag(topic)
+        # Wall-clock timers, with use_sim_time too (a paused sim clock would stop them).
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
         if cfg.discover_every_s > 0:
-            self.create_timer(cfg.discover_every_s, self._discover)
+            self.create_timer(cfg.discover_every_s, self._discover, clock=steady)
         if cfg.report_every_s > 0:
-            self.create_timer(cfg.report_every_s, self._report)
+            self.create_timer(cfg.report_every_s, self._report, clock=steady)
         self.get_logger().info(f"recording {len(self.topics.topics)} topics of {ns} to {path} "
                                f"(images {cfg.images}, chunks {cfg.chunk_compression}; selection "
                                f"{' '.join(self.selection.include)}"
