@@ -26,6 +26,18 @@ def _read_bag(bag_dir: pathlib.Path) -> dict[str, list]:
     return out
 
 
+def _log_times_and_data(bag_dir: pathlib.Path) -> dict[str, list[tuple[int, bytes]]]:
+    """Per topic, (log time, CDR bytes) of every message in the bag's .mcap, in log-time order."""
+    from mcap.reader import make_reader
+
+    (mcap_file,) = bag_dir.glob("*.mcap")
+    rows: dict[str, list] = {}
+    with open(mcap_file, "rb") as f:
+        for _schema, channel, message in make_reader(f).iter_messages(log_time_order=True):
+            rows.setdefault(channel.topic, []).append((message.log_time, message.data))
+    return rows
+
+
 class _Spinner:
     """Spins nodes in a thread until stop(), then hands the executor back (as run_node does
     before a node's close(): the recorder drains with it)."""
@@ -282,7 +294,6 @@ def test_batched_and_per_message_recorders_write_the_same_messages_in_order(ros_
     """take_every_s > 0 (the default) takes what arrived in batches; the bag must hold what a
     recorder called back per message holds, each topic in publishing order, with log times that
     do not go back and lie between the publish and the end of the test."""
-    from mcap.reader import make_reader
     from rclpy.node import Node
     from std_msgs.msg import Int32
 
@@ -310,12 +321,7 @@ def test_batched_and_per_message_recorders_write_the_same_messages_in_order(ros_
     got = {}
     for name, recorder in (("batched", batched), ("each", each)):
         recorder.close()
-        (mcap_file,) = recorder.bag.path.glob("*.mcap")
-        rows: dict[str, list] = {}
-        with open(mcap_file, "rb") as f:
-            for _schema, channel, message in make_reader(f).iter_messages(log_time_order=True):
-                rows.setdefault(channel.topic, []).append((message.log_time, message.data))
-        got[name] = rows
+        got[name] = _log_times_and_data(recorder.bag.path)
         recorder.destroy_node()
     for topic, n in (("/t/a", 200), ("/t/b", 67)):
         times = [t for t, _ in got["batched"][topic]]
@@ -330,7 +336,6 @@ def test_batched_recorder_with_sim_time_logs_ros_time(ros_context, tmp_path):
     """With use_sim_time the middleware's receive stamps (system clock) become ROS time: 0 before
     the first /clock message, the sim clock's time after it. The recorder's timers run on the
     wall clock: it discovers and takes messages while the sim clock stands still."""
-    from mcap.reader import make_reader
     from rclpy.node import Node
     from rosgraph_msgs.msg import Clock
     from std_msgs.msg import Int32
@@ -358,9 +363,7 @@ def test_batched_recorder_with_sim_time_logs_ros_time(ros_context, tmp_path):
     finally:
         spinner.stop()
     recorder.close()
-    (mcap_file,) = recorder.bag.path.glob("*.mcap")
-    with open(mcap_file, "rb") as f:
-        times = [m.log_time for _s, c, m in make_reader(f).iter_messages(log_time_order=True) if c.topic == "/t/c"]
+    times = [t for t, _ in _log_times_and_data(recorder.bag.path)["/t/c"]]
     assert len(times) == 6 and times[0] == 0, times
     # Received within the test's seconds after the clock said 1000 s (the clock does not run on).
     assert all(sim_s * 10**9 - 15 * 10**9 <= t <= sim_s * 10**9 for t in times[1:]), times

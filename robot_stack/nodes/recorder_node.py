@@ -203,11 +203,11 @@ class RecorderNode(Node):
                                f"{sum(t.bytes for t in s.topics.values()) / 1e6:.1f} MB of messages, "
                                f"recorder CPU {100 * self.cpu_share():.1f}% of a core")
 
-    def _others_publishing(self) -> bool:
-        """Does any other node still publish one of the recorded topics? (/rosout aside: every
-        node, this one too, publishes its log there.)"""
-        return any(self.count_publishers(name) > 0 for name, t in self.topics.topics.items()
-                   if t.subscription is not None and name != "/rosout")
+    def _still_published(self) -> list[str]:
+        """The recorded topics another node still publishes (/rosout aside: every node, this one
+        too, publishes its log there)."""
+        return sorted(name for name, t in self.topics.topics.items()
+                      if t.subscription is not None and name != "/rosout" and self.count_publishers(name) > 0)
 
     def _drain(self) -> None:
         """Take what is still arriving: the other nodes stop when we do (one Ctrl-C for the whole
@@ -218,11 +218,10 @@ class RecorderNode(Node):
             return
         end = time.monotonic() + self.config.drain_s
         while time.monotonic() < end:
-            if time.monotonic() - self._last_message >= 0.3 and not self._others_publishing():
+            if time.monotonic() - self._last_message >= 0.3 and not self._still_published():
                 return
             executor.spin_once(timeout_sec=0.05)
-        still = sorted(name for name, t in self.topics.topics.items() if t.subscription is not None
-                       and name != "/rosout" and self.count_publishers(name) > 0)
+        still = self._still_published()
         if still:
             self.get_logger().warning(f"stopped recording after drain_s={self.config.drain_s} s while "
                                       f"{len(still)} topics still had publishers ({', '.join(still[:5])}"
