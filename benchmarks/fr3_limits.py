@@ -30,6 +30,9 @@ stands for the robot's real-time controller).
     bash tools/in_env.sh python benchmarks/fr3_limits.py --minutes 10
     bash tools/in_env.sh python benchmarks/fr3_limits.py --seconds-per-pattern 5 --setups rt
 
+``--stall-ms 2,8`` stops the node's process (SIGSTOP) for 2-8 ms at random moments, the lost
+cycles a loaded machine causes, on purpose: what the node's lossy-link acceleration is for.
+
 tests/test_franka_sim_limits.py runs the same patterns briefly in CI.
 """
 from __future__ import annotations
@@ -197,6 +200,8 @@ class Driver:
         self.events: list[dict] = []
         self._lock = threading.Lock()
         self.pose: np.ndarray | None = None
+        self.box_overshoot_m = 0.0
+        """Farthest the EE got outside the workspace box (per pattern: run_patterns resets it), m."""
         topics.subscription(self.probe, topics.FRANKA_STATUS, self._on_status)
         topics.subscription(self.probe, topics.EE_POSE, self._on_pose)
         self.twist_pub = topics.publisher(self.probe, topics.CMD_TWIST)
@@ -228,6 +233,8 @@ class Driver:
     def _on_pose(self, msg) -> None:
         p = msg.pose.position
         self.pose = np.array([p.x, p.y, p.z])
+        lo, hi = np.array(self.safety.workspace_min_xyz_m), np.array(self.safety.workspace_max_xyz_m)
+        self.box_overshoot_m = max(self.box_overshoot_m, float(np.max(np.maximum(lo - self.pose, self.pose - hi))))
 
     def event_names(self, start: int = 0) -> list[str]:
         with self._lock:
@@ -401,16 +408,21 @@ class Driver:
         return forced
 
 
-def run_patterns(sim: FrankaSim, driver: Driver, seconds: float, patterns=PATTERNS, log=print) -> dict:
-    """Run each pattern for ``seconds`` from home; per pattern the simulator's figures."""
+def run_patterns(sim: FrankaSim, driver: Driver, seconds: float, patterns=PATTERNS, log=print,
+                 on_start=None) -> dict:
+    """Run each pattern for ``seconds`` from home; per pattern the simulator's figures.
+    ``on_start()`` is called once the first home move is done."""
     results = {}
     if not driver.home():
         raise RuntimeError(f"the first home move failed: {driver.event_names()[-5:]}")
+    if on_start is not None:
+        on_start()
     for name in patterns:
         sim.reset()
         start = len(driver.events)
         t0 = time.monotonic()
         forced = None
+        driver.box_overshoot_m = 0.0
         if name == "forced_reflex":
             forced = driver.forced_reflex(seconds, sim)
         else:
@@ -428,6 +440,7 @@ def run_patterns(sim: FrankaSim, driver: Driver, seconds: float, patterns=PATTER
             "peak_fraction": stats["peak_fraction"],
             "peak_detail": stats["peak_detail"],
             "lost_cycles": stats["lost_cycles"],
+            "box_overshoot_m": round(driver.box_overshoot_m, 4),
             "node_events": {e: ev.count(e) for e in sorted(set(ev))},
         }
         log(f"{name}: {results[name]['seconds']} s, reflexes {results[name]['reflexes']}"
@@ -489,7 +502,7 @@ def summarize(results: dict) -> dict:
 
 
 def run_setup(rt: bool, seconds: float, host: str, control_port: int, seed: int, log=print,
-              patterns=PATTERNS, overrides: dict | None = None) -> dict:
+              patterns=PATTERNS, overrides: dict | None = None, on_start=None) -> dict:
     """One run of every pattern; ``rt``: the node's control thread at SCHED_FIFO 20 (this process
     is put under ``chrt -f 20`` by main())."""
     sim = FrankaSim(host, control_port, fifo_priority=30, log_path=ROOT / "benchmarks" / "results" / "tmp" / "franka_sim.log")
@@ -498,12 +511,55 @@ def run_setup(rt: bool, seconds: float, host: str, control_port: int, seed: int,
         driver = Driver(host, seed=seed, control_thread_priority=20 if rt else 0, overrides=overrides)
         try:
             t0 = time.monotonic()
-            results = run_patterns(sim, driver, seconds, patterns, log=log)
+            results = run_patterns(sim, driver, seconds, patterns, log=log, on_start=on_start)
             rest = at_rest(sim)
             return {"patterns": results, "summary": summarize(results), "at_end": rest,
                     "seconds": round(time.monotonic() - t0, 1)}
         finally:
             driver.close()
+
+
+class Stalls:
+    """Stops a process (SIGSTOP, every thread of it, libfranka's control thread included) for a
+    random LO..HI ms at random moments (exponential gaps, mean ``every_s``): the stalls a loaded
+    machine inflicts, on purpose and countable. Starts once ``started`` is set (the process's first
+    home move is done), the first stall ``first_ms`` long where given."""
+
+    def __init__(self, pid: int, started: threading.Event, ms: tuple[float, float], every_s: float, seed: int,
+                 first_ms: float | None = None):
+        self.pid, self.started, self.ms, self.every_s, self.first_ms = pid, started, ms, every_s, first_ms
+        self.rng = np.random.default_rng(seed + 7)
+        self.durations_ms: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self.started.wait(0.1):
+            if self._stop.is_set():
+                return
+        while not self._stop.wait(self.rng.exponential(self.every_s)):
+            d = (self.first_ms if self.first_ms and not self.durations_ms else self.rng.uniform(*self.ms)) / 1000.0
+            try:
+                os.kill(self.pid, signal.SIGSTOP)
+                t0 = time.perf_counter()
+                while time.perf_counter() - t0 < d:  # spin: a sleep this short overshoots
+                    pass
+                self.durations_ms.append((time.perf_counter() - t0) * 1000.0)
+            except ProcessLookupError:
+                return
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict:
+        d = np.array(self.durations_ms) if self.durations_ms else np.zeros(1)
+        return {"count": len(self.durations_ms), "ms_min": round(float(d.min()), 2),
+                "ms_mean": round(float(d.mean()), 2), "ms_max": round(float(d.max()), 2)}
 
 
 def main() -> int:
@@ -518,7 +574,14 @@ def main() -> int:
     p.add_argument("--patterns", default=",".join(PATTERNS), help="comma list of patterns to run (default: all)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=YAML",
                    help="override a parameter of config/franka.yaml, e.g. safety.max_joint_jerk_rad_s3=250 (repeatable)")
+    p.add_argument("--stall-ms", default=None, metavar="LO,HI",
+                   help="stop the node's process (SIGSTOP) for LO..HI ms at random moments, as a loaded machine "
+                        "does: each stall loses that many command cycles (e.g. 4,12)")
+    p.add_argument("--stall-every-s", type=float, default=2.0, help="mean time between stalls, s")
+    p.add_argument("--stall-first-ms", type=float, default=None,
+                   help="make the first stall this long (e.g. 1: a lone lost cycle before the longer ones)")
     p.add_argument("--_child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--_notify_parent", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     patterns = tuple(x for x in args.patterns.split(",") if x)
     unknown = sorted(set(patterns) - set(PATTERNS))
@@ -534,31 +597,50 @@ def main() -> int:
         apply_overrides(shipped_params(), overrides)
     except KeyError as e:
         p.error(e.args[0])
+    stall_ms = None
+    if args.stall_ms:
+        try:
+            stall_ms = tuple(float(x) for x in args.stall_ms.split(","))
+            assert len(stall_ms) == 2 and 0 < stall_ms[0] <= stall_ms[1]
+        except (ValueError, AssertionError):
+            p.error(f"--stall-ms {args.stall_ms}: expected LO,HI in ms with 0 < LO <= HI, e.g. 4,12")
     seconds = args.seconds_per_pattern if args.minutes is None else args.minutes * 60.0 / len(patterns)
     if not available():
         print("franka-sim's environment is missing: run tools/bootstrap.sh", file=sys.stderr)
         return 2
     if args._child:  # one set-up, in this (possibly chrt'ed) process; result as JSON on stdout's last line
         res = run_setup(args._child == "rt", seconds, args.host, args.control_port, args.seed,
-                        log=lambda m: print(m, file=sys.stderr, flush=True), patterns=patterns, overrides=overrides)
+                        log=lambda m: print(m, file=sys.stderr, flush=True), patterns=patterns, overrides=overrides,
+                        # the parent's Stalls wait for this (chrt execs: the parent is this script)
+                        on_start=(lambda: os.kill(os.getppid(), signal.SIGUSR1)) if args._notify_parent else None)
         print(json.dumps(res))
         return 0
-    out = {"what": "franka node (shipped config) vs franka-sim with motion limits and communication constraints "
+    out = {"stall_ms": stall_ms, "stall_every_s": args.stall_every_s if stall_ms else None,
+           "what": "franka node (shipped config) vs franka-sim with motion limits and communication constraints "
                    "enforced", "machine": platform.node(), "load_avg_start": os.getloadavg(),
            "seconds_per_pattern": seconds, "patterns": list(patterns), "overrides": overrides, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "setups": {}}
     for setup in args.setups.split(","):
         cmd = [sys.executable, __file__, "--_child", setup, "--seconds-per-pattern", str(seconds),
                "--host", args.host, "--control-port", str(args.control_port), "--seed", str(args.seed),
-               "--patterns", ",".join(patterns), *(f"--set={item}" for item in args.set)]
+               "--patterns", ",".join(patterns), *(f"--set={item}" for item in args.set),
+               *(["--_notify_parent"] if stall_ms else [])]
         if setup == "rt":
             cmd = ["chrt", "-f", "20", *cmd]
         print(f"== {setup}: {' '.join(cmd)}", flush=True)
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+        started = threading.Event()
+        signal.signal(signal.SIGUSR1, lambda *_: started.set())
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        stalls = Stalls(proc.pid, started, stall_ms, args.stall_every_s, args.seed, args.stall_first_ms) if stall_ms else None
+        stdout, _ = proc.communicate()
+        if stalls:
+            stalls.stop()
         if proc.returncode != 0:
             print(f"set-up {setup} failed with {proc.returncode}", file=sys.stderr)
             return 1
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        res = json.loads(stdout.strip().splitlines()[-1])
+        if stalls:
+            res["stalls"] = stalls.summary()
         res["load_avg_end"] = os.getloadavg()
         out["setups"][setup] = res
         print(json.dumps(res["summary"], indent=1), flush=True)

@@ -46,7 +46,42 @@ def test_config_above_the_fr3_limits_is_refused_naming_the_field():
         SafetyConfig(max_ang_accel_rad_s2=8.0).validate()  # sqrt(3) x 8 = 13.9 > 0.8 x 17
     with pytest.raises(ValueError, match="max_joint_jerk_rad_s3"):
         SafetyConfig(max_joint_jerk_rad_s3=4500.0).validate()
+    with pytest.raises(ValueError, match="lossy_link_joint_accel_rad_s2"):
+        SafetyConfig(lossy_link_joint_accel_rad_s2=3.0).validate()  # above max_joint_accel_rad_s2
     SafetyConfig().validate()
+
+
+def test_a_lost_command_cycle_lowers_franky_acceleration_for_the_hold_time(monkeypatch):
+    """FrankyRobot reads the robot's control_command_success_rate: below 1 once it read 1 since its
+    loop started means a lost cycle; then motions are planned with the lossy-link acceleration
+    until none was lost for lossy_link_hold_s. No connection needed: only the bookkeeping runs."""
+    from robot_stack.devices.franka import franky as franky_backend
+    from robot_stack.devices.franka.base import FrankaConfig
+
+    now = [100.0]
+    monkeypatch.setattr(franky_backend.time, "monotonic", lambda: now[0])
+    cfg = SafetyConfig()
+    robot = franky_backend.FrankyRobot(FrankaConfig(backend="franky"), limits=cfg.cartesian_limits)
+    lossy_factor = cfg.lossy_link_joint_accel_rad_s2 / cfg.max_joint_accel_rad_s2
+    assert 0.0 < lossy_factor < 1.0
+    # A loop starting: no loop (0), then a window still filling (hardware reads n/100): not lossy.
+    for rate in (0.0, 0.01, 0.5, 0.99):
+        assert not robot._note_success_rate(rate)
+    assert robot._acceleration_factor() == 1.0
+    assert not robot._note_success_rate(1.0)
+    # One lost cycle in the last 100: lossy from now on, for the hold time after the last loss.
+    assert robot._note_success_rate(0.99)
+    assert robot._acceleration_factor() == pytest.approx(lossy_factor)
+    now[0] += cfg.lossy_link_hold_s - 1.0
+    assert robot._note_success_rate(1.0) and robot._acceleration_factor() == pytest.approx(lossy_factor)
+    assert robot._note_success_rate(0.98)  # another loss restarts the hold
+    now[0] += cfg.lossy_link_hold_s - 0.5
+    assert robot._note_success_rate(1.0)
+    now[0] += 1.0
+    assert not robot._note_success_rate(1.0) and robot._acceleration_factor() == 1.0
+    assert robot.lossy_link_count == 1  # one lossy stretch, its hold extended once
+    # The loop stopped (0) and restarted: its filling window is not a loss again.
+    assert not robot._note_success_rate(0.0) and not robot._note_success_rate(0.3)
 
 
 def test_franky_limits_follow_the_safety_config():

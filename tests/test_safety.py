@@ -84,6 +84,41 @@ def test_acceleration_limit_ramps_up_and_down():
     assert speeds2[-1] == 0.0
 
 
+def test_a_lossy_link_slows_the_arm_and_keeps_its_stopping_distance():
+    """While the robot loses command cycles: accelerations x r, speeds x sqrt(r) (r: the lossy-link
+    over the full joint acceleration), so the distance to stop from full speed stays the same."""
+    r = CFG.lossy_link_joint_accel_rad_s2 / CFG.max_joint_accel_rad_s2
+    assert 0.0 < r < 1.0
+
+    def stop_distance(f: SafetyFilter) -> tuple[float, float, float]:
+        """(top speed, largest speed step per tick, distance travelled after the stop command)"""
+        outs = run(f, 0.0, 2.0, cmd=(np.array([1.0, 0.0, 0.0]), np.zeros(3)))
+        speeds = [np.linalg.norm(o.lin_m_s) for _, o in outs]
+        stop = run(f, 2.0, 3.0, cmd=(np.zeros(3), np.zeros(3)))
+        stop_speeds = [np.linalg.norm(o.lin_m_s) for _, o in stop]
+        assert stop_speeds[-1] == 0.0
+        steps = np.abs(np.diff(speeds + stop_speeds))
+        return speeds[-1], float(steps.max()), float(sum(stop_speeds) * DT)
+
+    top, step, dist = stop_distance(SafetyFilter(CFG))
+    lossy = SafetyFilter(CFG)
+    lossy.lossy_link = True
+    top_l, step_l, dist_l = stop_distance(lossy)
+    assert top == pytest.approx(CFG.max_lin_speed_m_s) and top_l == pytest.approx(np.sqrt(r) * top)
+    assert step_l == pytest.approx(r * step, rel=1e-6)
+    assert dist_l == pytest.approx(dist, rel=0.1)
+    # ...and near a wall the approach gain shrinks with the speeds: sqrt(r) of the outward speed.
+    near_wall = np.array([CFG.workspace_max_xyz_m[0] - 0.01, 0.0, 0.3])
+    outward = []
+    for f in (SafetyFilter(CFG), lossy):
+        outs = run(f, 10.0, 2.0, p=near_wall, cmd=(np.array([1.0, 0.0, 0.0]), np.zeros(3)))
+        outward.append(outs[-1][1].lin_m_s[0])
+    assert outward[0] == pytest.approx(CFG.box_approach_gain_1_s * 0.01)
+    assert outward[1] == pytest.approx(np.sqrt(r) * outward[0])
+    lossy.lossy_link = False  # the link is good again: full speed
+    assert run(lossy, 20.0, 2.0, cmd=(np.array([1.0, 0.0, 0.0]), np.zeros(3)))[-1][1].lin_m_s[0] == pytest.approx(top)
+
+
 def test_watchdog_ramps_to_zero_once_commands_stop():
     f = SafetyFilter(CFG)
     cmd = (np.array([0.0, 0.1, 0.0]), np.zeros(3))

@@ -61,14 +61,16 @@ Publishes
       ``box_clamp``, ``box_outside``, ``error``, ``recovering``, ``recovered``,
       ``joint_limit``, ``recovery_gave_up``, ``needs_attention``, ``reconnected``, ``home_started``,
       ``home_retry``, ``home_done``, ``home_failed``, ``home_busy``, ``gripper_rejected``,
-      ``operator_fallback``, ``operator_fallback_end``, ``shutdown``. ``mode`` is ``streaming``,
+      ``operator_fallback``, ``operator_fallback_end``, ``lossy_link``, ``lossy_link_end``,
+      ``shutdown``. ``mode`` is ``streaming``,
       ``homing`` or ``gave_up``. One reflex costs one recovery attempt (a home move it
       interrupted is retried); after ``safety.max_recovery_attempts`` within
       ``safety.recovery_window_s`` the node stops commanding the arm (mode ``gave_up``), keeps
       publishing the state and repeats ``needs_attention`` every second until it is restarted.
   ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, ``qos.DIAGNOSTICS``), once a second: one
       status named by the node's full name (``/robot_stack/franka``): ERROR after
-      ``recovery_gave_up`` or while the link is lost, WARN while the operator drives directly,
+      ``recovery_gave_up`` or while the link is lost, WARN while the operator drives directly
+      or the link loses command cycles,
       else OK; the message is the last event, the values the mode and safety counters.
   ``franka/debug/sent`` (robot_stack/CommandSent, ``qos.STEPS``: reliable and deep, every
       event is a measurement sample), only with ``debug_latency: true``: one per velocity
@@ -268,6 +270,7 @@ class FrankaNode(Node):
         self._closed = False
         self._actor_cmd_t = -math.inf  # monotonic time of the last cmd_twist (operator fallback)
         self._fallback = False  # the operator drives directly (no actor)
+        self._lossy_link = False  # the robot reports lost command cycles (RobotState.lossy_link)
         self._link_lost_since: float | None = None
         self._reconnect_at = 0.0
         self._attention_detail = ""
@@ -351,12 +354,29 @@ class FrankaNode(Node):
             return  # shutting down (e.g. a home move finishing after Ctrl-C): logged above
         self._status_pub.publish(convert.franka_status_to_msg(status))
 
+    def _note_lossy_link(self, lossy: bool) -> None:
+        """The safety filter slows down while the robot loses command cycles (franky backend); an
+        event when that starts and ends."""
+        self.safety.lossy_link = lossy
+        if lossy == self._lossy_link:
+            return
+        self._lossy_link = lossy
+        s = self.config.safety
+        if lossy:
+            self._status("lossy_link", f"the robot lost command cycles: joint acceleration limited to "
+                         f"{s.lossy_link_joint_accel_rad_s2} rad/s^2 (speeds lowered to keep stopping distances) "
+                         f"until none is lost for {s.lossy_link_hold_s} s; check the real-time set-up "
+                         f"(docs/realtime.md)")
+        else:
+            self._status("lossy_link_end", f"no lost command cycle for {s.lossy_link_hold_s} s: joint acceleration "
+                         f"{s.max_joint_accel_rad_s2} rad/s^2 again")
+
     def _publish_diagnostics(self) -> None:
         """/diagnostics: this node's health, once a second."""
         last = self._last_event
         if self._mode == "gave_up" or self._link_lost_since is not None:
             level = Health.ERROR
-        elif self._fallback:
+        elif self._fallback or self._lossy_link:
             level = Health.WARN
         else:
             level = Health.OK
@@ -563,6 +583,7 @@ class FrankaNode(Node):
                 return
             self._link_lost_since = None
             self._last_state = state
+            self._note_lossy_link(state.lossy_link)
             now = time.monotonic()
             if state.has_error:
                 with self._cmd_lock:

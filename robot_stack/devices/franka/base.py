@@ -84,6 +84,9 @@ class RobotState:
     """Gripper opening, m (nan without a gripper)."""
     has_error: bool = False
     """The robot is in a reflex/error state and needs recover()."""
+    lossy_link: bool = False
+    """franky: the robot reported lost command cycles within safety.lossy_link_hold_s, so motions
+    are planned with safety.lossy_link_joint_accel_rad_s2 (always False for the other backends)."""
 
     @property
     def p_base_ee(self) -> np.ndarray:

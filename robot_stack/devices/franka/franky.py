@@ -54,6 +54,12 @@ class FrankyRobot:
         self._gripper = None
         self._gripper_width_m = float("nan")
         self._gripper_read_t = -math.inf
+        # Lost command cycles: a success rate below 1 after it read 1 since the loop (re)started
+        # (the robot reads 0 with no loop running, and a new loop's window starts partly empty).
+        self._rate_seen_full = False
+        self._lossy_until = -math.inf
+        self.lossy_link_count = 0
+        """How often a lossy stretch began (for logs and benchmarks)."""
 
     # connection
     def connect(self) -> None:
@@ -150,6 +156,7 @@ class FrankyRobot:
         has_error = mode == self._franky.RobotMode.Reflex or mode == self._franky.RobotMode.UserStopped
         q = np.array(s.q, dtype=np.float64).reshape(7)
         self._q_rad = q
+        lossy = self._note_success_rate(float(s.control_command_success_rate))
         return RobotState(
             t_s=s.time.to_sec(),
             T_base_ee=np.array(s.O_T_EE.matrix, dtype=np.float64),
@@ -159,7 +166,31 @@ class FrankyRobot:
             dq_rad_s=np.array(s.dq, dtype=np.float64).reshape(7),
             gripper_width_m=self._read_gripper_width(),
             has_error=bool(has_error),
+            lossy_link=lossy,
         )
+
+    def _note_success_rate(self, rate: float) -> bool:
+        """Track the robot's share of received commands (last 100 cycles); True while lossy."""
+        now = time.monotonic()
+        if rate <= 0.0:
+            self._rate_seen_full = False
+        elif rate >= 1.0:
+            self._rate_seen_full = True
+        elif self._rate_seen_full:
+            if now >= self._lossy_until:
+                self.lossy_link_count += 1
+                logger.warning(
+                    "the robot lost command cycles (%.0f%% of the last 100 received): planning with joint "
+                    "acceleration %.2g rad/s^2 for %.0f s; check the real-time set-up", 100.0 * rate,
+                    self.limits.lossy_link_joint_accel_rad_s2, self.limits.lossy_link_hold_s)
+            self._lossy_until = now + self.limits.lossy_link_hold_s
+        return now < self._lossy_until
+
+    def _acceleration_factor(self) -> float:
+        """franky's acceleration factor for the next motion: below 1 while the link is lossy."""
+        if time.monotonic() < self._lossy_until:
+            return self.limits.lossy_link_joint_accel_rad_s2 / self.limits.joint_accel_rad_s2
+        return 1.0
 
     def _read_gripper_width(self) -> float:
         if self._gripper is None:
@@ -182,13 +213,15 @@ class FrankyRobot:
             self.read_state()
         if self.config.command_interface == "joint_velocity":
             dq = self._joints.joint_velocity(self._q_rad, lin, ang)
-            jmotion = f.JointVelocityMotion(dq, duration=hold)
+            accel = self._acceleration_factor()
+            jmotion = f.JointVelocityMotion(dq, duration=hold, relative_dynamics_factor=(
+                1.0 if accel == 1.0 else f.RelativeDynamicsFactor(1.0, accel, 1.0)))
             self._wrap(lambda: robot.move(jmotion, asynchronous=True), "velocity command")
             return
         # Where the Jacobian amplifies Cartesian acceleration and jerk into joint space, franky
         # plans this step with correspondingly lower limits (the ramp was scaled the same way).
         js = self._joints.scale(self._q_rad, lin, ang)
-        factor = f.RelativeDynamicsFactor(1.0, js.acceleration, js.jerk)
+        factor = f.RelativeDynamicsFactor(1.0, js.acceleration * self._acceleration_factor(), js.jerk)
         motion = f.CartesianVelocityMotion(f.Twist(lin, ang), duration=hold, relative_dynamics_factor=factor)
         self._wrap(lambda: robot.move(motion, asynchronous=True), "velocity command")
 

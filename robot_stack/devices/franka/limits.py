@@ -90,6 +90,8 @@ class CartesianLimits:
     ang_jerk_rad_s3: float = 2000.0
     joint_accel_rad_s2: float = 2.5
     joint_jerk_rad_s3: float = 800.0
+    lossy_link_joint_accel_rad_s2: float = 0.5
+    lossy_link_hold_s: float = 10.0
 
 
 def franky_limits(limits: CartesianLimits) -> dict[str, float]:

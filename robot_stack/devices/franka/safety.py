@@ -35,6 +35,12 @@ What it enforces, in this order, on every control tick (:meth:`SafetyFilter.upda
    franky's motion generator keeps to the same accelerations and to ``max_*_jerk_*``
    (:func:`robot_stack.devices.franka.limits.franky_limits`).
 
+While :attr:`SafetyFilter.lossy_link` is set (the robot loses command cycles, and franky plans
+with ``lossy_link_joint_accel_rad_s2``), the accelerations of step 6 scale by the ratio r of
+that to ``max_joint_accel_rad_s2``, and the speeds of step 3 and the approach gain of steps 4 and
+4b by sqrt(r): the arm moves more slowly and still stops within the same distance, so it keeps
+to the box as at full acceleration.
+
 :class:`RecoveryPolicy` decides whether to call the robot's error recovery after a reflex
 error (one attempt per reflex), up to ``max_recovery_attempts`` within ``recovery_window_s``.
 
@@ -106,16 +112,24 @@ class SafetyConfig:
     """Largest EE rotational jerk franky's motion generator may plan, rad/s^3 (per axis)."""
     max_joint_accel_rad_s2: float = 2.5
     """Largest joint acceleration, rad/s^2 (FR3: 10): franky's limit when it streams joint velocities,
-    and the ramp's bound where the Jacobian amplifies Cartesian acceleration. Low, because a
-    lost 1 kHz cycle turns the acceleration of the moment into a jerk the robot judges."""
+    and the ramp's bound where the Jacobian amplifies Cartesian acceleration. Low, because a lost
+    1 kHz cycle turns the acceleration of the moment into a jerk the robot judges (see
+    lossy_link_joint_accel_rad_s2)."""
     max_joint_jerk_rad_s3: float = 800.0
-    """Largest joint jerk franky may plan, rad/s^3 (FR3: 5000). During lost cycles the robot
-    extrapolates at constant acceleration while franky's plan goes on changing it at up to this
-    jerk, and the resumed command carries the difference as a jerk step: runs of 8-18 lost cycles
-    at the workspace walls gave 1.1-1.4x the FR3's limit at 800 and 0.5-0.6x at 250. 250 was not
-    kept: in the sim graph, where the simulated arm runs at 0.4x real time next to the learner,
-    it lagged the commands by 0.40 s of wall time against 0.25 s at 800, too slow to follow a
-    10 Hz policy; the real-time set-up is what prevents those runs of lost cycles."""
+    """Largest joint jerk franky may plan, rad/s^3 (FR3: 5000). 250 was tried: fewer reflexes after
+    runs of lost cycles (the plan's acceleration rises more slowly), but in the sim graph, where the
+    simulated arm runs at 0.4x real time next to the learner, the arm lagged the commands by 0.40 s
+    of wall time against 0.25 s at 800, too slow to follow a 10 Hz policy."""
+    lossy_link_joint_accel_rad_s2: float = 0.5
+    """Joint acceleration franky may plan while the link loses command cycles, rad/s^2 (at most
+    max_joint_accel_rad_s2). Through n lost 1 kHz cycles the robot extrapolates the last command at
+    constant acceleration a, while franky resumes from its own last waypoint: the resumed command
+    is a jerk step of about n * a / 1 ms (n = 2 at 2.5 rad/s^2 is the FR3's 5000 rad/s^3). So once
+    the robot reports a lost cycle (control_command_success_rate below 1), franky plans with
+    this lower acceleration for lossy_link_hold_s (event ``lossy_link``), and the filter slows
+    down to match (:attr:`SafetyFilter.lossy_link`)."""
+    lossy_link_hold_s: float = 10.0
+    """How long the lower acceleration stays after the last lost command cycle the robot reported, s."""
     reference_quat_xyzw: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
     """Task orientation (x, y, z, w) the orientation limits are measured from (default: the gripper
     pointing down, as the home pose)."""
@@ -153,7 +167,7 @@ class SafetyConfig:
         self.box.validate()
         positive = (
             "max_lin_speed_m_s", "max_ang_speed_rad_s", "max_lin_accel_m_s2", "max_ang_accel_rad_s2",
-            "max_lin_jerk_m_s3", "max_ang_jerk_rad_s3", "max_joint_accel_rad_s2", "max_joint_jerk_rad_s3", "max_tilt_rad", "max_yaw_rad", "reject_lin_speed_m_s", "reject_ang_speed_rad_s", "watchdog_timeout_s",
+            "max_lin_jerk_m_s3", "max_ang_jerk_rad_s3", "max_joint_accel_rad_s2", "max_joint_jerk_rad_s3", "lossy_link_joint_accel_rad_s2", "lossy_link_hold_s", "max_tilt_rad", "max_yaw_rad", "reject_lin_speed_m_s", "reject_ang_speed_rad_s", "watchdog_timeout_s",
             "box_approach_gain_1_s", "max_pullback_speed_m_s", "max_tick_dt_s", "recovery_window_s",
             "collision_torque_threshold_nm", "collision_force_threshold_n",
         )
@@ -161,6 +175,11 @@ class SafetyConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        if self.lossy_link_joint_accel_rad_s2 > self.max_joint_accel_rad_s2:
+            raise ValueError(
+                f"lossy_link_joint_accel_rad_s2 ({self.lossy_link_joint_accel_rad_s2}) must be <= "
+                f"max_joint_accel_rad_s2 ({self.max_joint_accel_rad_s2}): it is the gentler limit for a lossy link"
+            )
         if self.reject_lin_speed_m_s < self.max_lin_speed_m_s:
             raise ValueError(
                 f"reject_lin_speed_m_s ({self.reject_lin_speed_m_s}) must be >= max_lin_speed_m_s "
@@ -192,7 +211,8 @@ class SafetyConfig:
         """The limits franky's motion generator is given (see robot_stack.devices.franka.limits)."""
         return fr3_limits.CartesianLimits(self.max_lin_speed_m_s, self.max_ang_speed_rad_s, self.max_lin_accel_m_s2,
                                           self.max_ang_accel_rad_s2, self.max_lin_jerk_m_s3, self.max_ang_jerk_rad_s3,
-                                          self.max_joint_accel_rad_s2, self.max_joint_jerk_rad_s3)
+                                          self.max_joint_accel_rad_s2, self.max_joint_jerk_rad_s3,
+                                          self.lossy_link_joint_accel_rad_s2, self.lossy_link_hold_s)
 
     @property
     def box(self) -> WorkspaceBox:
@@ -291,6 +311,10 @@ class SafetyFilter:
         self._clamping = False
         self._outside = False
         self._pending: list[str] = []
+        self._gain = config.box_approach_gain_1_s  # the approach gain of this update (steps 4, 4b)
+        self.lossy_link = False
+        """Set by the caller while the robot loses command cycles (RobotState.lossy_link): slower
+        and gentler, with the same stopping distances (module docstring)."""
 
     # -- commands --------------------------------------------------------------------------
     def submit(self, lin_m_s, ang_rad_s, t_s: float) -> Verdict:
@@ -360,9 +384,11 @@ class SafetyFilter:
                 logger.warning("safety: no command for %.3f s > %.3f s: stopping", t_s - self._cmd_t, cfg.watchdog_timeout_s)
             self._watchdog_tripped = True
 
-        # 3. speed limits
-        lin = _limit_norm(lin, cfg.max_lin_speed_m_s)
-        ang = _limit_norm(ang, cfg.max_ang_speed_rad_s)
+        # 3. speed limits (slower on a lossy link: module docstring)
+        r = cfg.lossy_link_joint_accel_rad_s2 / cfg.max_joint_accel_rad_s2 if self.lossy_link else 1.0
+        self._gain = math.sqrt(r) * cfg.box_approach_gain_1_s
+        lin = _limit_norm(lin, math.sqrt(r) * cfg.max_lin_speed_m_s)
+        ang = _limit_norm(ang, math.sqrt(r) * cfg.max_ang_speed_rad_s)
 
         # 4. workspace box
         if p_base_ee_m is not None:
@@ -381,12 +407,12 @@ class SafetyFilter:
                 ang = self._orientation_filter(ang, R, events)
 
         # 5. joint limits: velocity envelope, and how much acceleration the Jacobian leaves
-        accel_scale = 1.0
+        accel_scale = r
         if q_rad is not None:
             js = self.joints.scale(q_rad, lin, ang)
             self.joint_scale = js
             lin, ang = lin * js.velocity, ang * js.velocity
-            accel_scale = js.acceleration
+            accel_scale = r * js.acceleration
             limited = js.velocity < 0.999
             if limited and not self._joint_limited:
                 self.counters[EVENT_JOINT_LIMIT] += 1
@@ -408,7 +434,7 @@ class SafetyFilter:
 
     def _orientation_filter(self, ang: np.ndarray, R: np.ndarray, events: list[str]) -> np.ndarray:
         cfg = self.config
-        k, pull = cfg.box_approach_gain_1_s, 4.0 * cfg.max_pullback_speed_m_s  # rad/s back inside
+        k, pull = self._gain, 4.0 * cfg.max_pullback_speed_m_s  # rad/s back inside
         tilt, yaw = tilt_and_yaw(self._R_ref, R)
         out = ang.copy()
         n = np.cross(self._R_ref[:, 2], R[:, 2])  # turning about n increases the tilt
@@ -433,7 +459,7 @@ class SafetyFilter:
 
     def _box_filter(self, lin: np.ndarray, p: np.ndarray, events: list[str]) -> np.ndarray:
         cfg, box = self.config, self._box
-        k = cfg.box_approach_gain_1_s
+        k = self._gain
         upper = k * (box.upper - p)  # largest allowed velocity per axis (negative outside: pull back)
         lower = k * (box.lower - p)
         outside = not box.contains(p)
