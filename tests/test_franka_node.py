@@ -228,6 +228,8 @@ def test_home_move_is_retried_after_one_recovery(ros_context, spin, collector):
         status.wait_for(1, where=lambda m: m.event == "ready")
         answer = call(probe, topics.FRANKA_HOME, Trigger.Request())  # answered once the retried move ended
         assert answer.success, answer.message
+        # The status events travel on their own topic: the answer may arrive before the last ones.
+        status.wait_for(1, where=lambda m: m.event == "home_done")
         ev = events(status)
         assert ev.count("recovering") == 1 and robot.recover_calls == 1 and robot.home_calls == 2
         assert "home_retry" in ev
