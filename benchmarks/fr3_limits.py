@@ -523,7 +523,7 @@ class Stalls:
     """Stops a process (SIGSTOP, every thread of it, libfranka's control thread included) for a
     random LO..HI ms at random moments (exponential gaps, mean ``every_s``): the stalls a loaded
     machine inflicts, on purpose and countable. Starts once ``started`` is set (the process's first
-    home move is done), the first stall ``first_ms`` long where given."""
+    home move is done), the first three ``first_ms`` long where given."""
 
     def __init__(self, pid: int, started: threading.Event, ms: tuple[float, float], every_s: float, seed: int,
                  first_ms: float | None = None):
@@ -539,7 +539,8 @@ class Stalls:
             if self._stop.is_set():
                 return
         while not self._stop.wait(self.rng.exponential(self.every_s)):
-            d = (self.first_ms if self.first_ms and not self.durations_ms else self.rng.uniform(*self.ms)) / 1000.0
+            first = self.first_ms and len(self.durations_ms) < 3
+            d = (self.first_ms if first else self.rng.uniform(*self.ms)) / 1000.0
             try:
                 os.kill(self.pid, signal.SIGSTOP)
                 t0 = time.perf_counter()
@@ -579,7 +580,7 @@ def main() -> int:
                         "does: each stall loses that many command cycles (e.g. 4,12)")
     p.add_argument("--stall-every-s", type=float, default=2.0, help="mean time between stalls, s")
     p.add_argument("--stall-first-ms", type=float, default=None,
-                   help="make the first stall this long (e.g. 1: a lone lost cycle before the longer ones)")
+                   help="make the first three stalls this long (e.g. 1: lone lost cycles before the longer ones)")
     p.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--_notify_parent", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()

@@ -77,7 +77,7 @@ def test_every_pattern_within_the_fr3_limits(franka_sim):
 
 def test_stalls_of_the_node_turn_lossy_link_on_and_cause_no_reflex(tmp_path):
     """The node's whole process stopped for 2-8 ms at random (SIGSTOP: 2-8 lost 1 kHz cycles each,
-    what a loaded machine does), first a single short stall: the node sees the robot losing
+    what a loaded machine does), first three 1 ms stalls: the node sees the robot losing
     command cycles, plans with the lossy-link acceleration, and the later, longer stalls cause no
     reflex. At the full acceleration such stalls gave a reflex every 15-30 s in the benchmark."""
     import json
