@@ -189,7 +189,7 @@ class FrankyRobot:
     def _acceleration_factor(self) -> float:
         """franky's acceleration factor for the next motion: below 1 while the link is lossy."""
         if time.monotonic() < self._lossy_until:
-            return self.limits.lossy_link_joint_accel_rad_s2 / self.limits.joint_accel_rad_s2
+            return self.limits.lossy_link_accel_factor
         return 1.0
 
     def _read_gripper_width(self) -> float:

@@ -93,6 +93,11 @@ class CartesianLimits:
     lossy_link_joint_accel_rad_s2: float = 0.5
     lossy_link_hold_s: float = 10.0
 
+    @property
+    def lossy_link_accel_factor(self) -> float:
+        """The share of the joint acceleration left while the link loses command cycles."""
+        return self.lossy_link_joint_accel_rad_s2 / self.joint_accel_rad_s2
+
 
 def franky_limits(limits: CartesianLimits) -> dict[str, float]:
     """franky's absolute Cartesian limits (Robot attribute name -> value) for ``limits``.

@@ -293,7 +293,9 @@ class SafetyFilter:
         config.validate()
         self.config = config
         self._box = config.box
-        self.joints = fr3_limits.JointLimiter(config.cartesian_limits, config.flange_to_ee_m)
+        limits = config.cartesian_limits
+        self.joints = fr3_limits.JointLimiter(limits, config.flange_to_ee_m)
+        self._lossy_link_accel_factor = limits.lossy_link_accel_factor
         self.joint_scale = fr3_limits.JointScale(1.0, 1.0, 1.0)
         """The joint-space factors of the last update (1.0 without joint angles)."""
         self._joint_limited = False
@@ -385,7 +387,7 @@ class SafetyFilter:
             self._watchdog_tripped = True
 
         # 3. speed limits (slower on a lossy link: module docstring)
-        r = cfg.lossy_link_joint_accel_rad_s2 / cfg.max_joint_accel_rad_s2 if self.lossy_link else 1.0
+        r = self._lossy_link_accel_factor if self.lossy_link else 1.0
         self._gain = math.sqrt(r) * cfg.box_approach_gain_1_s
         lin = _limit_norm(lin, math.sqrt(r) * cfg.max_lin_speed_m_s)
         ang = _limit_norm(ang, math.sqrt(r) * cfg.max_ang_speed_rad_s)
