@@ -77,14 +77,16 @@ fi
 
 # --- 4. colcon build ---------------------------------------------------------------------
 step="colcon build"
-src_hash=$( (find msg srv scripts launch config policies calibration robot_stack -type f \
-  \( -name '*.msg' -o -name '*.srv' -o -name '*.py' -o -name '*.yaml' -o -name '*_node' -o -name 'robot-stack' -o -name '*.json' \) \
-  -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs sha256sum; sha256sum CMakeLists.txt package.xml; echo "$req_hash") | sha256sum | cut -d' ' -f1)
+src_hash=$(bash tools/src_hash.sh)
 if [ -f install/.robot_stack_built ] && [ "$(cat install/.robot_stack_built)" = "$src_hash" ]; then
   say "colcon build up to date"
 else
   say "colcon build"
   mkdir -p log build
+  # A build without an earlier CMake cache is a from-scratch build: its log is kept with the
+  # install (tests/test_foundation.py checks it for warnings instead of building a second time).
+  from_scratch=0
+  [ -f build/robot_stack/CMakeCache.txt ] || from_scratch=1
   # The venv lives inside the repository, and CMake refuses to export include paths (numpy's)
   # that lie inside the package's source directory; building through a link makes the
   # source directory build/pkgsrc, which does not contain .venv.
@@ -95,12 +97,17 @@ else
   (
     export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" AMENT_PREFIX_PATH="$VENV"
     unset CMAKE_PREFIX_PATH COLCON_PREFIX_PATH
-    "$VENV/bin/colcon" --log-base log build --base-paths build/pkgsrc --build-base build --install-base install \
+    "$VENV/bin/colcon" --log-base log build --event-handlers console_direct+ --base-paths build/pkgsrc --build-base build --install-base install \
       --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DPYTHON_EXECUTABLE="$VENV/bin/python" \
       -DBUILD_TESTING=OFF --no-warn-unused-cli >log/colcon_build.txt 2>&1 \
       || { tail -n 40 log/colcon_build.txt >&2; exit 1; }
   ) || fail "colcon build failed; full output in log/colcon_build.txt"
   echo "$src_hash" >install/.robot_stack_built
+  if [ "$from_scratch" = 1 ]; then
+    { echo "source hash $src_hash"; cat log/colcon_build.txt; } >install/.robot_stack_scratch_build.txt
+  else
+    rm -f install/.robot_stack_scratch_build.txt
+  fi
 fi
 # --- 5. franka-sim in its own environment ---------------------------------------------------
 step="franka-sim venv"
