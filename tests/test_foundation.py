@@ -158,7 +158,6 @@ def test_step_records_cross_a_process_boundary_over_dds(tmp_path):
     assert proc.returncode == 0
 
 
-@pytest.mark.slow
 def _bootstrap_scratch_build_log() -> str | None:
     """The bootstrap's log of its colcon build if that build started from scratch and built the
     current sources (a clean clone after ``make bootstrap``, as in CI), else None."""
@@ -171,6 +170,7 @@ def _bootstrap_scratch_build_log() -> str | None:
     return log if first == f"source hash {current}" else None
 
 
+@pytest.mark.slow  # when it builds (not after a from-scratch bootstrap)
 def test_colcon_build_from_scratch_has_no_package_warnings(tmp_path):
     """A colcon build of the package from scratch succeeds without warnings. When the bootstrap's
     own build was one (a clean clone), its log is checked; otherwise (an incremental build, or
