@@ -513,8 +513,12 @@ def run_setup(rt: bool, seconds: float, host: str, control_port: int, seed: int,
             t0 = time.monotonic()
             results = run_patterns(sim, driver, seconds, patterns, log=log, on_start=on_start)
             rest = at_rest(sim)
+            # The node's events of the whole set-up: a mode that starts between two patterns (a
+            # stall while the simulator resets) is announced once and counted in no pattern.
+            events = driver.event_names()
             return {"patterns": results, "summary": summarize(results), "at_end": rest,
-                    "seconds": round(time.monotonic() - t0, 1)}
+                    "seconds": round(time.monotonic() - t0, 1),
+                    "node_events": {e: events.count(e) for e in sorted(set(events))}}
         finally:
             driver.close()
 

@@ -98,6 +98,8 @@ def test_stalls_of_the_node_turn_lossy_link_on_and_cause_no_reflex(tmp_path):
     r = setup["patterns"]["policy_noise"]
     assert setup["stalls"]["count"] >= 8, setup["stalls"]
     assert r["lost_cycles"]["longest_run"] >= 2, r["lost_cycles"]
-    assert r["node_events"].get("lossy_link", 0) >= 1, r["node_events"]
+    # Over the set-up: the mode may start before the pattern's own window (a stall during the
+    # simulator's reset) and then hold through it, announced once.
+    assert setup["node_events"].get("lossy_link", 0) >= 1, setup["node_events"]
     assert r["reflexes"] == 0, r["reflex_errors"]
     assert all(v < 1.0 for v in r["peak_fraction"].values()), r["peak_detail"]
