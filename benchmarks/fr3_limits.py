@@ -606,8 +606,9 @@ def main() -> int:
     if args.stall_ms:
         try:
             stall_ms = tuple(float(x) for x in args.stall_ms.split(","))
-            assert len(stall_ms) == 2 and 0 < stall_ms[0] <= stall_ms[1]
-        except (ValueError, AssertionError):
+        except ValueError:
+            stall_ms = ()
+        if len(stall_ms) != 2 or not 0 < stall_ms[0] <= stall_ms[1]:
             p.error(f"--stall-ms {args.stall_ms}: expected LO,HI in ms with 0 < LO <= HI, e.g. 4,12")
     seconds = args.seconds_per_pattern if args.minutes is None else args.minutes * 60.0 / len(patterns)
     if not available():

@@ -77,12 +77,8 @@ def jacobian(q, ee_offset_m: float = HAND_TCP_OFFSET_M) -> np.ndarray:
     frames = forward_frames(q, ee_offset_m)
     F = np.stack(frames[:7])
     z, o = F[:, :3, 2], F[:, :3, 3]
-    r = frames[-1][:3, 3] - o
     J = np.empty((6, 7))
-    # z x r per joint, written out (np.cross costs more than the rest of the Jacobian).
-    J[0] = z[:, 1] * r[:, 2] - z[:, 2] * r[:, 1]
-    J[1] = z[:, 2] * r[:, 0] - z[:, 0] * r[:, 2]
-    J[2] = z[:, 0] * r[:, 1] - z[:, 1] * r[:, 0]
+    J[:3] = np.cross(z, frames[-1][:3, 3] - o).T
     J[3:] = z.T
     if len(_JACOBIAN_CACHE) > 8:
         _JACOBIAN_CACHE.clear()

@@ -60,22 +60,14 @@ class Fr3Limits:
     joint_deceleration_rad_s2: tuple[float, ...] = (6.0, 2.585, 3.5, 4.0, 17.0, 5.5, 17.0)
     """fr3.urdf position_based_velocity_limits: deceleration_limit per joint."""
 
-    def _envelope_arrays(self) -> tuple[np.ndarray, ...]:
-        """The tables of :meth:`joint_velocity_envelope` as arrays, built once (it runs twice per
-        command)."""
-        arrays = self.__dict__.get("_arrays")
-        if arrays is None:
-            lo, hi = np.array(self.joint_position_rad).T
-            arrays = (lo, hi, np.array(self.joint_velocity_rad_s), np.array(self.joint_velocity_offset_rad_s),
-                      np.array(self.joint_deceleration_rad_s2))
-            object.__setattr__(self, "_arrays", arrays)  # a cache, not a field: frozen stays frozen
-        return arrays
-
     def joint_velocity_envelope(self, q_rad) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) joint velocity limits at ``q_rad`` (rad/s): the position-based envelope
         libfranka's JointVelocityLimitsConfig computes, which shrinks to zero at a joint limit."""
         q = np.asarray(q_rad, dtype=np.float64)
-        lo, hi, vmax, off, dec = self._envelope_arrays()
+        lo, hi = np.array(self.joint_position_rad).T
+        vmax = np.array(self.joint_velocity_rad_s)
+        off = np.array(self.joint_velocity_offset_rad_s)
+        dec = np.array(self.joint_deceleration_rad_s2)
         upper = np.minimum(vmax, np.maximum(0.0, -off + np.sqrt(np.maximum(0.0, 2 * dec * (hi - q)))))
         lower = np.maximum(-vmax, np.minimum(0.0, off - np.sqrt(np.maximum(0.0, 2 * dec * (q - lo)))))
         return lower, upper
@@ -237,9 +229,8 @@ class JointLimiter:
         s_v = float(min(1.0, np.min(ratios)))
         # The ramp bounds the norms of the linear and angular acceleration: per joint at most
         # a_lin |row of Jp's linear block| + a_ang |row of its angular block| (Cauchy-Schwarz).
-        lin_rows, ang_rows = Jp[:, :3], Jp[:, 3:]
-        ddq_worst = (self._accel[0] * np.sqrt(np.einsum("ij,ij->i", lin_rows, lin_rows))
-                     + self._accel[3] * np.sqrt(np.einsum("ij,ij->i", ang_rows, ang_rows)))
+        ddq_worst = (self._accel[0] * np.linalg.norm(Jp[:, :3], axis=1)
+                     + self._accel[3] * np.linalg.norm(Jp[:, 3:], axis=1))
         s_a = float(min(1.0, np.min(self._ddq_budget / np.maximum(ddq_worst, 1e-12))))
         gain = np.abs(Jp)  # franky plans each Cartesian axis on its own: all at their jerk limit at once
         s_j = float(min(1.0, np.min(self._dddq_budget / np.maximum(gain @ self._jerk, 1e-12))))
