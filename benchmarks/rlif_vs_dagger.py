@@ -47,7 +47,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 COLUMNS = ["task", "obs", "method", "expert_level", "seed", "env_steps", "success_rate", "eval_episodes",
            "intervention_rate", "operator_steps"]
 KEY = ("task", "obs", "method", "expert_level", "seed")
-RUN_RE = re.compile(r"^(reach|peg_insertion)_(state|pixels)_(rlif|hg_dagger|bc)_e(\d+)_s(\d+)$")
+OBS_RE = re.compile(r"^(state|pixels)((?:_(?:front|wrist))*)$")
+"""An observation label: state, pixels (the task's own camera) or pixels_<camera>_<camera>..."""
+RUN_RE = re.compile(r"^(reach|peg_insertion)_(state|pixels(?:_(?:front|wrist))*)_(rlif|hg_dagger|bc)_e(\d+)_s(\d+)$")
 METHOD_ORDER = ("bc", "hg_dagger", "rlif")
 METHOD_NAMES = {"bc": "BC", "hg_dagger": "HG-DAgger", "rlif": "RLIF"}
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -74,9 +76,11 @@ def run_job(job: dict) -> tuple[dict, list[dict], float]:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     run_dir = pathlib.Path(job["runs_dir"]) / run_name(job)
-    preset = (str(ROOT / "policies" / f"{job['task']}_{job['obs']}_{job['preset_variant']}.yaml")
+    obs, cameras = OBS_RE.match(job["obs"]).groups()
+    preset = (str(ROOT / "policies" / f"{job['task']}_{obs}_{job['preset_variant']}.yaml")
               if job.get("preset_variant") else "")
-    cfg = TrainConfig(method=job["method"], task=job["task"], obs=job["obs"], expert_level=job["expert_level"],
+    cfg = TrainConfig(method=job["method"], task=job["task"], obs=obs, cameras=cameras.replace("_", " ").strip(),
+                      expert_level=job["expert_level"],
                       seed=job["seed"], env_steps=job["env_steps"], eval_every=job["eval_every"],
                       eval_episodes=job["eval_episodes"], final_eval_episodes=job["final_eval_episodes"],
                       strategy=job["strategy"], image_size=job["image_size"], run_dir=str(run_dir),
@@ -279,7 +283,9 @@ def report(out: pathlib.Path, expert_path: pathlib.Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", nargs="+", default=["reach", "peg_insertion"])
-    p.add_argument("--obs", nargs="+", default=["state"])
+    p.add_argument("--obs", nargs="+", default=["state"],
+                   help="state, pixels (the task's own camera: front for reach, wrist for the peg) or "
+                        "pixels_<camera>_... (e.g. pixels_front_wrist: both cameras)")
     p.add_argument("--levels", nargs="+", type=int, default=[50, 90, 20])
     p.add_argument("--methods", nargs="+", default=["rlif", "hg_dagger", "bc"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
@@ -302,6 +308,9 @@ def main() -> None:
     p.add_argument("--expert-from", nargs="*", default=[],
                    help="with --collect: operator_alone.csv files of other invocations to merge")
     args = p.parse_args()
+    for o in args.obs:
+        if not OBS_RE.match(o):
+            p.error(f"--obs {o}: use state, pixels or pixels_<camera>_... with cameras front, wrist")
     out = pathlib.Path(args.out)
     expert_path = out.with_name("operator_alone.csv")
     if args.collect:

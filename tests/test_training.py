@@ -72,6 +72,36 @@ def test_resume_continues_from_the_learner_checkpoint_with_restored_buffers(tmp_
     assert fresh["transitions"] in (59, 60) and fresh["version"] < again["version"]
 
 
+def test_a_pixel_run_with_both_cameras_trains_exports_and_resumes_only_as_the_same_run(tmp_path):
+    from robot_stack.rl.policy_io import load_policy_file
+
+    pixels = dict(method="bc", obs="pixels", eval_every=30, min_transitions=20)
+    rows = train(cfg(tmp_path, cameras="front wrist", env_steps=30, **pixels))
+    assert [r["env_steps"] for r in rows] == [30]
+    policy = tmp_path / "pol" / "latest.pt"
+    assert [cam.name for cam in load_policy_file(str(policy)).spec.cameras] == ["front", "wrist"]
+    assert 0.0 <= evaluate_policy_file(str(policy), "reach", episodes=1)["success_rate"] <= 1.0
+    with pytest.raises(ValueError, match="another run.*cameras"):
+        train(cfg(tmp_path, cameras="front", env_steps=60, resume=True, **pixels))
+
+
+def test_a_run_saved_without_the_cameras_setting_resumes_as_the_task_camera(tmp_path):
+    import json
+
+    from robot_stack.training.train import _prepare_run_dir
+
+    c = cfg(tmp_path, obs="pixels", resume=True).resolved()
+    old = {k: v for k, v in cfgmod.to_dict(c).items() if k != "cameras"}  # saved before the setting existed
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "train_config.json").write_text(json.dumps(old))
+    _prepare_run_dir(c, tmp_path / "run")  # the task's own camera: the same run
+    (tmp_path / "run" / "train_config.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="cameras"):
+        _prepare_run_dir(cfg(tmp_path, obs="pixels", cameras="front wrist", resume=True).resolved(), tmp_path / "run")
+    with pytest.raises(ValueError, match="needs obs='pixels'"):
+        cfg(tmp_path, obs="state", cameras="wrist").validate()
+
+
 def test_the_operator_acts_through_the_detector_and_records_match_execution():
     """Each step record's action is what the env executed; its intervention flag is the actor's
     (>= half the step under operator control), which matches the operator's own takeovers."""

@@ -25,7 +25,7 @@ def evaluate_policy_file(path: str, task: str, episodes: int = 20, seed0: int = 
     if obs_mode == "state" and spec.proprio_names[-len(STATE_NAMES):] != STATE_NAMES:
         raise ValueError(f"policy {path} was not trained on the sim's state observations")
     size = spec.cameras[0].height if spec.cameras else 64
-    robot = SimRobot(task, obs_mode, size)
+    robot = SimRobot(task, obs_mode, size, tuple(c.name for c in spec.cameras) or None)
     if robot.spec.to_json() != spec.to_json():
         raise ValueError(f"policy {path} expects {spec}, task '{task}' gives {robot.spec}")
     try:

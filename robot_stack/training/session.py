@@ -61,7 +61,7 @@ def episode_seed(seed: int, episode_id: int, stream: int = 0) -> int:
 class SimRobot:
     """A Gymnasium task as the actor's sensors and robot (the one place that knows the env)."""
 
-    def __init__(self, task: str, obs: str, image_size: int = 64):
+    def __init__(self, task: str, obs: str, image_size: int = 64, cameras: tuple[str, ...] | None = None):
         import gymnasium as gym
 
         import robot_stack.sim  # noqa: F401  (registers the gym ids)
@@ -69,6 +69,8 @@ class SimRobot:
         kwargs = {"obs_mode": obs}
         if obs == "pixels":
             kwargs["image_size"] = image_size
+            if cameras:
+                kwargs["cameras"] = tuple(cameras)
         self.env = gym.make(TASK_IDS[task], **kwargs)
         u = self.env.unwrapped
         self.task = u.task

@@ -64,7 +64,7 @@ METHODS = ("rlif", "hg_dagger", "bc")
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 EVAL_SEED0 = 10_000
 """Seed of the first evaluation episode (evaluation episode i resets the env with EVAL_SEED0 + i)."""
-RUN_KEYS = ("method", "task", "obs", "image_size", "expert_level", "strategy", "seed")
+RUN_KEYS = ("method", "task", "obs", "image_size", "cameras", "expert_level", "strategy", "seed")
 """Fields a resumed run must share with the run it continues."""
 
 
@@ -80,6 +80,9 @@ class TrainConfig:
     """state (proprio + privileged goal state) or pixels (camera images + proprio)."""
     image_size: int = 64
     """Camera image height and width in pixels (pixels mode)."""
+    cameras: str = ""
+    """Cameras in pixels mode, space-separated (front, wrist); empty: the task's own (front for
+    reach, wrist for the peg)."""
     expert_level: int = 50
     """Simulated operator skill preset: 90, 50 or 20 (its success rate acting alone, %)."""
     strategy: str = "value"
@@ -134,11 +137,18 @@ class TrainConfig:
             raise ValueError(f"task must be one of {sorted(TASK_IDS)}, got {self.task!r}")
         if self.obs not in ("state", "pixels"):
             raise ValueError(f"obs must be 'state' or 'pixels', got {self.obs!r}")
+        if self.cameras.strip() and self.obs != "pixels":
+            raise ValueError(f"cameras={self.cameras!r} needs obs='pixels' (state observations have no images)")
         if self.expert_level not in (90, 50, 20):
             raise ValueError(f"expert_level must be 90, 50 or 20, got {self.expert_level}")
         for name in ("env_steps", "eval_every", "min_transitions", "publish_every_updates"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+
+    @property
+    def camera_names(self) -> tuple[str, ...] | None:
+        """The cameras to render (None: the task's own)."""
+        return tuple(self.cameras.split()) or None
 
     def resolved(self) -> "TrainConfig":
         name = self.run_name or f"{self.method}_{self.task}_{self.obs}_e{self.expert_level}_s{self.seed}"
@@ -250,7 +260,7 @@ def train(cfg: TrainConfig) -> list[dict]:
     run_dir = pathlib.Path(cfg.run_dir)
     _prepare_run_dir(cfg, run_dir)
 
-    robot = SimRobot(cfg.task, cfg.obs, cfg.image_size)
+    robot = SimRobot(cfg.task, cfg.obs, cfg.image_size, cfg.camera_names)
     spec = robot.spec
     operator = make_operator(cfg, robot.task)
     latest: list[PolicyWeights] = []  # the policy topic: only the newest export matters
@@ -301,7 +311,7 @@ def train(cfg: TrainConfig) -> list[dict]:
             if learner.env_steps >= min(next_eval, cfg.env_steps):
                 final = learner.env_steps >= cfg.env_steps
                 if eval_robot is None:
-                    eval_robot = SimRobot(cfg.task, cfg.obs, cfg.image_size)
+                    eval_robot = SimRobot(cfg.task, cfg.obs, cfg.image_size, cfg.camera_names)
                 episodes = cfg.final_eval_episodes if final else cfg.eval_episodes
                 spec_json, data = _export(learner)
                 ev = evaluate(load_policy_from_bytes(spec_json, data, cfg.seed), eval_robot, episodes)
@@ -358,7 +368,9 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: pathlib.Path) -> None:
         shutil.rmtree(run_dir / STATE_DIR, ignore_errors=True)
     elif saved.exists():
         old = json.loads(saved.read_text())
-        diff = {k: (old.get(k), getattr(cfg, k)) for k in RUN_KEYS if old.get(k) != getattr(cfg, k)}
+        fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        # A key an older run did not save had its default then.
+        diff = {k: (old.get(k, fields[k]), getattr(cfg, k)) for k in RUN_KEYS if old.get(k, fields[k]) != getattr(cfg, k)}
         if diff:
             raise ValueError(f"{run_dir} holds another run ({', '.join(f'{k}: {a} vs {b}' for k, (a, b) in diff.items())}); "
                              "use another run_dir or drop --resume")
