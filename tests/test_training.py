@@ -98,6 +98,7 @@ def test_a_run_saved_without_the_cameras_setting_resumes_as_the_task_camera(tmp_
     (tmp_path / "run" / "train_config.json").write_text(json.dumps(old))
     with pytest.raises(ValueError, match="cameras"):
         _prepare_run_dir(cfg(tmp_path, obs="pixels", cameras="front wrist", resume=True).resolved(), tmp_path / "run")
+    assert cfg(tmp_path, obs="pixels", cameras=" front  wrist ").resolved().cameras == "front wrist"
     with pytest.raises(ValueError, match="needs obs='pixels'"):
         cfg(tmp_path, obs="state", cameras="wrist").validate()
 

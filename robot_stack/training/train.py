@@ -154,7 +154,7 @@ class TrainConfig:
         name = self.run_name or f"{self.method}_{self.task}_{self.obs}_e{self.expert_level}_s{self.seed}"
         run_dir = self.run_dir or str(REPO_ROOT / "runs" / name)
         return dataclasses.replace(
-            self, run_name=name, run_dir=run_dir,
+            self, run_name=name, run_dir=run_dir, cameras=" ".join(self.cameras.split()),
             policies_dir=self.policies_dir or str(pathlib.Path(run_dir) / "policies"),
             preset=self.preset or str(REPO_ROOT / "policies" / f"{self.task}_{self.obs}.yaml"),
             final_eval_episodes=self.final_eval_episodes or self.eval_episodes,
