@@ -46,7 +46,8 @@ def collect(task: str, cameras: list[str], image_size: int, n: int, seed: int) -
     env = gym.make(TASK_IDS[task], obs_mode="pixels", cameras=tuple(cameras), image_size=image_size)
     u = env.unwrapped
     rng = np.random.default_rng(seed)
-    obs_list, rel, cam_dirs = [], [], []
+    cam_id = u.model.camera(cameras[0]).id
+    obs_list, rel, cam_rot = [], [], []
     episode = 0
     while len(rel) < n:
         obs, _ = env.reset(seed=seed * 100_000 + episode)
@@ -56,10 +57,9 @@ def collect(task: str, cameras: list[str], image_size: int, n: int, seed: int) -
             goal = u.task.goal_position(u.model, u.data)
             tool = u.task.tool_pos(u.model, u.data)
             if t % 3 == 0:
-                obs_list.append({k: v for k, v in obs.items()})
+                obs_list.append(obs)
                 rel.append(goal - tool)
-                cam_id = u.model.camera(cameras[0]).id
-                cam_dirs.append(np.asarray(u.data.cam_xmat[cam_id]).reshape(3, 3).copy())
+                cam_rot.append(u.data.cam_xmat[cam_id].reshape(3, 3).copy())
             v = u.task.expert_velocity(u.model, u.data) / u.task.action_spec.max_lin_speed_m_s
             a = np.clip(v + rng.normal(0.0, noise, 3), -1.0, 1.0)
             obs, _, term, trunc, _ = env.step(a)
@@ -68,7 +68,7 @@ def collect(task: str, cameras: list[str], image_size: int, n: int, seed: int) -
     spec = u.policy_spec
     env.close()
     batch = {k: np.stack([o[k] for o in obs_list]) for k in obs_list[0]}
-    return {"obs": batch, "rel": np.asarray(rel, np.float32), "cam_rot": np.asarray(cam_dirs), "spec": spec,
+    return {"obs": batch, "rel": np.asarray(rel, np.float32), "cam_rot": np.asarray(cam_rot), "spec": spec,
             "episodes": episode}
 
 

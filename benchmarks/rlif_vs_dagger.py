@@ -47,9 +47,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 COLUMNS = ["task", "obs", "method", "expert_level", "seed", "env_steps", "success_rate", "eval_episodes",
            "intervention_rate", "operator_steps"]
 KEY = ("task", "obs", "method", "expert_level", "seed")
-OBS_RE = re.compile(r"^(state|pixels)((?:_(?:front|wrist))*)$")
+_CAMERAS = r"(?:_(?:front|wrist))*"
+OBS_RE = re.compile(rf"^(state|pixels)({_CAMERAS})$")
 """An observation label: state, pixels (the task's own camera) or pixels_<camera>_<camera>..."""
-RUN_RE = re.compile(r"^(reach|peg_insertion)_(state|pixels(?:_(?:front|wrist))*)_(rlif|hg_dagger|bc)_e(\d+)_s(\d+)$")
+RUN_RE = re.compile(rf"^(reach|peg_insertion)_(pixels{_CAMERAS}|state)_(rlif|hg_dagger|bc)_e(\d+)_s(\d+)$")
 METHOD_ORDER = ("bc", "hg_dagger", "rlif")
 METHOD_NAMES = {"bc": "BC", "hg_dagger": "HG-DAgger", "rlif": "RLIF"}
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
